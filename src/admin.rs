@@ -1,0 +1,119 @@
+//! The admin listener: `/healthz`, `/readyz` and Prometheus `/metrics`.
+//!
+//! It listens on loopback by default and serves HTTP/1.1 only. It stays up while the
+//! proxy drains so orchestrators can watch `/readyz` turn 503.
+
+use crate::body::{self, Body};
+use crate::error::json_error;
+use crate::server::GatewayState;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Serves admin requests until `stop` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<GatewayState>,
+    metrics: Option<PrometheusHandle>,
+    stop: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let metrics = metrics.clone();
+        let stop = stop.clone();
+        tracker.spawn(async move {
+            let service = service_fn(move |req| {
+                let response = route(&req, &state, metrics.as_ref());
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "admin connection error");
+                    }
+                }
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+fn route(
+    req: &Request<Incoming>,
+    state: &GatewayState,
+    metrics: Option<&PrometheusHandle>,
+) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "admin endpoints accept GET",
+            "",
+        );
+    }
+    match req.uri().path() {
+        "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        "/readyz" if state.is_ready() => json(StatusCode::OK, r#"{"status":"ready"}"#),
+        "/readyz" => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#),
+        "/metrics" => match metrics {
+            Some(handle) => {
+                let mut response = Response::new(body::full(handle.render()));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                response
+            }
+            None => json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics_unavailable",
+                "another metrics recorder is installed in this process",
+                "",
+            ),
+        },
+        other => json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no admin endpoint at {other}"),
+            "",
+        ),
+    }
+}
+
+fn json(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(body::full(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,109 @@
+//! Configuration: typed settings, loading (embedded default, file, environment) and validation.
+//!
+//! Layers are merged in this order, later winning: the default compiled into the
+//! binary from `config/microgateway.toml`, the file given with `--config`, then
+//! environment variables `MICROGATEWAY_<SECTION>__<KEY>`. The merged document is
+//! deserialised into [`Config`] (unknown keys are errors, so typos surface) and then
+//! checked by [`validate`](validate::validate), whose errors name the offending key.
+
+mod types;
+mod validate;
+
+pub use types::{
+    AdminConfig, Config, LogConfig, LogFormat, RouteConfig, ServerConfig, TlsConfig,
+    UpstreamConfig, UpstreamProtocol,
+};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use std::path::{Path, PathBuf};
+
+/// The default configuration compiled into the binary.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/microgateway.toml");
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "MICROGATEWAY_";
+
+/// Everything that can go wrong while loading or validating configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// Path given by the operator.
+        path: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// Parsing or type errors reported by figment; the message names the key and source.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A semantic check failed; `key` is the dotted path of the offending setting.
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid {
+        /// Dotted key such as `routes[1].upstream`.
+        key: String,
+        /// Human-readable reason.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the embedded default, then `file` if given, then `MICROGATEWAY_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(EMBEDDED_DEFAULT));
+        if let Some(path) = file {
+            // Reading first turns a missing or unreadable file into a clear error of its own.
+            std::fs::metadata(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            // Arrays such as `routes` in the file replace the embedded ones as a whole.
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        Self::finish(figment)
+    }
+
+    /// Parses a TOML document on top of the embedded default without reading the environment.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::finish(Figment::from(Toml::string(EMBEDDED_DEFAULT)).merge(Toml::string(text)))
+    }
+
+    fn finish(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(describe_figment_error(e)))?;
+        validate::validate(&config)?;
+        Ok(config)
+    }
+}
+
+/// Joins every error figment collected into one message that names each key.
+fn describe_figment_error(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::from("<root>")
+            } else {
+                e.path.join(".")
+            };
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("{key}: {}{origin}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,208 @@
+//! Typed configuration structures, deserialised from the merged figment document.
+//!
+//! Every struct denies unknown fields so that a misspelt key is reported instead of
+//! silently ignored. Durations are human-readable strings such as `"30s"` or `"250ms"`.
+
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The complete gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Proxy listener and its limits.
+    pub server: ServerConfig,
+    /// Admin listener (health, readiness, metrics).
+    pub admin: AdminConfig,
+    /// Logging format and filter.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Named upstream groups that routes forward to.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Routes, matched by host and longest path prefix.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Settings of the proxy listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Socket address to listen on.
+    pub listen: SocketAddr,
+    /// Maximum number of concurrently open client connections.
+    pub max_connections: usize,
+    /// Time allowed for a client to send a complete request head.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Idle time after which a connection without in-flight requests is closed.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// How long graceful shutdown waits for in-flight requests.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// Maximum number of request headers (431 above).
+    pub max_header_count: usize,
+    /// Maximum total size of request header names and values in bytes (431 above).
+    pub max_header_bytes: usize,
+    /// Maximum request body size in bytes (413 above).
+    pub max_body_bytes: u64,
+    /// Name of the request id header.
+    pub request_id_header: String,
+    /// Optional TLS settings; plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// Certificate and key for a TLS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file holding the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file holding the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Settings of the admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Socket address of the admin listener; loopback by default.
+    pub listen: SocketAddr,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive such as `info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+/// HTTP protocol used towards an upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 for `http://`, ALPN (h2 preferred) for `https://`.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only (prior knowledge for `http://`, i.e. h2c).
+    Http2,
+}
+
+/// A named group of upstream targets, balanced round robin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Name that routes refer to.
+    pub name: String,
+    /// Base URLs such as `http://10.0.0.5:8000`; all must share one scheme.
+    pub targets: Vec<String>,
+    /// Protocol selection.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// Extra CA bundle (PEM) trusted for `https://` targets instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// TCP connect timeout; exceeding it answers 504.
+    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    #[serde(default = "default_pool_idle", deserialize_with = "duration")]
+    pub pool_idle_timeout: Duration,
+    /// Maximum idle pooled connections per target.
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle_per_host: usize,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_pool_idle() -> Duration {
+    Duration::from_secs(90)
+}
+
+fn default_pool_max_idle() -> usize {
+    256
+}
+
+/// A route: requests matching `host` and `path_prefix` go to `upstream`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Name used in logs and metric labels.
+    pub name: String,
+    /// Exact host (`api.example.com`) or wildcard (`*.example.com`); any host when absent.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix matched on segment boundaries (`/api` matches `/api/x`, not `/apix`).
+    #[serde(default = "default_prefix")]
+    pub path_prefix: String,
+    /// Name of the upstream group.
+    pub upstream: String,
+    /// Remove the matched prefix before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Replace the matched prefix with this path before forwarding.
+    #[serde(default)]
+    pub rewrite_prefix: Option<String>,
+    /// Time allowed for the upstream to answer with response headers (504 above).
+    #[serde(default = "default_route_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Forward the client's Host header instead of the upstream's authority.
+    #[serde(default)]
+    pub preserve_host: bool,
+}
+
+fn default_prefix() -> String {
+    "/".to_string()
+}
+
+fn default_route_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Deserialises a human-readable duration such as `"1m 30s"` or `"250ms"`.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); use forms like \"30s\", \"250ms\" or \"2m\""
+        ))
+    })
+}

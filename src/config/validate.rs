@@ -1,0 +1,167 @@
+//! Semantic validation of a deserialised [`Config`]; every error names the offending key.
+
+use super::{Config, ConfigError};
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// Checks cross-references, ranges and file presence; the first problem found is returned.
+pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+    let s = &config.server;
+    positive("server.max_connections", s.max_connections as u64)?;
+    nonzero("server.header_read_timeout", s.header_read_timeout)?;
+    nonzero("server.idle_timeout", s.idle_timeout)?;
+    positive("server.max_header_count", s.max_header_count as u64)?;
+    if s.max_header_bytes < 256 {
+        return Err(ConfigError::invalid(
+            "server.max_header_bytes",
+            "must be at least 256 bytes",
+        ));
+    }
+    if http::HeaderName::from_bytes(s.request_id_header.as_bytes()).is_err() {
+        return Err(ConfigError::invalid(
+            "server.request_id_header",
+            format!("{:?} is not a valid header name", s.request_id_header),
+        ));
+    }
+    if let Some(tls) = &s.tls {
+        readable_file("server.tls.cert", &tls.cert)?;
+        readable_file("server.tls.key", &tls.key)?;
+    }
+    if s.listen == config.admin.listen && s.listen.port() != 0 {
+        return Err(ConfigError::invalid(
+            "admin.listen",
+            "must differ from server.listen",
+        ));
+    }
+    if tracing_subscriber::EnvFilter::try_new(&config.log.level).is_err() {
+        return Err(ConfigError::invalid(
+            "log.level",
+            format!("{:?} is not a valid tracing filter", config.log.level),
+        ));
+    }
+
+    let mut upstream_names = HashSet::new();
+    for (i, u) in config.upstreams.iter().enumerate() {
+        let key = format!("upstreams[{i}]");
+        if u.name.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                "must not be empty",
+            ));
+        }
+        if !upstream_names.insert(u.name.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                format!("duplicate upstream name {:?}", u.name),
+            ));
+        }
+        if u.targets.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.targets"),
+                "needs at least one target URL",
+            ));
+        }
+        let mut schemes = HashSet::new();
+        for (j, t) in u.targets.iter().enumerate() {
+            let target = crate::upstream::Target::parse(t)
+                .map_err(|e| ConfigError::invalid(format!("{key}.targets[{j}]"), e.to_string()))?;
+            schemes.insert(target.is_https());
+        }
+        if schemes.len() > 1 {
+            return Err(ConfigError::invalid(
+                format!("{key}.targets"),
+                "all targets of one upstream must use the same scheme",
+            ));
+        }
+        if let Some(ca) = &u.ca_file {
+            readable_file(&format!("{key}.ca_file"), ca)?;
+        }
+        nonzero(&format!("{key}.connect_timeout"), u.connect_timeout)?;
+    }
+
+    let mut route_names = HashSet::new();
+    for (i, r) in config.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if r.name.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                "must not be empty",
+            ));
+        }
+        if !route_names.insert(r.name.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                format!("duplicate route name {:?}", r.name),
+            ));
+        }
+        if !upstream_names.contains(r.upstream.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.upstream"),
+                format!("unknown upstream {:?}", r.upstream),
+            ));
+        }
+        if !r.path_prefix.starts_with('/') {
+            return Err(ConfigError::invalid(
+                format!("{key}.path_prefix"),
+                "must start with '/'",
+            ));
+        }
+        if let Some(host) = &r.host {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if bare.is_empty()
+                || bare.contains('*')
+                || http::uri::Authority::try_from(bare).is_err()
+            {
+                return Err(ConfigError::invalid(
+                    format!("{key}.host"),
+                    format!("{host:?} is not a host name or a `*.domain` wildcard"),
+                ));
+            }
+        }
+        if let Some(rewrite) = &r.rewrite_prefix {
+            if r.strip_prefix {
+                return Err(ConfigError::invalid(
+                    format!("{key}.rewrite_prefix"),
+                    "cannot be combined with strip_prefix = true",
+                ));
+            }
+            if !rewrite.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    format!("{key}.rewrite_prefix"),
+                    "must start with '/'",
+                ));
+            }
+        }
+        nonzero(&format!("{key}.timeout"), r.timeout)?;
+    }
+    Ok(())
+}
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+fn nonzero(key: &str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::invalid(key, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+fn readable_file(key: &str, path: &Path) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(ConfigError::invalid(
+            key,
+            format!("{} is not a regular file", path.display()),
+        )),
+        Err(e) => Err(ConfigError::invalid(
+            key,
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}

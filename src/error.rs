@@ -1,0 +1,106 @@
+//! The request-path error type and the single place where errors become HTTP responses.
+//!
+//! Every failure that ends a proxied request early is a [`GatewayError`]. Only
+//! [`GatewayError::into_response`] decides status codes and the JSON error body, so
+//! clients always see the same shape:
+//! `{"error":{"type":"upstream_timeout","message":"…","request_id":"…"}}`.
+
+use crate::body::{self, Body};
+use http::{HeaderValue, Response, StatusCode, header};
+
+/// Why a request was answered by the gateway instead of the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No route matched the host and path.
+    #[error("no route matches host {host:?} and path {path:?}")]
+    NoRoute {
+        /// Host the client asked for.
+        host: String,
+        /// Request path.
+        path: String,
+    },
+    /// The request head exceeded a configured limit.
+    #[error("request headers too large: {0}")]
+    HeadersTooLarge(String),
+    /// The request body exceeded `server.max_body_bytes`.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// Configured limit in bytes.
+        limit: u64,
+    },
+    /// The request could not be forwarded as sent.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The upstream could not be reached (refused, reset, DNS, TLS).
+    #[error("upstream {upstream} unavailable: {reason}")]
+    UpstreamUnavailable {
+        /// Upstream group name.
+        upstream: String,
+        /// Short reason for operators.
+        reason: String,
+    },
+    /// The upstream did not connect or answer in time.
+    #[error("upstream {upstream} did not respond within {timeout_ms} ms")]
+    UpstreamTimeout {
+        /// Upstream group name.
+        upstream: String,
+        /// Timeout that expired.
+        timeout_ms: u128,
+    },
+    /// The gateway is draining and accepts no new requests.
+    #[error("gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl GatewayError {
+    /// HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            GatewayError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Stable machine-readable error type used in the JSON body and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute { .. } => "route_not_found",
+            GatewayError::HeadersTooLarge(_) => "request_header_fields_too_large",
+            GatewayError::BodyTooLarge { .. } => "payload_too_large",
+            GatewayError::BadRequest(_) => "bad_request",
+            GatewayError::UpstreamUnavailable { .. } => "upstream_unavailable",
+            GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
+            GatewayError::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// Builds the JSON error response; `request_id` is echoed in the body.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let status = self.status();
+        json_error(status, self.kind(), &self.to_string(), request_id)
+    }
+}
+
+/// Renders the one JSON error shape used by the proxy and the admin listener.
+pub fn json_error(
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+    request_id: &str,
+) -> Response<Body> {
+    let payload = serde_json::json!({
+        "error": { "type": kind, "message": message, "request_id": request_id }
+    });
+    let mut response = Response::new(body::full(payload.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,130 @@
+//! Proxy header semantics: hop-by-hop stripping, forwarding headers and request ids.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+
+/// Headers that describe one transport hop (RFC 9110 §7.6.1) and are never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Returns true for names that are hop-by-hop or describe message framing.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name == header::UPGRADE
+}
+
+/// Removes hop-by-hop headers, including every header named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(&name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` (the latter only when the client sent a host).
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host: Option<&str>) {
+    let client = client.to_canonical().to_string();
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let joined = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
+        _ => client,
+    };
+    if let Ok(value) = HeaderValue::from_str(&joined) {
+        headers.insert(xff, value);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
+    if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+    }
+}
+
+/// Keeps a client-supplied request id when it is 1–128 visible ASCII characters,
+/// otherwise generates a UUIDv4.
+pub fn request_id(headers: &HeaderMap, name: &HeaderName) -> HeaderValue {
+    if let Some(v) = headers.get(name) {
+        let bytes = v.as_bytes();
+        if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()) {
+            return v.clone();
+        }
+    }
+    let id = uuid::Uuid::new_v4();
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// Size of a header block as counted for `server.max_header_bytes`: names plus values.
+pub fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert!(h.get(header::CONNECTION).is_none());
+        assert_eq!(h.get("x-kept").unwrap(), "1");
+    }
+
+    #[test]
+    fn appends_forwarded_for() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        set_forwarded(
+            &mut h,
+            "::ffff:127.0.0.1".parse().unwrap(),
+            true,
+            Some("a.example"),
+        );
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
+        assert_eq!(h.get("x-forwarded-host").unwrap(), "a.example");
+    }
+
+    #[test]
+    fn request_id_kept_or_generated() {
+        let name = HeaderName::from_static("x-request-id");
+        let mut h = HeaderMap::new();
+        h.insert(name.clone(), HeaderValue::from_static("abc-1"));
+        assert_eq!(request_id(&h, &name), "abc-1");
+        h.insert(name.clone(), HeaderValue::from_static("has space"));
+        assert_eq!(request_id(&h, &name).len(), 36);
+    }
+}

@@ -1,0 +1,29 @@
+//! microgateway: an embedded edge gateway for LLM and API traffic.
+//!
+//! Code map (see ARCHITECTURE.md for the invariants):
+//! - [`config`]: typed configuration, loaded from the embedded default, a file and the environment.
+//! - [`server`]: listeners, connection handling, limits, graceful shutdown.
+//! - [`proxy`]: the request path: limits, routing, forwarding, error rescue.
+//! - [`routing`]: the route table (host + longest path prefix, rewrites).
+//! - [`upstream`]: upstream groups, round robin, pooled h1/h2/TLS clients.
+//! - [`headers`]: hop-by-hop stripping, forwarding headers, request ids.
+//! - [`error`]: the request-path error type and its single mapping to HTTP responses.
+//! - [`body`]: the streaming body type shared by the whole request path.
+//! - [`admin`]: health, readiness and metrics endpoints.
+//! - [`metrics`]: the Prometheus recorder and metric names.
+//! - [`logging`]: tracing subscriber setup.
+
+pub mod admin;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod logging;
+pub mod metrics;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod upstream;
+
+pub use config::Config;
+pub use server::{RunningGateway, start};

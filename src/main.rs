@@ -1,0 +1,97 @@
+//! The `microgateway` command line: run the gateway, or check a configuration.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use microgateway::Config;
+use std::path::PathBuf;
+
+/// Embedded edge microgateway for LLM and API traffic.
+///
+/// Without a subcommand it runs the gateway. Configuration comes from the default
+/// compiled into the binary, then `--config FILE`, then environment variables
+/// `MICROGATEWAY_<SECTION>__<KEY>` (for example `MICROGATEWAY_SERVER__LISTEN=0.0.0.0:9000`).
+#[derive(Parser, Debug)]
+#[command(name = "microgateway", version, about, long_about)]
+struct Cli {
+    /// TOML configuration file layered over the embedded default.
+    #[arg(long, short, global = true, env = "MICROGATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the configuration and exit: 0 when valid, 1 with the offending key otherwise.
+    Check,
+    /// Print the embedded default configuration.
+    DefaultConfig,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::DefaultConfig => {
+            print!("{}", microgateway::config::EMBEDDED_DEFAULT);
+            Ok(())
+        }
+        Command::Check => {
+            let config = Config::load(cli.config.as_deref())?;
+            println!(
+                "configuration OK: {} upstream(s), {} route(s), proxy on {}, admin on {}",
+                config.upstreams.len(),
+                config.routes.len(),
+                config.server.listen,
+                config.admin.listen
+            );
+            Ok(())
+        }
+        Command::Run => {
+            let config = Config::load(cli.config.as_deref())?;
+            microgateway::logging::init(&config.log);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let gateway = microgateway::start(config).await?;
+    shutdown_signal().await?;
+    tracing::info!("shutdown signal received; draining (send the signal again to stop at once)");
+    gateway.shutdown();
+    tokio::select! {
+        _ = gateway.wait() => Ok(()),
+        result = shutdown_signal() => {
+            result?;
+            tracing::warn!("second signal: exiting without waiting for in-flight requests");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

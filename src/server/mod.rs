@@ -1,0 +1,196 @@
+//! The gateway server: binds the proxy and admin listeners, accepts connections under a
+//! connection cap, and shuts down gracefully.
+//!
+//! Shutdown has two phases. The graceful phase stops accepting, asks every connection to
+//! finish its in-flight requests (HTTP/1 closes after the current response, HTTP/2 sends
+//! GOAWAY) and waits up to `server.shutdown_timeout`. The hard phase then drops whatever
+//! is left. `/readyz` answers 503 from the moment draining starts.
+
+mod activity;
+mod conn;
+mod tls;
+
+use crate::admin;
+use crate::config::Config;
+use crate::proxy::{Proxy, ProxyBuildError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Errors starting the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// Configured address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// TLS material is unusable.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// Routes or upstreams could not be built.
+    #[error(transparent)]
+    Proxy(#[from] ProxyBuildError),
+}
+
+/// Process-wide state shared by the listeners.
+#[derive(Debug, Default)]
+pub struct GatewayState {
+    draining: AtomicBool,
+}
+
+impl GatewayState {
+    /// True while the gateway accepts traffic, false once draining begins.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// A started gateway; dropping it does not stop it, call [`RunningGateway::shutdown`].
+pub struct RunningGateway {
+    /// Bound address of the proxy listener (useful with port 0).
+    pub proxy_addr: SocketAddr,
+    /// Bound address of the admin listener.
+    pub admin_addr: SocketAddr,
+    graceful: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl RunningGateway {
+    /// Starts graceful shutdown; returns immediately.
+    pub fn shutdown(&self) {
+        self.graceful.cancel();
+    }
+
+    /// Waits until the gateway has fully stopped.
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "gateway task ended abnormally");
+        }
+    }
+}
+
+/// Binds both listeners and starts serving in background tasks.
+pub async fn start(config: Config) -> Result<RunningGateway, ServerError> {
+    let metrics = crate::metrics::install();
+    let proxy = Arc::new(Proxy::from_config(&config)?);
+    let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
+    let listener = bind("proxy", config.server.listen).await?;
+    let admin_listener = bind("admin", config.admin.listen).await?;
+    let proxy_addr = local_addr("proxy", &listener, config.server.listen)?;
+    let admin_addr = local_addr("admin", &admin_listener, config.admin.listen)?;
+
+    let state = Arc::new(GatewayState::default());
+    let graceful = CancellationToken::new();
+    let hard = CancellationToken::new();
+    let admin_stop = CancellationToken::new();
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        state.clone(),
+        metrics,
+        admin_stop.clone(),
+    ));
+    let shared = Arc::new(conn::ConnShared::new(
+        &config,
+        proxy,
+        tls,
+        graceful.clone(),
+        hard.clone(),
+    ));
+    tracing::info!(%proxy_addr, %admin_addr, routes = config.routes.len(), "microgateway listening");
+
+    let limit = Arc::new(Semaphore::new(config.server.max_connections));
+    let grace = config.server.shutdown_timeout;
+    let stop = graceful.clone();
+    let task = tokio::spawn(async move {
+        let tracker = TaskTracker::new();
+        accept_loop(listener, &shared, &limit, &tracker, &stop).await;
+        state.draining.store(true, Ordering::Release);
+        drain(&tracker, &hard, grace).await;
+        admin_stop.cancel();
+        if let Err(e) = admin_task.await {
+            tracing::warn!(error = %e, "admin listener task failed");
+        }
+        tracing::info!("microgateway stopped");
+    });
+    Ok(RunningGateway {
+        proxy_addr,
+        admin_addr,
+        graceful,
+        task,
+    })
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { what, addr, source })
+}
+
+fn local_addr(
+    what: &'static str,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<SocketAddr, ServerError> {
+    listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { what, addr, source })
+}
+
+/// Accepts connections until `stop` fires, holding one semaphore permit per connection.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: &Arc<conn::ConnShared>,
+    limit: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                tracker.spawn(conn::serve(stream, remote, shared.clone(), permit));
+            }
+            Err(e) => {
+                // Typically EMFILE/ENFILE: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tracing::info!("stopped accepting connections; draining");
+}
+
+/// Waits for connections to finish, then forces the remainder closed after `grace`.
+async fn drain(tracker: &TaskTracker, hard: &CancellationToken, grace: Duration) {
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            remaining = tracker.len(),
+            "shutdown timeout reached; closing remaining connections"
+        );
+        hard.cancel();
+        tracker.wait().await;
+    }
+}
