@@ -138,6 +138,8 @@ where
     };
     let (mut parts, incoming) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
+    // The client connection has its own protocol; an HTTP/1.0 or h2 upstream must not leak through.
+    parts.version = Version::HTTP_11;
     Ok(Response::from_parts(parts, body::boxed(incoming)))
 }
 
