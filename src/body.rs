@@ -36,3 +36,33 @@ where
 {
     body.map_err(Into::into).boxed_unsync()
 }
+
+/// Why [`collect_limited`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The body exceeded the limit.
+    #[error("body exceeds {0} bytes")]
+    TooLarge(usize),
+    /// The underlying body failed.
+    #[error("{0}")]
+    Body(BoxError),
+}
+
+/// Reads a whole body into memory, failing as soon as it exceeds `max` bytes.
+///
+/// (A manual loop rather than `http_body_util::Limited`: `Limited`'s `Into<BoxError>`
+/// bound defeats the compiler's `Send` proof for the async request path.)
+pub async fn collect_limited(mut body: Body, max: usize) -> Result<Bytes, CollectError> {
+    use http_body_util::BodyExt as _;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(CollectError::Body)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                return Err(CollectError::TooLarge(max));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}

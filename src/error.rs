@@ -50,6 +50,28 @@ pub enum GatewayError {
     /// The gateway is draining and accepts no new requests.
     #[error("gateway is shutting down")]
     ShuttingDown,
+    /// A fail_closed plugin failed or timed out.
+    #[error("plugin {plugin} failed in {hook}: {reason}")]
+    PluginFailed {
+        /// Instance name.
+        plugin: String,
+        /// Hook name.
+        hook: &'static str,
+        /// Failure.
+        reason: String,
+    },
+    /// The route has auth plugins and none authenticated the request.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A response to be buffered for a plugin exceeded the buffer limit.
+    #[error("upstream response exceeds the buffering limit of {limit} bytes")]
+    ResponseTooLarge {
+        /// Limit in bytes.
+        limit: usize,
+    },
+    /// The client's request body could not be read.
+    #[error("cannot read request body: {0}")]
+    ClientBody(String),
 }
 
 impl GatewayError {
@@ -63,6 +85,10 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::PluginFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::ClientBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -76,13 +102,23 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable { .. } => "upstream_unavailable",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
             GatewayError::ShuttingDown => "shutting_down",
+            GatewayError::PluginFailed { .. } => "plugin_unavailable",
+            GatewayError::Unauthorized(_) => "unauthorized",
+            GatewayError::ResponseTooLarge { .. } => "response_too_large",
+            GatewayError::ClientBody(_) => "bad_request",
         }
     }
 
     /// Builds the JSON error response; `request_id` is echoed in the body.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let status = self.status();
-        json_error(status, self.kind(), &self.to_string(), request_id)
+        let mut response = json_error(status, self.kind(), &self.to_string(), request_id);
+        if let GatewayError::Unauthorized(_) = self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 

@@ -3,7 +3,10 @@
 //! Code map (see ARCHITECTURE.md for the invariants):
 //! - [`config`]: typed configuration, loaded from the embedded default, a file and the environment.
 //! - [`server`]: listeners, connection handling, limits, graceful shutdown.
-//! - [`proxy`]: the request path: limits, routing, forwarding, error rescue.
+//! - [`proxy`]: the request path: limits, routing, hooks, forwarding, error rescue.
+//! - [`plugin`]: the plugin contract (trait, native types, proto), registry and plugin sets.
+//! - [`pipeline`]: running a route's plugin plan: request, response, chunk and tail hooks.
+//! - [`builtin`]: in-process plugins (API keys, headers, IP filter, rate limit, request guard).
 //! - [`routing`]: the route table (host + longest path prefix, rewrites).
 //! - [`upstream`]: upstream groups, round robin, pooled h1/h2/TLS clients.
 //! - [`headers`]: hop-by-hop stripping, forwarding headers, request ids.
@@ -15,15 +18,18 @@
 
 pub mod admin;
 pub mod body;
+pub mod builtin;
 pub mod config;
 pub mod error;
 pub mod headers;
 pub mod logging;
 pub mod metrics;
+pub mod pipeline;
+pub mod plugin;
 pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod upstream;
 
 pub use config::Config;
-pub use server::{RunningGateway, start};
+pub use server::{RunningGateway, start, start_with};

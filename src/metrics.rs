@@ -5,7 +5,7 @@
 //! response head, so a long stream does not inflate it.
 
 use http::StatusCode;
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,11 +19,23 @@ const UPSTREAM_ERRORS: &str = "microgateway_upstream_errors_total";
 const GATEWAY_ERRORS: &str = "microgateway_gateway_errors_total";
 const CONNECTIONS: &str = "microgateway_connections_active";
 const CONNECTIONS_TOTAL: &str = "microgateway_connections_total";
+const PLUGIN_CALLS: &str = "microgateway_plugin_calls_total";
+const PLUGIN_DURATION: &str = "microgateway_plugin_duration_seconds";
+const PLUGIN_ERRORS: &str = "microgateway_plugin_errors_total";
+const PLUGIN_TIMEOUTS: &str = "microgateway_plugin_timeouts_total";
+const PLUGIN_FAIL_OPEN: &str = "microgateway_plugin_fail_open_total";
+const COLLECT_DROPPED: &str = "microgateway_collect_dropped_total";
 
 /// Latency buckets in seconds, from 100 µs to 30 s.
 const BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     10.0, 30.0,
+];
+
+/// Plugin hook latency buckets in seconds, from 1 µs to 5 s.
+const PLUGIN_BUCKETS: [f64; 14] = [
+    0.000001, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025,
+    0.1, 1.0, 5.0,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -36,6 +48,8 @@ pub fn install() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(DURATION.to_string()), &BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Full(PLUGIN_DURATION.to_string()), &PLUGIN_BUCKETS)
                 .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -62,6 +76,25 @@ fn describe() {
         "Requests answered by the gateway itself, by route and error type."
     );
     metrics::describe_gauge!(CONNECTIONS, "Open client connections.");
+    metrics::describe_counter!(PLUGIN_CALLS, "Plugin hook calls, by plugin and hook.");
+    metrics::describe_histogram!(
+        PLUGIN_DURATION,
+        metrics::Unit::Seconds,
+        "Plugin hook latency, by plugin and hook."
+    );
+    metrics::describe_counter!(
+        PLUGIN_ERRORS,
+        "Plugin hook calls that failed (timeouts excluded)."
+    );
+    metrics::describe_counter!(PLUGIN_TIMEOUTS, "Plugin hook calls that timed out.");
+    metrics::describe_counter!(
+        PLUGIN_FAIL_OPEN,
+        "Failed plugin hook calls skipped because the instance is fail_open."
+    );
+    metrics::describe_counter!(
+        COLLECT_DROPPED,
+        "Completed-request records dropped because the collection queue was full."
+    );
     metrics::describe_counter!(CONNECTIONS_TOTAL, "Accepted client connections.");
 }
 
@@ -92,4 +125,38 @@ pub fn connection(delta: f64) {
         counter!(CONNECTIONS_TOTAL).increment(1);
     }
     gauge!(CONNECTIONS).increment(delta);
+}
+
+/// Pre-registered metric handles for one plugin instance and hook; recording is an atomic add.
+#[derive(Clone)]
+pub struct HookMetrics {
+    /// Calls made.
+    pub calls: Counter,
+    /// Latency per call.
+    pub latency: Histogram,
+    /// Failed calls (not timeouts).
+    pub errors: Counter,
+    /// Timed-out calls.
+    pub timeouts: Counter,
+    /// Failures passed because of `fail_open`.
+    pub fail_open: Counter,
+}
+
+impl HookMetrics {
+    /// Registers the handles for `plugin` and `hook`.
+    pub fn new(plugin: &str, hook: &'static str) -> HookMetrics {
+        let labels = [("plugin", plugin.to_string()), ("hook", hook.to_string())];
+        HookMetrics {
+            calls: counter!(PLUGIN_CALLS, &labels),
+            latency: histogram!(PLUGIN_DURATION, &labels),
+            errors: counter!(PLUGIN_ERRORS, &labels),
+            timeouts: counter!(PLUGIN_TIMEOUTS, &labels),
+            fail_open: counter!(PLUGIN_FAIL_OPEN, &labels),
+        }
+    }
+}
+
+/// Records a completed-request record dropped at a full queue.
+pub fn collect_dropped() {
+    counter!(COLLECT_DROPPED).increment(1);
 }

@@ -44,6 +44,8 @@ impl HostMatch {
 pub struct Route {
     /// Route name, used in logs and metrics.
     pub name: Arc<str>,
+    /// Position of the route in the configuration (index into plugin plans).
+    pub index: usize,
     /// Index of the upstream group in the upstream table.
     pub upstream: usize,
     /// Upstream response-header timeout.
@@ -56,8 +58,9 @@ pub struct Route {
 }
 
 impl Route {
-    /// Compiles a validated route config; `upstream` is the resolved upstream index.
-    pub fn new(config: &RouteConfig, upstream: usize) -> Route {
+    /// Compiles a validated route config; `upstream` is the resolved upstream index and
+    /// `index` the route's position in the configuration.
+    pub fn new(config: &RouteConfig, upstream: usize, index: usize) -> Route {
         let host = match config.host.as_deref() {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
@@ -76,6 +79,7 @@ impl Route {
         };
         Route {
             name: Arc::from(config.name.as_str()),
+            index,
             upstream,
             timeout: config.timeout,
             preserve_host: config.preserve_host,
@@ -172,6 +176,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 preserve_host: false,
             },
+            0,
             0,
         )
     }

@@ -6,8 +6,12 @@
 //! deserialised into [`Config`] (unknown keys are errors, so typos surface) and then
 //! checked by [`validate`](validate::validate), whose errors name the offending key.
 
+mod plugins;
 mod types;
 mod validate;
+
+pub use plugins::{OnError, PipelineConfig, PluginConfig};
+pub use types::duration as duration_serde;
 
 pub use types::{
     AdminConfig, Config, LogConfig, LogFormat, RouteConfig, ServerConfig, TlsConfig,

@@ -3,7 +3,7 @@
 //! Every struct denies unknown fields so that a misspelt key is reported instead of
 //! silently ignored. Durations are human-readable strings such as `"30s"` or `"250ms"`.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +25,12 @@ pub struct Config {
     /// Routes, matched by host and longest path prefix.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Plugin instances, each attached to one stage.
+    #[serde(default)]
+    pub plugins: Vec<super::PluginConfig>,
+    /// Pipeline-wide settings.
+    #[serde(default)]
+    pub pipeline: super::PipelineConfig,
 }
 
 /// Settings of the proxy listener.
@@ -36,13 +42,13 @@ pub struct ServerConfig {
     /// Maximum number of concurrently open client connections.
     pub max_connections: usize,
     /// Time allowed for a client to send a complete request head.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub header_read_timeout: Duration,
     /// Idle time after which a connection without in-flight requests is closed.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub idle_timeout: Duration,
     /// How long graceful shutdown waits for in-flight requests.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub shutdown_timeout: Duration,
     /// Maximum number of request headers (431 above).
     pub max_header_count: usize,
@@ -139,10 +145,16 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// TCP connect timeout; exceeding it answers 504.
-    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub connect_timeout: Duration,
     /// How long an idle pooled connection is kept.
-    #[serde(default = "default_pool_idle", deserialize_with = "duration")]
+    #[serde(
+        default = "default_pool_idle",
+        deserialize_with = "duration::deserialize"
+    )]
     pub pool_idle_timeout: Duration,
     /// Maximum idle pooled connections per target.
     #[serde(default = "default_pool_max_idle")]
@@ -182,7 +194,10 @@ pub struct RouteConfig {
     #[serde(default)]
     pub rewrite_prefix: Option<String>,
     /// Time allowed for the upstream to answer with response headers (504 above).
-    #[serde(default = "default_route_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_route_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub timeout: Duration,
     /// Forward the client's Host header instead of the upstream's authority.
     #[serde(default)]
@@ -197,12 +212,23 @@ fn default_route_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-/// Deserialises a human-readable duration such as `"1m 30s"` or `"250ms"`.
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); use forms like \"30s\", \"250ms\" or \"2m\""
-        ))
-    })
+/// Human-readable durations such as `"1m 30s"` or `"250ms"` in both directions.
+pub mod duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Parses a duration string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); use forms like \"30s\", \"250ms\" or \"2m\""
+            ))
+        })
+    }
+
+    /// Formats a duration string.
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
 }

@@ -135,6 +135,58 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         }
         nonzero(&format!("{key}.timeout"), r.timeout)?;
     }
+    validate_plugins(config, &route_names)
+}
+
+/// Schemes a plugin `command` may use.
+pub const PLUGIN_SCHEMES: [&str; 4] = ["builtin://", "file://", "grpc://", "oci://"];
+
+fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), ConfigError> {
+    positive(
+        "pipeline.collect_queue_capacity",
+        config.pipeline.collect_queue_capacity as u64,
+    )?;
+    let mut names = HashSet::new();
+    for (i, p) in config.plugins.iter().enumerate() {
+        let key = format!("plugins[{i}]");
+        if p.name.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                "must not be empty",
+            ));
+        }
+        if !names.insert(p.name.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                format!("duplicate plugin name {:?}", p.name),
+            ));
+        }
+        if !PLUGIN_SCHEMES.iter().any(|s| p.command.starts_with(s)) {
+            return Err(ConfigError::invalid(
+                format!("{key}.command"),
+                format!(
+                    "{:?} must start with one of {}",
+                    p.command,
+                    PLUGIN_SCHEMES.join(", ")
+                ),
+            ));
+        }
+        for (j, route) in p.routes.iter().enumerate() {
+            if !route_names.contains(route.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.routes[{j}]"),
+                    format!("unknown route {route:?}"),
+                ));
+            }
+        }
+        nonzero(&format!("{key}.timeout"), p.timeout)?;
+        if !(p.config.is_object() || p.config.is_null()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.config"),
+                "must be a table of plugin settings",
+            ));
+        }
+    }
     Ok(())
 }
 

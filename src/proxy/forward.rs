@@ -14,6 +14,7 @@ use http_body_util::Limited;
 use std::error::Error as _;
 
 /// Everything [`send`] needs besides the request itself.
+#[derive(Clone, Copy)]
 pub(super) struct ForwardCtx<'a> {
     pub route: &'a Route,
     pub upstream: &'a Upstream,
@@ -22,6 +23,8 @@ pub(super) struct ForwardCtx<'a> {
     pub request_id: &'a HeaderValue,
     pub request_id_header: &'a HeaderName,
     pub max_body_bytes: u64,
+    /// A plugin set the path: forward it verbatim instead of applying the route rewrite.
+    pub path_is_final: bool,
 }
 
 /// Rejects requests whose head or declared body exceeds the limits.
@@ -82,7 +85,11 @@ where
 {
     let (mut parts, incoming) = req.into_parts();
     let target = ctx.upstream.pick();
-    let path = ctx.route.rewrite_path(parts.uri.path());
+    let path = if ctx.path_is_final {
+        std::borrow::Cow::Borrowed(parts.uri.path())
+    } else {
+        ctx.route.rewrite_path(parts.uri.path())
+    };
     parts.uri = target
         .uri(&path, parts.uri.query())
         .map_err(|e| GatewayError::BadRequest(format!("cannot build upstream URI: {e}")))?;

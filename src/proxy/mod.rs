@@ -1,22 +1,29 @@
-//! The proxy handler: limits, routing, forwarding to the upstream and back.
+//! The proxy handler: limits, routing, the hook pipeline, forwarding and back.
 //!
 //! [`Proxy::handle`] is the whole request path. It never panics and never returns an
 //! error to hyper: every failure becomes a [`GatewayError`] and, in exactly one place,
-//! a JSON response. Bodies stream in both directions; nothing is buffered.
+//! a JSON response. Bodies stream in both directions unless a plugin asks for a buffer.
+//! Each request loads one plugin-set snapshot and uses it to the end.
 
 mod forward;
+mod hooked;
 
 use crate::body::{Body, BoxError};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, PipelineConfig, PluginConfig};
 use crate::error::GatewayError;
 use crate::headers;
 use crate::metrics as m;
+use crate::pipeline::collect::Collector;
+use crate::pipeline::tail::{TailBody, TailSeed};
+use crate::plugin::{PluginSet, Registry, SetError};
 use crate::routing::{Route, Router};
 use crate::upstream::{Upstream, UpstreamError};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderName, Request, Response};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Errors building a [`Proxy`] from configuration.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +34,9 @@ pub enum ProxyBuildError {
     /// The configuration is inconsistent.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The plugin set could not be built.
+    #[error(transparent)]
+    Plugins(#[from] SetError),
 }
 
 /// Facts about the client connection a request arrived on.
@@ -49,18 +59,32 @@ pub struct Limits {
     pub max_body_bytes: u64,
 }
 
-/// The immutable proxy state shared by all connections.
-#[derive(Debug)]
+/// The proxy state shared by all connections.
 pub struct Proxy {
     router: Router,
     upstreams: Vec<Upstream>,
     limits: Limits,
     request_id_header: HeaderName,
+    plugins: ArcSwap<PluginSet>,
+    registry: Registry,
+    route_names: Vec<String>,
+    collector: Collector,
+    pipeline: PipelineConfig,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("router", &self.router)
+            .field("upstreams", &self.upstreams)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Proxy {
-    /// Builds routes and upstream clients from a validated configuration.
-    pub fn from_config(config: &Config) -> Result<Proxy, ProxyBuildError> {
+    /// Builds routes, upstream clients and the initial plugin set. Must run inside a
+    /// Tokio runtime (it starts the data-collection worker).
+    pub async fn build(config: &Config, registry: Registry) -> Result<Proxy, ProxyBuildError> {
         let upstreams = config
             .upstreams
             .iter()
@@ -68,7 +92,7 @@ impl Proxy {
             .collect::<Result<Vec<_>, _>>()?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
-            let index = upstreams
+            let upstream = upstreams
                 .iter()
                 .position(|u| *u.name == *r.upstream)
                 .ok_or_else(|| {
@@ -77,12 +101,14 @@ impl Proxy {
                         format!("unknown upstream {:?}", r.upstream),
                     )
                 })?;
-            routes.push(Route::new(r, index));
+            routes.push(Route::new(r, upstream, i));
         }
         let request_id_header = HeaderName::from_bytes(config.server.request_id_header.as_bytes())
             .map_err(|_| {
                 ConfigError::invalid("server.request_id_header", "not a valid header name")
             })?;
+        let route_names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
+        let set = PluginSet::build(&config.plugins, &route_names, &registry).await?;
         Ok(Proxy {
             router: Router::new(routes),
             upstreams,
@@ -92,12 +118,41 @@ impl Proxy {
                 max_body_bytes: config.server.max_body_bytes,
             },
             request_id_header,
+            plugins: ArcSwap::from_pointee(set),
+            registry,
+            route_names,
+            collector: Collector::spawn(config.pipeline.collect_queue_capacity),
+            pipeline: config.pipeline.clone(),
         })
     }
 
     /// The route table.
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The current plugin set.
+    pub fn plugins(&self) -> Arc<PluginSet> {
+        self.plugins.load_full()
+    }
+
+    /// Replaces the plugin set: builds the new set completely (a failure leaves the
+    /// running set untouched), stores it atomically, then shuts the old instances down
+    /// once no request uses them any more (waiting at most `drain`).
+    pub async fn reload_plugins(
+        &self,
+        configs: &[PluginConfig],
+        drain: Duration,
+    ) -> Result<(), SetError> {
+        let new = PluginSet::build(configs, &self.route_names, &self.registry).await?;
+        let old = self.plugins.swap(Arc::new(new));
+        tokio::spawn(retire(old, drain));
+        Ok(())
+    }
+
+    /// Waits until queued stream-complete and collect hooks have run, at most `timeout`.
+    pub async fn flush_collectors(&self, timeout: Duration) -> bool {
+        self.collector.flush(timeout).await
     }
 
     /// Handles one request end to end; always produces a response.
@@ -110,9 +165,11 @@ impl Proxy {
         let request_id = headers::request_id(req.headers(), &self.request_id_header);
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut route_label: Option<std::sync::Arc<str>> = None;
-        let result = self.forward(req, conn, &request_id, &mut route_label).await;
-        let route = route_label.as_deref().unwrap_or(m::NO_ROUTE);
+        let mut state = RequestState::default();
+        let result = self
+            .forward(req, conn, &request_id, start, &mut state)
+            .await;
+        let route = state.route.as_deref().unwrap_or(m::NO_ROUTE);
         let mut response = match result {
             Ok(response) => response,
             Err(err) => {
@@ -137,6 +194,9 @@ impl Proxy {
             status = status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
         );
+        if let Some(seed) = state.tail {
+            response = response.map(|body| TailBody::wrap(body, status, seed));
+        }
         response
     }
 
@@ -145,7 +205,8 @@ impl Proxy {
         req: Request<B>,
         conn: ConnInfo,
         request_id: &http::HeaderValue,
-        route_label: &mut Option<std::sync::Arc<str>>,
+        start: Instant,
+        state: &mut RequestState,
     ) -> Result<Response<Body>, GatewayError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -160,7 +221,7 @@ impl Proxy {
                 host: host.clone(),
                 path: req.uri().path().to_string(),
             })?;
-        *route_label = Some(route.name.clone());
+        state.route = Some(route.name.clone());
         let upstream = self
             .upstreams
             .get(route.upstream)
@@ -173,7 +234,42 @@ impl Proxy {
             request_id,
             request_id_header: &self.request_id_header,
             max_body_bytes: self.limits.max_body_bytes,
+            path_is_final: false,
         };
-        forward::send(ctx, req).await
+        // One snapshot per request, used to the end (including the tail hooks).
+        let set = self.plugins.load_full();
+        if set.plan(route.index).is_empty() {
+            return forward::send(ctx, req).await;
+        }
+        let hooked = hooked::Hooked {
+            set,
+            pipeline: &self.pipeline,
+            collector: &self.collector,
+            start,
+        };
+        hooked
+            .run(ctx, req.map(crate::body::boxed), &mut state.tail)
+            .await
     }
+}
+
+/// What `handle` learns from `forward` besides the response.
+#[derive(Default)]
+struct RequestState {
+    route: Option<Arc<str>>,
+    tail: Option<TailSeed>,
+}
+
+/// Waits until no request holds `old`, then shuts its instances down.
+async fn retire(old: Arc<PluginSet>, drain: Duration) {
+    let deadline = tokio::time::Instant::now() + drain;
+    while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if Arc::strong_count(&old) > 1 {
+        tracing::warn!(
+            "old plugin set still in use after the drain period; shutting it down anyway"
+        );
+    }
+    old.shutdown().await;
 }

@@ -31,6 +31,11 @@ pub struct ConnShared {
 }
 
 impl ConnShared {
+    /// The proxy served on these connections.
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
+    }
+
     /// Configures the HTTP/1 and HTTP/2 server settings from `config`.
     pub fn new(
         config: &Config,

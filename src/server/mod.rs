@@ -12,6 +12,7 @@ mod tls;
 
 use crate::admin;
 use crate::config::Config;
+use crate::plugin::Registry;
 use crate::proxy::{Proxy, ProxyBuildError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,11 +64,17 @@ pub struct RunningGateway {
     pub proxy_addr: SocketAddr,
     /// Bound address of the admin listener.
     pub admin_addr: SocketAddr,
+    proxy: Arc<Proxy>,
     graceful: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl RunningGateway {
+    /// The proxy, for plugin reloads and inspection.
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
+    }
+
     /// Starts graceful shutdown; returns immediately.
     pub fn shutdown(&self) {
         self.graceful.cancel();
@@ -81,10 +88,15 @@ impl RunningGateway {
     }
 }
 
-/// Binds both listeners and starts serving in background tasks.
+/// Binds both listeners and starts serving, with the built-in plugin registry.
 pub async fn start(config: Config) -> Result<RunningGateway, ServerError> {
+    start_with(config, Registry::with_builtins()).await
+}
+
+/// Like [`start`] with a custom plugin registry (extra in-process plugins).
+pub async fn start_with(config: Config, registry: Registry) -> Result<RunningGateway, ServerError> {
     let metrics = crate::metrics::install();
-    let proxy = Arc::new(Proxy::from_config(&config)?);
+    let proxy = Arc::new(Proxy::build(&config, registry).await?);
     let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
     let listener = bind("proxy", config.server.listen).await?;
     let admin_listener = bind("admin", config.admin.listen).await?;
@@ -103,7 +115,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServerError> {
     ));
     let shared = Arc::new(conn::ConnShared::new(
         &config,
-        proxy,
+        proxy.clone(),
         tls,
         graceful.clone(),
         hard.clone(),
@@ -118,6 +130,15 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServerError> {
         accept_loop(listener, &shared, &limit, &tracker, &stop).await;
         state.draining.store(true, Ordering::Release);
         drain(&tracker, &hard, grace).await;
+        if !shared
+            .proxy()
+            .flush_collectors(Duration::from_secs(5))
+            .await
+        {
+            tracing::warn!(
+                "data collection queue not empty at shutdown; remaining records dropped"
+            );
+        }
         admin_stop.cancel();
         if let Err(e) = admin_task.await {
             tracing::warn!(error = %e, "admin listener task failed");
@@ -127,6 +148,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServerError> {
     Ok(RunningGateway {
         proxy_addr,
         admin_addr,
+        proxy,
         graceful,
         task,
     })

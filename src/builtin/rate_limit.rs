@@ -1,0 +1,151 @@
+//! `builtin://rate_limit`: token-bucket rate limiting per caller and route.
+//!
+//! The caller is the authenticated identity (`key = "identity"`, the default), the
+//! app id (`"app"`), or the client IP (`"ip"`); unauthenticated requests fall back to
+//! the IP. Buckets live in a bounded moka cache and expire when idle. Refusals are 429
+//! with `Retry-After`.
+
+use super::{manifest, reject, settings};
+use crate::config::PluginConfig;
+use crate::plugin::{
+    Decision, Hook, HookFuture, HookType, Manifest, Plugin, PluginError, RequestView,
+};
+use http::{HeaderValue, StatusCode, header};
+use moka::sync::Cache;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum KeyBy {
+    #[default]
+    Identity,
+    App,
+    Ip,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    requests_per_second: f64,
+    burst: f64,
+    key: KeyBy,
+    max_tracked: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            requests_per_second: 10.0,
+            burst: 20.0,
+            key: KeyBy::Identity,
+            max_tracked: 100_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// The rate limit plugin.
+pub struct RateLimit {
+    manifest: Manifest,
+    rate: f64,
+    burst: f64,
+    key: KeyBy,
+    buckets: Cache<String, Arc<Mutex<Bucket>>>,
+}
+
+impl RateLimit {
+    /// Validates the settings and creates the bucket cache.
+    pub fn new(config: &PluginConfig) -> Result<RateLimit, PluginError> {
+        let s: Settings = settings(config)?;
+        if !(s.requests_per_second.is_finite() && s.requests_per_second > 0.0) {
+            return Err(PluginError::Load(format!(
+                "plugins.{}.config.requests_per_second: must be a positive number",
+                config.name
+            )));
+        }
+        if !(s.burst.is_finite() && s.burst >= 1.0) {
+            return Err(PluginError::Load(format!(
+                "plugins.{}.config.burst: must be at least 1",
+                config.name
+            )));
+        }
+        // A bucket idle long enough to refill completely carries no state worth keeping.
+        let refill =
+            Duration::from_secs_f64((s.burst / s.requests_per_second).clamp(1.0, 86_400.0));
+        Ok(RateLimit {
+            manifest: manifest("rate_limit", &[Hook::PreAuth, Hook::PostAuth]),
+            rate: s.requests_per_second,
+            burst: s.burst,
+            key: s.key,
+            buckets: Cache::builder()
+                .max_capacity(s.max_tracked)
+                .time_to_idle(refill)
+                .build(),
+        })
+    }
+
+    /// Takes one token for `key`; on refusal returns the seconds until one is available.
+    fn take(&self, key: String) -> Result<(), f64> {
+        let bucket = self.buckets.get_with(key, || {
+            Arc::new(Mutex::new(Bucket {
+                tokens: self.burst,
+                last: Instant::now(),
+            }))
+        });
+        let Ok(mut b) = bucket.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        b.tokens =
+            (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(self.burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((1.0 - b.tokens) / self.rate)
+        }
+    }
+}
+
+impl Plugin for RateLimit {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        _stage: HookType,
+        request: &'a RequestView<'a>,
+    ) -> HookFuture<'a, Decision> {
+        let caller = match (self.key, request.ctx.auth.as_ref()) {
+            (KeyBy::Identity, Some(a)) => format!("id:{}", a.identity),
+            (KeyBy::App, Some(a)) => format!("app:{}", a.app_id),
+            _ => format!("ip:{}", request.client_ip),
+        };
+        let key = format!("{}|{caller}", request.route);
+        match self.take(key) {
+            Ok(()) => HookFuture::ok(Decision::pass()),
+            Err(wait) => {
+                let mut decision = reject(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_exceeded",
+                    "rate limit exceeded; retry later",
+                    request.request_id,
+                );
+                if let Decision::Respond(r) = &mut decision {
+                    let secs = wait.ceil().max(1.0) as u64;
+                    r.headers
+                        .push((header::RETRY_AFTER, HeaderValue::from(secs)));
+                }
+                HookFuture::ok(decision)
+            }
+        }
+    }
+}

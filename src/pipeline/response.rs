@@ -1,0 +1,113 @@
+//! Response stage on the request path: `OnResponseHeaders`, then either the buffered
+//! `OnResponseBody` or the streaming chunk/SSE hooks.
+
+use super::{failure, invoke, mutate, stream};
+use crate::body::{self, Body};
+use crate::error::GatewayError;
+use crate::plugin::{Hook, PluginError, PluginSet, RequestContext, RequestSummary, ResponseView};
+use http::{HeaderValue, Response, header};
+use std::sync::Arc;
+
+/// Runs the response hooks of the route at `route` on `response`.
+pub async fn run(
+    set: &Arc<PluginSet>,
+    route: usize,
+    response: Response<Body>,
+    summary: &RequestSummary,
+    ctx: &mut RequestContext,
+    max_buffer: usize,
+) -> Result<Response<Body>, GatewayError> {
+    let plan = set.plan(route);
+    let (mut parts, mut body) = response.into_parts();
+    for instance in &plan.response_headers {
+        let result = {
+            let view = ResponseView {
+                request: summary,
+                status: parts.status,
+                headers: &parts.headers,
+                ctx,
+            };
+            let hook = Hook::OnResponseHeaders;
+            invoke(instance, hook, instance.plugin.on_response_headers(&view)).await?
+        };
+        let Some(m) = result else { continue };
+        if let Some(status) = m.status
+            && status.is_informational()
+        {
+            let e =
+                PluginError::Invalid(format!("status {status} cannot replace a response status"));
+            failure(instance, Hook::OnResponseHeaders, e)?;
+            continue;
+        }
+        if let Err(e) = mutate::apply_headers(&mut parts.headers, m.headers) {
+            failure(instance, Hook::OnResponseHeaders, e)?;
+            continue;
+        }
+        if let Some(status) = m.status {
+            parts.status = status;
+        }
+        ctx.values.extend(m.context);
+    }
+
+    if !plan.response_body.is_empty() {
+        let mut bytes = body::collect_limited(body, max_buffer)
+            .await
+            .map_err(|e| match e {
+                body::CollectError::TooLarge(limit) => GatewayError::ResponseTooLarge { limit },
+                body::CollectError::Body(e) => GatewayError::UpstreamUnavailable {
+                    upstream: summary.upstream.clone(),
+                    reason: format!("reading response body: {e}"),
+                },
+            })?;
+        for instance in &plan.response_body {
+            let result = {
+                let view = ResponseView {
+                    request: summary,
+                    status: parts.status,
+                    headers: &parts.headers,
+                    ctx,
+                };
+                let hook = Hook::OnResponseBody;
+                invoke(
+                    instance,
+                    hook,
+                    instance.plugin.on_response_body(&view, &bytes),
+                )
+                .await?
+            };
+            let Some(m) = result else { continue };
+            if let Err(e) = mutate::apply_headers(&mut parts.headers, m.headers) {
+                failure(instance, Hook::OnResponseBody, e)?;
+                continue;
+            }
+            if let Some(new) = m.body {
+                bytes = new;
+            }
+        }
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        body = body::full(bytes);
+    }
+
+    if !plan.response_chunk.is_empty() {
+        let sse = plan.sse_events
+            && parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        // Hooks may change chunk sizes, so the upstream length no longer holds.
+        parts.headers.remove(header::CONTENT_LENGTH);
+        body = stream::chunk_hooks(
+            body,
+            set.clone(),
+            route,
+            Arc::new(ctx.clone()),
+            Arc::from(summary.request_id.as_str()),
+            sse,
+        );
+    }
+    Ok(Response::from_parts(parts, body))
+}

@@ -1,0 +1,395 @@
+//! Native (in-process) types of the plugin contract: stages, views handed to hooks and
+//! the decisions hooks return. Remote plugins convert these to and from `proto`.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The pipeline stage a plugin instance is attached to (`hook_type` in configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookType {
+    /// Before authentication: cheap rejections (IP filters, guards, rate limits by IP).
+    PreAuth,
+    /// Establishes the caller's identity.
+    Auth,
+    /// After authentication: policy by identity, request mutation.
+    PostAuth,
+    /// Response headers, buffered body, chunks/SSE events, stream completion.
+    OnResponse,
+    /// Asynchronous per-request records, off the hot path.
+    DataCollection,
+}
+
+impl HookType {
+    /// Name used in configuration, logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookType::PreAuth => "pre_auth",
+            HookType::Auth => "auth",
+            HookType::PostAuth => "post_auth",
+            HookType::OnResponse => "on_response",
+            HookType::DataCollection => "data_collection",
+        }
+    }
+
+    /// The hooks that run for an instance attached to this stage.
+    pub fn hooks(self) -> &'static [Hook] {
+        match self {
+            HookType::PreAuth => &[Hook::PreAuth],
+            HookType::Auth => &[Hook::Auth],
+            HookType::PostAuth => &[Hook::PostAuth],
+            HookType::OnResponse => &[
+                Hook::OnResponseHeaders,
+                Hook::OnResponseBody,
+                Hook::OnResponseChunk,
+                Hook::OnStreamComplete,
+            ],
+            HookType::DataCollection => &[Hook::Collect],
+        }
+    }
+}
+
+/// One hook RPC of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// `PreAuth`.
+    PreAuth,
+    /// `Auth`.
+    Auth,
+    /// `PostAuth`.
+    PostAuth,
+    /// `OnResponseHeaders`.
+    OnResponseHeaders,
+    /// `OnResponseBody`.
+    OnResponseBody,
+    /// `OnResponseChunk`.
+    OnResponseChunk,
+    /// `OnStreamComplete`.
+    OnStreamComplete,
+    /// `Collect`.
+    Collect,
+}
+
+impl Hook {
+    /// All hooks, in pipeline order.
+    pub const ALL: [Hook; 8] = [
+        Hook::PreAuth,
+        Hook::Auth,
+        Hook::PostAuth,
+        Hook::OnResponseHeaders,
+        Hook::OnResponseBody,
+        Hook::OnResponseChunk,
+        Hook::OnStreamComplete,
+        Hook::Collect,
+    ];
+
+    /// Snake-case name used in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::PreAuth => "pre_auth",
+            Hook::Auth => "auth",
+            Hook::PostAuth => "post_auth",
+            Hook::OnResponseHeaders => "on_response_headers",
+            Hook::OnResponseBody => "on_response_body",
+            Hook::OnResponseChunk => "on_response_chunk",
+            Hook::OnStreamComplete => "on_stream_complete",
+            Hook::Collect => "collect",
+        }
+    }
+
+    /// Dense index for per-hook tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How a response plugin wants to see the body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyMode {
+    /// Not at all.
+    #[default]
+    None,
+    /// The whole body, buffered by the gateway (`OnResponseBody`).
+    Buffered,
+    /// Each body frame (`OnResponseChunk`).
+    Chunks,
+    /// Each complete SSE event (`OnResponseChunk` with `sse_event = true`).
+    SseEvents,
+}
+
+/// What a plugin declares about itself.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Hooks the plugin implements.
+    pub hooks: Vec<Hook>,
+    /// Response body access.
+    pub response_body: BodyMode,
+    /// Whether request hooks need the request body.
+    pub request_body: bool,
+    /// JSON Schema of the config object (informational).
+    pub config_schema: String,
+}
+
+impl Manifest {
+    /// True when the plugin implements `hook`.
+    pub fn implements(&self, hook: Hook) -> bool {
+        self.hooks.contains(&hook)
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// Caller identity (user, key id, subject).
+    pub identity: String,
+    /// Application the caller belongs to.
+    pub app_id: String,
+    /// Extra claims.
+    pub claims: Vec<(String, String)>,
+    /// Plugin instance that authenticated the request.
+    pub plugin: String,
+}
+
+/// State shared by all hooks of one request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// Free-form values set by hooks for later hooks.
+    pub values: HashMap<String, String>,
+    /// Set once the auth stage succeeded.
+    pub auth: Option<AuthInfo>,
+}
+
+/// What request-stage hooks see.
+#[derive(Debug)]
+pub struct RequestView<'a> {
+    /// Request id.
+    pub request_id: &'a str,
+    /// Matched route name.
+    pub route: &'a str,
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// Host the client addressed.
+    pub host: &'a str,
+    /// Request method.
+    pub method: &'a Method,
+    /// Request URI, including earlier hooks' path/query changes.
+    pub uri: &'a Uri,
+    /// Request headers, including earlier hooks' changes.
+    pub headers: &'a HeaderMap,
+    /// The buffered body, when a plugin of the route asked for it.
+    pub body: Option<&'a Bytes>,
+    /// Shared per-request context.
+    pub ctx: &'a RequestContext,
+}
+
+/// Header changes requested by a hook. Names and values are already typed; the pipeline
+/// still rejects framing and hop-by-hop names and control characters.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderMutations {
+    /// Replace all values of these names.
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    /// Append these values.
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    /// Remove these names.
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderMutations {
+    /// True when nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// Authentication outcome of an auth hook.
+#[derive(Debug, Clone, Default)]
+pub struct AuthResult {
+    /// Identity of the caller.
+    pub identity: String,
+    /// Application id.
+    pub app_id: String,
+    /// Extra claims.
+    pub claims: Vec<(String, String)>,
+    /// How long the result may be cached for the same credentials.
+    pub cache_ttl: Option<Duration>,
+}
+
+/// Changes a `Continue` decision applies to the request.
+#[derive(Debug, Clone, Default)]
+pub struct Mutations {
+    /// Header changes.
+    pub headers: HeaderMutations,
+    /// New upstream path (final, not rewritten by the route).
+    pub path: Option<String>,
+    /// New query string without `?`.
+    pub query: Option<String>,
+    /// New request body.
+    pub body: Option<Bytes>,
+    /// Context values for later hooks.
+    pub context: Vec<(String, String)>,
+    /// Auth stage: the caller is authenticated as this.
+    pub auth: Option<AuthResult>,
+}
+
+/// A response produced by a plugin instead of the upstream.
+#[derive(Debug, Clone)]
+pub struct ImmediateResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Response body.
+    pub body: Bytes,
+}
+
+/// The result of a request-stage hook.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Go on, applying the mutations.
+    Continue(Mutations),
+    /// Answer the client now.
+    Respond(ImmediateResponse),
+}
+
+impl Decision {
+    /// Continue without changes.
+    pub fn pass() -> Decision {
+        Decision::Continue(Mutations::default())
+    }
+}
+
+/// What response hooks see.
+#[derive(Debug)]
+pub struct ResponseView<'a> {
+    /// The request, as forwarded.
+    pub request: &'a RequestSummary,
+    /// Upstream status, including earlier hooks' changes.
+    pub status: StatusCode,
+    /// Response headers, including earlier hooks' changes.
+    pub headers: &'a HeaderMap,
+    /// Shared per-request context.
+    pub ctx: &'a RequestContext,
+}
+
+/// The parts of a request kept for response hooks and data collection.
+#[derive(Debug, Clone)]
+pub struct RequestSummary {
+    /// Request id.
+    pub request_id: String,
+    /// Route name.
+    pub route: String,
+    /// Upstream group name.
+    pub upstream: String,
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// Host the client addressed.
+    pub host: String,
+    /// Method.
+    pub method: Method,
+    /// URI as received from the client.
+    pub uri: Uri,
+    /// Request headers after request hooks.
+    pub headers: HeaderMap,
+}
+
+/// Changes from `OnResponseHeaders`.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseMutations {
+    /// Header changes.
+    pub headers: HeaderMutations,
+    /// New status.
+    pub status: Option<StatusCode>,
+    /// Context values.
+    pub context: Vec<(String, String)>,
+}
+
+/// Changes from `OnResponseBody`.
+#[derive(Debug, Clone, Default)]
+pub struct BodyMutations {
+    /// Replacement body.
+    pub body: Option<Bytes>,
+    /// Header changes.
+    pub headers: HeaderMutations,
+}
+
+/// One body frame or SSE event shown to `OnResponseChunk`.
+#[derive(Debug)]
+pub struct ChunkView<'a> {
+    /// Request id.
+    pub request_id: &'a str,
+    /// Zero-based chunk/event number.
+    pub index: u64,
+    /// The bytes.
+    pub data: &'a Bytes,
+    /// True when `data` is one complete SSE event.
+    pub sse_event: bool,
+    /// Shared per-request context.
+    pub ctx: &'a RequestContext,
+}
+
+/// What to do with a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkAction {
+    /// Forward unchanged.
+    Pass,
+    /// Forward these bytes instead.
+    Replace(Bytes),
+    /// Forward nothing.
+    Drop,
+}
+
+/// Summary handed to `OnStreamComplete` and `Collect` after the response finished.
+#[derive(Debug, Clone)]
+pub struct CompletedExchange {
+    /// The request.
+    pub request: RequestSummary,
+    /// Shared per-request context at the end of the request.
+    pub ctx: RequestContext,
+    /// Final status sent to the client.
+    pub status: StatusCode,
+    /// Time from arrival to the end of the response body.
+    pub duration: Duration,
+    /// Request body bytes forwarded (when known).
+    pub request_bytes: u64,
+    /// Response body bytes sent to the client.
+    pub response_bytes: u64,
+    /// Number of body chunks (or SSE events) sent.
+    pub chunks: u64,
+    /// The response body as sent, up to the accumulation limit (only with stream-complete hooks).
+    pub accumulated: Bytes,
+    /// Whether `accumulated` was cut at the limit.
+    pub truncated: bool,
+    /// Arrival time, Unix milliseconds.
+    pub started_at_ms: i64,
+}
+
+/// Errors a plugin call can produce.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginError {
+    /// The plugin reported a failure.
+    #[error("{0}")]
+    Failed(String),
+    /// The call did not finish within the plugin's timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The plugin returned something the gateway refuses (bad header, bad status).
+    #[error("invalid result: {0}")]
+    Invalid(String),
+    /// The plugin is not reachable (crashed, restarting, disconnected).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The plugin could not be configured or loaded.
+    #[error("{0}")]
+    Load(String),
+}
