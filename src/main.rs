@@ -49,10 +49,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check => {
             let config = Config::load(cli.config.as_deref())?;
+            let registry = microgateway::plugin::Registry::with_builtins();
+            for (i, plugin) in config.plugins.iter().enumerate() {
+                registry.validate(plugin).with_context(|| {
+                    format!("invalid configuration: plugins[{i}] ({})", plugin.name)
+                })?;
+            }
             println!(
-                "configuration OK: {} upstream(s), {} route(s), proxy on {}, admin on {}",
+                "configuration OK: {} upstream(s), {} route(s), {} plugin(s), proxy on {}, admin on {}",
                 config.upstreams.len(),
                 config.routes.len(),
+                config.plugins.len(),
                 config.server.listen,
                 config.admin.listen
             );

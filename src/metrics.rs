@@ -60,6 +60,27 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Starts (once per process) the task that periodically folds recorded histogram samples
+/// into their buckets, so memory stays bounded even when nobody scrapes `/metrics`.
+pub fn spawn_upkeep() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    let Some(handle) = install() else { return };
+    STARTED.get_or_init(|| {
+        // A plain thread, independent of any Tokio runtime's lifetime.
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    handle.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+        }
+    });
+}
+
 fn describe() {
     metrics::describe_counter!(REQUESTS, "Requests handled, by route and status.");
     metrics::describe_histogram!(

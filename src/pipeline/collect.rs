@@ -75,12 +75,12 @@ async fn worker(mut rx: mpsc::Receiver<Job>, busy: Arc<AtomicUsize>) {
         busy.store(1, Ordering::Release);
         let plan = job.set.plan(job.route);
         for instance in &plan.stream_complete {
-            let call = instance.plugin.on_stream_complete(&job.exchange);
+            let call = || instance.plugin.on_stream_complete(&job.exchange);
             // Failures are logged and counted by `invoke`; nothing can be rejected any more.
             let _ = invoke(instance, Hook::OnStreamComplete, call).await;
         }
         for instance in &plan.collect {
-            let call = instance.plugin.collect(&job.exchange);
+            let call = || instance.plugin.collect(&job.exchange);
             let _ = invoke(instance, Hook::Collect, call).await;
         }
         drop(job);

@@ -26,13 +26,14 @@ use std::time::Instant;
 ///
 /// Returns `Ok(Some(value))` on success, `Ok(None)` when the call failed and the
 /// instance is `fail_open`, and `Err` when it failed and the instance is `fail_closed`.
-pub async fn invoke<T>(
-    instance: &Instance,
+pub async fn invoke<'a, T>(
+    instance: &'a Instance,
     hook: Hook,
-    future: HookFuture<'_, T>,
+    call: impl FnOnce() -> HookFuture<'a, T>,
 ) -> Result<Option<T>, GatewayError> {
+    // The clock starts before `call` so synchronous (in-process) work is measured too.
     let start = Instant::now();
-    let result = match future {
+    let result = match call() {
         HookFuture::Ready(result) => result,
         HookFuture::Pending(f) => match tokio::time::timeout(instance.timeout, f).await {
             Ok(result) => result,

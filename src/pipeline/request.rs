@@ -132,7 +132,7 @@ async fn call(
         body: req.body.as_ref(),
         ctx: &req.ctx,
     };
-    invoke(instance, hook, instance.plugin.on_request(stage, &view)).await
+    invoke(instance, hook, || instance.plugin.on_request(stage, &view)).await
 }
 
 /// Validates and applies `Continue` mutations; `Ok(false)` when rejected under fail_open.

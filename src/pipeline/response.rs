@@ -28,7 +28,10 @@ pub async fn run(
                 ctx,
             };
             let hook = Hook::OnResponseHeaders;
-            invoke(instance, hook, instance.plugin.on_response_headers(&view)).await?
+            invoke(instance, hook, || {
+                instance.plugin.on_response_headers(&view)
+            })
+            .await?
         };
         let Some(m) = result else { continue };
         if let Some(status) = m.status
@@ -68,11 +71,9 @@ pub async fn run(
                     ctx,
                 };
                 let hook = Hook::OnResponseBody;
-                invoke(
-                    instance,
-                    hook,
-                    instance.plugin.on_response_body(&view, &bytes),
-                )
+                invoke(instance, hook, || {
+                    instance.plugin.on_response_body(&view, &bytes)
+                })
                 .await?
             };
             let Some(m) = result else { continue };

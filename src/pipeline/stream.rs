@@ -113,11 +113,9 @@ impl State {
                 sse_event: self.sse,
                 ctx: &self.ctx,
             };
-            let action = invoke(
-                instance,
-                Hook::OnResponseChunk,
-                instance.plugin.on_response_chunk(&view),
-            )
+            let action = invoke(instance, Hook::OnResponseChunk, || {
+                instance.plugin.on_response_chunk(&view)
+            })
             .await
             .map_err(|e| Box::new(e) as BoxError)?;
             match action {

@@ -54,16 +54,33 @@ impl Registry {
         names
     }
 
+    /// Checks an entry without starting anything external: built-ins are constructed
+    /// (which validates their `config`) and dropped.
+    pub fn validate(&self, config: &PluginConfig) -> Result<(), PluginError> {
+        match config.command.strip_prefix("builtin://") {
+            Some(_) => self.construct_builtin(config).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    fn construct_builtin(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> {
+        let name = config
+            .command
+            .strip_prefix("builtin://")
+            .unwrap_or_default();
+        let factory = self.builtins.get(name).ok_or_else(|| {
+            PluginError::Load(format!(
+                "unknown built-in plugin {name:?}; known: {}",
+                self.builtin_names().join(", ")
+            ))
+        })?;
+        factory(config)
+    }
+
     /// Creates and initialises the instance described by `config`.
     pub async fn load(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> {
-        if let Some(name) = config.command.strip_prefix("builtin://") {
-            let factory = self.builtins.get(name).ok_or_else(|| {
-                PluginError::Load(format!(
-                    "unknown built-in plugin {name:?}; known: {}",
-                    self.builtin_names().join(", ")
-                ))
-            })?;
-            return factory(config);
+        if config.command.starts_with("builtin://") {
+            return self.construct_builtin(config);
         }
         Err(PluginError::Load(format!(
             "plugin command {:?} is not supported by this build",

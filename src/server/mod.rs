@@ -96,6 +96,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServerError> {
 /// Like [`start`] with a custom plugin registry (extra in-process plugins).
 pub async fn start_with(config: Config, registry: Registry) -> Result<RunningGateway, ServerError> {
     let metrics = crate::metrics::install();
+    crate::metrics::spawn_upkeep();
     let proxy = Arc::new(Proxy::build(&config, registry).await?);
     let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
     let listener = bind("proxy", config.server.listen).await?;

@@ -1,0 +1,81 @@
+//! Response-side hooks: SSE chunk hooks see each event, stream-complete gets the
+//! accumulated response, and data collection receives every request.
+
+use crate::support::{Journal, entry, gateway, get, send, upstream};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn sse_chunk_hook_sees_each_event_and_can_replace_it() {
+    let up = upstream().await;
+    let journal = Arc::new(Journal::default());
+    let plugin = entry(
+        "filter",
+        "builtin://scripted",
+        "on_response",
+        "config = { action = \"sse\" }",
+    );
+    let gw = gateway(up.addr, &plugin, journal.clone()).await;
+    let got = get(gw.proxy_addr, "/sse").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, "data: one\n\nDATA: TWO\n\ndata: three\n\n");
+    assert!(got.headers.get("content-length").is_none());
+    assert_eq!(
+        *journal.chunks.lock().unwrap(),
+        vec!["data: one\n\n", "data: two\n\n", "data: three\n\n"]
+    );
+    assert!(gw.proxy().flush_collectors(Duration::from_secs(5)).await);
+    let completed = journal.completed.lock().unwrap();
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0].chunks, 3);
+    assert_eq!(&completed[0].accumulated[..], got.body.as_bytes());
+}
+
+#[tokio::test]
+async fn data_collection_receives_every_request() {
+    let up = upstream().await;
+    let journal = Arc::new(Journal::default());
+    let plugins = [
+        entry("collector", "builtin://scripted", "data_collection", "config = { action = \"collect\" }"),
+        entry("keys", "builtin://api_key", "auth", "routes = [\"other\"]\nconfig = { keys = [{ key = \"k1\", identity = \"bob\", app_id = \"a\" }] }"),
+    ]
+    .concat();
+    let gw = gateway(up.addr, &plugins, journal.clone()).await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        statuses.push(get(gw.proxy_addr, &format!("/n/{i}")).await.status);
+    }
+    // Rejected requests are collected too, with their final status.
+    statuses.push(get(gw.proxy_addr, "/other/denied").await.status);
+    statuses.push(
+        send(
+            gw.proxy_addr,
+            "GET",
+            "/other/ok",
+            &[("authorization", "Bearer k1")],
+            "",
+        )
+        .await
+        .status,
+    );
+    assert!(gw.proxy().flush_collectors(Duration::from_secs(5)).await);
+    let collected = journal.collected.lock().unwrap();
+    assert_eq!(collected.len(), 32);
+    assert_eq!(
+        collected.iter().filter(|r| r.request.route == "r").count(),
+        30
+    );
+    let denied = collected
+        .iter()
+        .find(|r| r.request.uri.path() == "/other/denied")
+        .unwrap();
+    assert_eq!(denied.status, 401);
+    let ok = collected
+        .iter()
+        .find(|r| r.request.uri.path() == "/other/ok")
+        .unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.ctx.auth.as_ref().unwrap().identity, "bob");
+    assert!(ok.response_bytes > 0);
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 31);
+}
