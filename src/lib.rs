@@ -6,6 +6,8 @@
 //! - [`proxy`]: the request path: limits, routing, hooks, forwarding, error rescue.
 //! - [`plugin`]: the plugin contract (trait, native types, proto), registry and plugin sets.
 //! - [`pipeline`]: running a route's plugin plan: request, response, chunk and tail hooks.
+//! - [`remote`]: out-of-process plugins (`file://` subprocesses, `grpc://` servers), security rules.
+//! - [`sdk`]: the Rust plugin SDK (implement `Handler`, call `serve`).
 //! - [`builtin`]: in-process plugins (API keys, headers, IP filter, rate limit, request guard).
 //! - [`routing`]: the route table (host + longest path prefix, rewrites).
 //! - [`upstream`]: upstream groups, round robin, pooled h1/h2/TLS clients.
@@ -27,7 +29,9 @@ pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
 pub mod proxy;
+pub mod remote;
 pub mod routing;
+pub mod sdk;
 pub mod server;
 pub mod upstream;
 

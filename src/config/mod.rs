@@ -10,7 +10,7 @@ mod plugins;
 mod types;
 mod validate;
 
-pub use plugins::{OnError, PipelineConfig, PluginConfig};
+pub use plugins::{GrpcTlsConfig, OnError, PipelineConfig, PluginConfig, PluginRuntimeConfig};
 pub use types::duration as duration_serde;
 
 pub use types::{
@@ -75,7 +75,46 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        Self::finish(figment)
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(describe_figment_error(e)))?;
+        config.apply_plugin_env(
+            std::env::var("PLUGIN_COMMAND_ALLOWLIST").ok().as_deref(),
+            std::env::var("ALLOW_INTERNAL_NETWORK_ACCESS")
+                .ok()
+                .as_deref(),
+        )?;
+        validate::validate(&config)?;
+        Ok(config)
+    }
+
+    /// Applies the operator variables `PLUGIN_COMMAND_ALLOWLIST` (comma-separated entries,
+    /// added to `plugin_runtime.command_allowlist`) and `ALLOW_INTERNAL_NETWORK_ACCESS`.
+    pub fn apply_plugin_env(
+        &mut self,
+        allowlist: Option<&str>,
+        allow_internal: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        if let Some(list) = allowlist {
+            let entries = list.split(',').map(str::trim).filter(|e| !e.is_empty());
+            self.plugin_runtime
+                .command_allowlist
+                .extend(entries.map(str::to_string));
+        }
+        if let Some(flag) = allow_internal {
+            self.plugin_runtime.allow_internal_network_access =
+                match flag.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" | "" => false,
+                    other => {
+                        return Err(ConfigError::invalid(
+                            "ALLOW_INTERNAL_NETWORK_ACCESS",
+                            format!("{other:?} is not a boolean (true/false)"),
+                        ));
+                    }
+                };
+        }
+        Ok(())
     }
 
     /// Parses a TOML document on top of the embedded default without reading the environment.

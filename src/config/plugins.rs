@@ -43,6 +43,72 @@ pub struct PluginConfig {
     /// Plugin-specific settings, handed to the plugin as JSON.
     #[serde(default)]
     pub config: serde_json::Value,
+    /// Extra environment variables for a `file://` plugin process.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// TLS settings for `grpcs://` plugins.
+    #[serde(default)]
+    pub tls: Option<GrpcTlsConfig>,
+}
+
+/// TLS (and mTLS) settings for a `grpcs://` plugin server.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcTlsConfig {
+    /// CA bundle (PEM) to trust instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for mTLS.
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    /// Client key (PEM) for mTLS.
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+    /// Name to verify instead of the host in the URL.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+/// How out-of-process plugins are started, supervised and restricted (`[plugin_runtime]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginRuntimeConfig {
+    /// Allowed plugin commands: absolute path globs (`/opt/plugins/*`), `grpc://CIDR`,
+    /// `grpc://HOSTGLOB[:PORT]`. Extended by `PLUGIN_COMMAND_ALLOWLIST` (comma-separated).
+    pub command_allowlist: Vec<String>,
+    /// Allow `grpc://` plugins on internal addresses; `ALLOW_INTERNAL_NETWORK_ACCESS=true` sets it.
+    pub allow_internal_network_access: bool,
+    /// Environment variables passed from the gateway to `file://` plugins.
+    pub env_allowlist: Vec<String>,
+    /// Time for a plugin to hand-shake (file://) or connect (grpc://) and initialise.
+    #[serde(with = "super::types::duration")]
+    pub start_timeout: std::time::Duration,
+    /// Interval of health pings to running plugins.
+    #[serde(with = "super::types::duration")]
+    pub ping_interval: std::time::Duration,
+    /// Time a plugin gets to exit after `Shutdown` before its process group is killed.
+    #[serde(with = "super::types::duration")]
+    pub shutdown_grace: std::time::Duration,
+    /// Longest wait between restarts of a crashed plugin (backoff doubles from 200 ms).
+    #[serde(with = "super::types::duration")]
+    pub max_restart_backoff: std::time::Duration,
+}
+
+impl Default for PluginRuntimeConfig {
+    fn default() -> Self {
+        PluginRuntimeConfig {
+            command_allowlist: Vec::new(),
+            allow_internal_network_access: false,
+            env_allowlist: crate::remote::DEFAULT_ENV_ALLOWLIST
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            start_timeout: std::time::Duration::from_secs(10),
+            ping_interval: std::time::Duration::from_secs(10),
+            shutdown_grace: std::time::Duration::from_secs(2),
+            max_restart_backoff: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 impl PluginConfig {

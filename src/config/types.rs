@@ -31,6 +31,9 @@ pub struct Config {
     /// Pipeline-wide settings.
     #[serde(default)]
     pub pipeline: super::PipelineConfig,
+    /// Out-of-process plugin runtime and security settings.
+    #[serde(default)]
+    pub plugin_runtime: super::PluginRuntimeConfig,
 }
 
 /// Settings of the proxy listener.

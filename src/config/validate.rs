@@ -139,12 +139,26 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
 }
 
 /// Schemes a plugin `command` may use.
-pub const PLUGIN_SCHEMES: [&str; 4] = ["builtin://", "file://", "grpc://", "oci://"];
+pub const PLUGIN_SCHEMES: [&str; 5] = ["builtin://", "file://", "grpc://", "grpcs://", "oci://"];
 
 fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), ConfigError> {
     positive(
         "pipeline.collect_queue_capacity",
         config.pipeline.collect_queue_capacity as u64,
+    )?;
+    if let Err(e) = crate::remote::security::Policy::new(
+        &config.plugin_runtime.command_allowlist,
+        config.plugin_runtime.allow_internal_network_access,
+    ) {
+        return Err(ConfigError::invalid("plugin_runtime.command_allowlist", e));
+    }
+    nonzero(
+        "plugin_runtime.start_timeout",
+        config.plugin_runtime.start_timeout,
+    )?;
+    nonzero(
+        "plugin_runtime.ping_interval",
+        config.plugin_runtime.ping_interval,
     )?;
     let mut names = HashSet::new();
     for (i, p) in config.plugins.iter().enumerate() {

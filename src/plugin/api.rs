@@ -94,6 +94,11 @@ pub trait Plugin: Send + Sync + 'static {
         HookFuture::ok(())
     }
 
+    /// Current lifecycle state; in-process plugins are always ready.
+    fn health(&self) -> super::types::PluginHealth {
+        super::types::PluginHealth::ready()
+    }
+
     /// Releases resources (processes, connections) once the instance is no longer in use.
     fn shutdown(&self) -> HookFuture<'_, ()> {
         HookFuture::ok(())

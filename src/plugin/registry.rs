@@ -18,6 +18,7 @@ pub type BuiltinFactory =
 #[derive(Clone, Default)]
 pub struct Registry {
     builtins: HashMap<String, BuiltinFactory>,
+    runtime: crate::config::PluginRuntimeConfig,
 }
 
 impl std::fmt::Debug for Registry {
@@ -45,6 +46,11 @@ impl Registry {
         factory: impl Fn(&PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> + Send + Sync + 'static,
     ) {
         self.builtins.insert(name.to_string(), Arc::new(factory));
+    }
+
+    /// Sets how out-of-process plugins are started and restricted.
+    pub fn set_runtime(&mut self, runtime: crate::config::PluginRuntimeConfig) {
+        self.runtime = runtime;
     }
 
     /// Names of registered in-process plugins, sorted.
@@ -81,6 +87,13 @@ impl Registry {
     pub async fn load(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> {
         if config.command.starts_with("builtin://") {
             return self.construct_builtin(config);
+        }
+        if ["file://", "grpc://", "grpcs://"]
+            .iter()
+            .any(|s| config.command.starts_with(s))
+        {
+            let plugin = crate::remote::RemotePlugin::load(config, &self.runtime).await?;
+            return Ok(Arc::new(plugin));
         }
         Err(PluginError::Load(format!(
             "plugin command {:?} is not supported by this build",

@@ -84,7 +84,8 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// Builds routes, upstream clients and the initial plugin set. Must run inside a
     /// Tokio runtime (it starts the data-collection worker).
-    pub async fn build(config: &Config, registry: Registry) -> Result<Proxy, ProxyBuildError> {
+    pub async fn build(config: &Config, mut registry: Registry) -> Result<Proxy, ProxyBuildError> {
+        registry.set_runtime(config.plugin_runtime.clone());
         let upstreams = config
             .upstreams
             .iter()

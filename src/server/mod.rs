@@ -140,6 +140,8 @@ pub async fn start_with(config: Config, registry: Registry) -> Result<RunningGat
                 "data collection queue not empty at shutdown; remaining records dropped"
             );
         }
+        // Plugin processes are stopped (Shutdown, then the process group is killed and reaped).
+        shared.proxy().plugins().shutdown().await;
         admin_stop.cancel();
         if let Err(e) = admin_task.await {
             tracing::warn!(error = %e, "admin listener task failed");

@@ -1,0 +1,90 @@
+//! Example plugin: SSE content filter.
+//!
+//! Sees each complete SSE event of `text/event-stream` responses: replaces every
+//! configured `redact` word with `[redacted]` and drops events containing any
+//! `drop_if_contains` marker. `OnStreamComplete` logs how many events passed.
+//!
+//! Config: `{ redact = ["secret"], drop_if_contains = ["[internal]"] }`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use microgateway::sdk::{self, Handler, pb};
+use std::sync::RwLock;
+use tonic::Status;
+
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    redact: Vec<String>,
+    #[serde(default)]
+    drop_if_contains: Vec<String>,
+}
+
+#[derive(Default)]
+struct Filter(RwLock<Settings>);
+
+impl Handler for Filter {
+    fn manifest(&self) -> pb::Manifest {
+        pb::Manifest {
+            response_body: pb::BodyMode::SseEvents as i32,
+            ..sdk::manifest(
+                "sse-filter",
+                &[pb::Hook::OnResponseChunk, pb::Hook::OnStreamComplete],
+            )
+        }
+    }
+
+    async fn initialize(&self, config: serde_json::Value) -> Result<(), String> {
+        let settings = if config.is_null() {
+            Settings::default()
+        } else {
+            serde_json::from_value(config).map_err(|e| e.to_string())?
+        };
+        *self.0.write().unwrap() = settings;
+        Ok(())
+    }
+
+    async fn on_response_chunk(&self, req: pb::ChunkRequest) -> Result<pb::ChunkResponse, Status> {
+        use pb::chunk_response::Action;
+        let settings = self.0.read().unwrap();
+        let text = String::from_utf8_lossy(&req.data);
+        if settings
+            .drop_if_contains
+            .iter()
+            .any(|m| text.contains(m.as_str()))
+        {
+            return Ok(pb::ChunkResponse {
+                action: Some(Action::Drop(true)),
+            });
+        }
+        let mut out = text.to_string();
+        for word in &settings.redact {
+            out = out.replace(word.as_str(), "[redacted]");
+        }
+        let action = if out == text {
+            Action::Pass(true)
+        } else {
+            Action::Replace(Bytes::from(out))
+        };
+        Ok(pb::ChunkResponse {
+            action: Some(action),
+        })
+    }
+
+    async fn on_stream_complete(&self, req: pb::StreamCompleteRequest) -> Result<(), Status> {
+        eprintln!(
+            "stream complete: {} events, {} bytes",
+            req.chunks, req.bytes
+        );
+        Ok(())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if let Err(e) = sdk::serve(Filter::default()).await {
+        eprintln!("sse-filter: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,87 @@
+//! Opening gRPC channels to plugins: unix sockets, checked loopback/remote TCP
+//! addresses, and TLS/mTLS for `grpcs://`.
+
+use crate::config::GrpcTlsConfig;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// Connects to a plugin serving on a unix socket.
+pub async fn unix(path: PathBuf, timeout: Duration) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_static("http://plugin.local").connect_timeout(timeout);
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(TokioIo::new)
+            }
+        }))
+        .await
+        .map_err(|e| format!("cannot connect to plugin socket: {}", chain(&e)))
+}
+
+/// Connects to exactly `addr` (already resolved and checked); `host` is used for TLS
+/// server-name verification.
+pub async fn tcp(
+    addr: SocketAddr,
+    host: &str,
+    tls: Option<&GrpcTlsConfig>,
+    timeout: Duration,
+) -> Result<Channel, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let authority = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{authority}:{}", addr.port()))
+        .map_err(|e| format!("invalid plugin address: {e}"))?
+        .connect_timeout(timeout)
+        .tcp_nodelay(true);
+    if let Some(t) = tls {
+        endpoint = endpoint
+            .tls_config(client_tls(t, host)?)
+            .map_err(|e| format!("TLS configuration: {e}"))?;
+    }
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_| async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }))
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {}", chain(&e)))
+}
+
+fn client_tls(t: &GrpcTlsConfig, host: &str) -> Result<ClientTlsConfig, String> {
+    let read =
+        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let mut cfg = ClientTlsConfig::new()
+        .domain_name(t.server_name.clone().unwrap_or_else(|| host.to_string()));
+    cfg = match &t.ca_file {
+        Some(ca) => cfg.ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => cfg.with_native_roots(),
+    };
+    match (&t.cert, &t.key) {
+        (Some(cert), Some(key)) => cfg = cfg.identity(Identity::from_pem(read(cert)?, read(key)?)),
+        (None, None) => {}
+        _ => return Err("tls.cert and tls.key must be set together".into()),
+    }
+    Ok(cfg)
+}
+
+/// Renders an error with its sources.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,388 @@
+//! Out-of-process plugins: `file://` (a go-plugin-compatible subprocess) and
+//! `grpc://`/`grpcs://` (a running plugin server), both behind the same
+//! [`Plugin`](crate::plugin::Plugin) trait as the built-ins.
+//!
+//! - [`security`]: path rules, allowlist and the SSRF guard.
+//! - `handshake`, `process`, `orphan`: starting and killing plugin processes.
+//! - `dial`: gRPC channels over unix sockets, checked TCP addresses, TLS.
+//! - `supervisor`: restarts, health pings and graceful stop.
+//! - `convert`: native types ↔ protobuf.
+
+mod convert;
+mod dial;
+mod handshake;
+mod orphan;
+mod process;
+pub mod security;
+mod supervisor;
+
+pub use process::{COOKIE_KEY, COOKIE_VALUE, DEFAULT_ENV_ALLOWLIST};
+
+use crate::config::{PluginConfig, PluginRuntimeConfig};
+use crate::plugin::proto::plugin_client::PluginClient;
+use crate::plugin::{
+    BodyMutations, ChunkAction, ChunkView, CompletedExchange, Decision, HealthState, HookFuture,
+    HookType, Manifest, Plugin, PluginError, PluginHealth, RequestView, ResponseMutations,
+    ResponseView,
+};
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) type Client = PluginClient<tonic::transport::Channel>;
+
+/// State shared between a [`RemotePlugin`] and its supervisor task.
+pub(crate) struct Shared {
+    name: String,
+    client: ArcSwapOption<Client>,
+    health: Mutex<PluginHealth>,
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn new(name: &str) -> Arc<Shared> {
+        Arc::new(Shared {
+            name: name.to_string(),
+            client: ArcSwapOption::empty(),
+            health: Mutex::new(PluginHealth {
+                state: HealthState::Loading,
+                last_error: None,
+                restarts: 0,
+            }),
+            stop: CancellationToken::new(),
+            task: Mutex::new(None),
+        })
+    }
+
+    fn publish(&self, client: Option<Client>) {
+        self.client.store(client.map(Arc::new));
+    }
+
+    fn health(&self) -> PluginHealth {
+        self.health
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn set_health(&self, state: HealthState, error: Option<String>, restarted: bool) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.state = state;
+        if error.is_some() {
+            h.last_error = error;
+        }
+        if restarted {
+            h.restarts += 1;
+        }
+    }
+}
+
+/// A plugin served over gRPC by a subprocess or a remote server.
+pub struct RemotePlugin {
+    manifest: Manifest,
+    shared: Arc<Shared>,
+}
+
+impl RemotePlugin {
+    /// Starts (`file://`) or connects to (`grpc://`, `grpcs://`) the plugin, checks its
+    /// health, reads its manifest and initialises it; then starts supervision.
+    pub async fn load(
+        config: &PluginConfig,
+        runtime: &PluginRuntimeConfig,
+    ) -> Result<RemotePlugin, PluginError> {
+        let policy = security::Policy::new(
+            &runtime.command_allowlist,
+            runtime.allow_internal_network_access,
+        )
+        .map_err(PluginError::Load)?;
+        let config_json = if config.config.is_null() {
+            "{}".to_string()
+        } else {
+            config.config.to_string()
+        };
+        let shared = Shared::new(&config.name);
+        if config.command.starts_with("file://") {
+            let path = policy
+                .check_file(&config.command)
+                .map_err(|e| PluginError::Load(e.to_string()))?;
+            let spec = supervisor::Spec {
+                name: config.name.clone(),
+                path,
+                env_allowlist: runtime.env_allowlist.clone(),
+                env: config.env.clone(),
+                start_timeout: runtime.start_timeout,
+                ping_interval: runtime.ping_interval,
+                grace: runtime.shutdown_grace,
+                max_backoff: runtime.max_restart_backoff,
+                config_json,
+            };
+            let mut launched = supervisor::launch(&spec).await?;
+            let manifest =
+                match supervisor::manifest(&mut launched.client, spec.start_timeout).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        supervisor::stop(launched, spec.grace).await;
+                        return Err(e);
+                    }
+                };
+            let task = tokio::spawn(supervisor::supervise_process(
+                shared.clone(),
+                spec,
+                launched,
+                manifest.clone(),
+            ));
+            *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+            return Ok(RemotePlugin { manifest, shared });
+        }
+        let (tls, rest) = match config.command.strip_prefix("grpcs://") {
+            Some(rest) => (Some(config.tls.clone().unwrap_or_default()), rest),
+            None => match config.command.strip_prefix("grpc://") {
+                Some(rest) => (None, rest),
+                None => {
+                    return Err(PluginError::Load(format!(
+                        "unsupported plugin command {:?}",
+                        config.command
+                    )));
+                }
+            },
+        };
+        let (host, port) = split_host_port(rest).ok_or_else(|| {
+            PluginError::Load(format!("{:?}: expected grpc://HOST:PORT", config.command))
+        })?;
+        let addrs = resolve(&host)
+            .await
+            .map_err(|e| PluginError::Load(format!("{}: {e}", config.command)))?;
+        let addr = policy
+            .check_addresses(&config.command, &host, port, &addrs)
+            .map_err(|e| PluginError::Load(e.to_string()))?;
+        let mut client =
+            connect_with_retries(addr, &host, tls.as_ref(), runtime.start_timeout).await?;
+        let manifest = supervisor::manifest(&mut client, runtime.start_timeout).await?;
+        supervisor::initialize(
+            &mut client,
+            &config.name,
+            &config_json,
+            runtime.start_timeout,
+        )
+        .await?;
+        let task = tokio::spawn(supervisor::supervise_remote(
+            shared.clone(),
+            client,
+            runtime.ping_interval,
+        ));
+        *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(RemotePlugin { manifest, shared })
+    }
+
+    fn client(&self) -> Result<Client, PluginError> {
+        match self.shared.client.load_full() {
+            Some(c) => Ok((*c).clone()),
+            None => {
+                let h = self.shared.health();
+                let why = h.last_error.unwrap_or_else(|| format!("{:?}", h.state));
+                Err(PluginError::Unavailable(format!(
+                    "plugin {} is not running ({why})",
+                    self.shared.name
+                )))
+            }
+        }
+    }
+}
+
+/// Splits `host:port` (IPv6 in brackets).
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.trim_end_matches('/');
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+/// Resolves a host without the C resolver; IP literals in every `inet_aton` form are
+/// recognised first so they are checked as the addresses they denote.
+async fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
+    if let Some(ip) = security::parse_ip_literal(host) {
+        return Ok(vec![ip]);
+    }
+    let resolver = hickory_resolver::Resolver::builder_tokio()
+        .map_err(|e| format!("cannot read resolver configuration: {e}"))?
+        .build();
+    let lookup = resolver
+        .lookup_ip(host)
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    Ok(lookup.iter().collect())
+}
+
+async fn connect_with_retries(
+    addr: std::net::SocketAddr,
+    host: &str,
+    tls: Option<&crate::config::GrpcTlsConfig>,
+    timeout: Duration,
+) -> Result<Client, PluginError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let attempt = async {
+            let channel = dial::tcp(addr, host, tls, left.max(Duration::from_millis(100))).await?;
+            supervisor::health(&channel, left.max(Duration::from_millis(100))).await?;
+            Ok::<_, String>(Client::new(channel))
+        };
+        match attempt.await {
+            Ok(client) => return Ok(client),
+            Err(e) if tokio::time::Instant::now() + backoff >= deadline => {
+                return Err(PluginError::Load(format!(
+                    "plugin server at {addr} not ready within {timeout:?}: {e}"
+                )));
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "plugin server not ready; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+impl Plugin for RemotePlugin {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        stage: HookType,
+        request: &'a RequestView<'a>,
+    ) -> HookFuture<'a, Decision> {
+        let mut client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return HookFuture::err(e),
+        };
+        let message = convert::request_to_pb(request);
+        HookFuture::pending(async move {
+            let response = match stage {
+                HookType::PreAuth => client.pre_auth(message).await,
+                HookType::Auth => client.auth(message).await,
+                _ => client.post_auth(message).await,
+            };
+            convert::decision_from_pb(response.map_err(convert::status_error)?.into_inner())
+        })
+    }
+
+    fn on_response_headers<'a>(
+        &'a self,
+        response: &'a ResponseView<'a>,
+    ) -> HookFuture<'a, ResponseMutations> {
+        let mut client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return HookFuture::err(e),
+        };
+        let message = convert::response_headers_to_pb(response);
+        HookFuture::pending(async move {
+            let r = client
+                .on_response_headers(message)
+                .await
+                .map_err(convert::status_error)?;
+            convert::response_mutations_from_pb(r.into_inner())
+        })
+    }
+
+    fn on_response_body<'a>(
+        &'a self,
+        response: &'a ResponseView<'a>,
+        body: &'a Bytes,
+    ) -> HookFuture<'a, BodyMutations> {
+        let mut client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return HookFuture::err(e),
+        };
+        let message = convert::response_body_to_pb(response, body);
+        HookFuture::pending(async move {
+            let r = client
+                .on_response_body(message)
+                .await
+                .map_err(convert::status_error)?;
+            convert::body_mutations_from_pb(r.into_inner())
+        })
+    }
+
+    fn on_response_chunk<'a>(&'a self, chunk: &'a ChunkView<'a>) -> HookFuture<'a, ChunkAction> {
+        let mut client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return HookFuture::err(e),
+        };
+        let message = convert::chunk_to_pb(chunk);
+        HookFuture::pending(async move {
+            let r = client
+                .on_response_chunk(message)
+                .await
+                .map_err(convert::status_error)?;
+            Ok(convert::chunk_action_from_pb(r.into_inner()))
+        })
+    }
+
+    fn on_stream_complete<'a>(&'a self, done: &'a CompletedExchange) -> HookFuture<'a, ()> {
+        let mut client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return HookFuture::err(e),
+        };
+        let message = convert::complete_to_pb(done);
+        HookFuture::pending(async move {
+            client
+                .on_stream_complete(message)
+                .await
+                .map_err(convert::status_error)
+                .map(drop)
+        })
+    }
+
+    fn collect<'a>(&'a self, record: &'a CompletedExchange) -> HookFuture<'a, ()> {
+        let mut client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return HookFuture::err(e),
+        };
+        let message = convert::collect_to_pb(record);
+        HookFuture::pending(async move {
+            client
+                .collect(message)
+                .await
+                .map_err(convert::status_error)
+                .map(drop)
+        })
+    }
+
+    fn health(&self) -> PluginHealth {
+        self.shared.health()
+    }
+
+    fn shutdown(&self) -> HookFuture<'_, ()> {
+        self.shared.stop.cancel();
+        let task = self
+            .shared
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        HookFuture::pending(async move {
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Drop for RemotePlugin {
+    fn drop(&mut self) {
+        // A set dropped without an explicit shutdown still stops its supervisor, which
+        // kills the process group.
+        self.shared.stop.cancel();
+    }
+}

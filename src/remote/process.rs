@@ -1,0 +1,195 @@
+//! Running a `file://` plugin: spawn in its own process group with a scrubbed
+//! environment, read the handshake with a size limit and a deadline, forward its stdout
+//! and stderr to the log, and kill the whole group on the way out.
+
+use super::handshake::{self, Handshake, MAX_LINE};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Magic cookie variable and value: a plugin started without it refuses to run.
+pub const COOKIE_KEY: &str = "MICROGATEWAY_PLUGIN";
+/// Magic cookie value (not a secret: it only prevents accidental direct execution).
+pub const COOKIE_VALUE: &str = "7f3e2d1c-microgateway-plugin-v1";
+
+/// Variables copied from the gateway's environment by default; everything else is dropped.
+pub const DEFAULT_ENV_ALLOWLIST: [&str; 8] = [
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "RUST_LOG",
+];
+
+/// Errors starting a plugin process.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The executable could not be started.
+    #[error("cannot start {path}: {source}")]
+    Spawn {
+        /// Executable.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// No handshake within the start timeout.
+    #[error("no handshake within {0:?}")]
+    StartTimeout(Duration),
+    /// The process exited or closed stdout before the handshake.
+    #[error("plugin exited before its handshake{0}")]
+    Exited(String),
+    /// The handshake line was refused.
+    #[error(transparent)]
+    Handshake(#[from] handshake::HandshakeError),
+    /// Creating the socket directory failed.
+    #[error("cannot create plugin socket directory: {0}")]
+    SocketDir(std::io::Error),
+}
+
+/// A started plugin process whose handshake was accepted.
+pub struct Running {
+    /// The child (reaped by whoever awaits `wait`).
+    pub child: Child,
+    /// Process group id (equal to the child's pid).
+    pub pgid: Option<u32>,
+    /// The accepted handshake.
+    pub handshake: Handshake,
+    /// Private socket directory, kept for the life of the process and removed when dropped.
+    pub _socket_dir: tempfile::TempDir,
+}
+
+/// Spawns `path` and waits for its handshake.
+pub async fn start(
+    name: &str,
+    path: &Path,
+    env_allowlist: &[String],
+    extra_env: &BTreeMap<String, String>,
+    start_timeout: Duration,
+) -> Result<Running, ProcessError> {
+    let socket_dir = tempfile::Builder::new()
+        .prefix("microgateway-plugin-")
+        .tempdir()
+        .map_err(ProcessError::SocketDir)?;
+    let mut cmd = Command::new(path);
+    cmd.env_clear();
+    for key in env_allowlist {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
+    cmd.envs(extra_env)
+        .env(COOKIE_KEY, COOKIE_VALUE)
+        .env(
+            "PLUGIN_PROTOCOL_VERSIONS",
+            handshake::APP_VERSION.to_string(),
+        )
+        .env("PLUGIN_UNIX_SOCKET_DIR", socket_dir.path())
+        .env("PLUGIN_MIN_PORT", "10000")
+        .env("PLUGIN_MAX_PORT", "25000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    super::orphan::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let pgid = child.id();
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(forward_lines(name.to_string(), "stderr", stderr));
+    }
+    let Some(stdout) = child.stdout.take() else {
+        kill_group(pgid);
+        return Err(ProcessError::Exited(": no stdout".into()));
+    };
+    let mut reader = BufReader::new(stdout);
+    let line = match tokio::time::timeout(start_timeout, read_line_limited(&mut reader)).await {
+        Err(_) => {
+            kill_group(pgid);
+            let _ = child.wait().await;
+            return Err(ProcessError::StartTimeout(start_timeout));
+        }
+        Ok(Ok(Some(line))) => line,
+        Ok(Ok(None)) => {
+            kill_group(pgid);
+            let status = child
+                .wait()
+                .await
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            return Err(ProcessError::Exited(status));
+        }
+        Ok(Err(e)) => {
+            kill_group(pgid);
+            let _ = child.wait().await;
+            return Err(ProcessError::Handshake(handshake::HandshakeError(e)));
+        }
+    };
+    let handshake = match handshake::parse(&line, socket_dir.path()) {
+        Ok(h) => h,
+        Err(e) => {
+            kill_group(pgid);
+            let _ = child.wait().await;
+            return Err(e.into());
+        }
+    };
+    tokio::spawn(forward_lines(name.to_string(), "stdout", reader));
+    Ok(Running {
+        child,
+        pgid,
+        handshake,
+        _socket_dir: socket_dir,
+    })
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes; `Ok(None)` at end of stream.
+async fn read_line_limited<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+) -> Result<Option<String>, String> {
+    let mut buf = Vec::new();
+    let mut limited = (&mut *reader).take(MAX_LINE as u64 + 1);
+    let n = limited
+        .read_until(b'\n', &mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.len() > MAX_LINE {
+        return Err(format!("handshake line longer than {MAX_LINE} bytes"));
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| "handshake line is not UTF-8".to_string())
+}
+
+/// Logs each line a plugin writes.
+async fn forward_lines<R: AsyncRead + Unpin>(plugin: String, stream: &'static str, reader: R) {
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "microgateway::plugin_output", plugin = %plugin, stream, "{line}");
+    }
+}
+
+/// Sends SIGKILL to the whole process group (no-op when it is already gone).
+pub fn kill_group(pgid: Option<u32>) {
+    let Some(pid) = pgid
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)
+        && e != rustix::io::Errno::SRCH
+    {
+        tracing::warn!(pgid = pid.as_raw_nonzero().get(), error = %e, "cannot kill plugin process group");
+    }
+}

@@ -1,0 +1,315 @@
+//! Launching and supervising out-of-process plugins.
+//!
+//! A `file://` plugin is started, hand-shaken, health-checked and initialised by
+//! [`launch`]; [`supervise_process`] then watches it: a crash or three failed health
+//! pings mark it `restarting`, its whole process group is killed and reaped, and it is
+//! relaunched with exponential backoff (200 ms doubling up to the configured maximum,
+//! reset after 30 s of healthy running). While no instance runs, calls fail with
+//! `Unavailable` and the instance's fail policy applies. [`supervise_remote`] pings a
+//! `grpc://` server and tracks its health (tonic reconnects the channel by itself).
+
+use super::process::{self, Running};
+use super::{Client, Shared, convert, dial, handshake::Address};
+use crate::plugin::proto::goplugin::grpc_controller_client::GrpcControllerClient;
+use crate::plugin::proto::goplugin::grpc_stdio_client::GrpcStdioClient;
+use crate::plugin::proto::{InitializeRequest, PingRequest};
+use crate::plugin::{HealthState, Manifest, PluginError};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Everything needed to (re)start a `file://` plugin.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub path: PathBuf,
+    pub env_allowlist: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub start_timeout: Duration,
+    pub ping_interval: Duration,
+    pub grace: Duration,
+    pub max_backoff: Duration,
+    pub config_json: String,
+}
+
+/// A started, healthy and initialised plugin process.
+pub struct Launched {
+    pub running: Running,
+    pub client: Client,
+    channel: Channel,
+}
+
+/// Starts the process, connects, checks health, streams its stdio and initialises it.
+pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
+    let mut running = process::start(
+        &spec.name,
+        &spec.path,
+        &spec.env_allowlist,
+        &spec.env,
+        spec.start_timeout,
+    )
+    .await
+    .map_err(|e| PluginError::Load(e.to_string()))?;
+    match connect_and_init(spec, &running).await {
+        Ok((client, channel)) => Ok(Launched {
+            running,
+            client,
+            channel,
+        }),
+        Err(e) => {
+            process::kill_group(running.pgid);
+            let _ = running.child.wait().await;
+            Err(e)
+        }
+    }
+}
+
+async fn connect_and_init(
+    spec: &Spec,
+    running: &Running,
+) -> Result<(Client, Channel), PluginError> {
+    let channel = match &running.handshake.address {
+        Address::Unix(path) => dial::unix(path.clone(), spec.start_timeout).await,
+        Address::Tcp(addr) => {
+            dial::tcp(*addr, &addr.ip().to_string(), None, spec.start_timeout).await
+        }
+    }
+    .map_err(PluginError::Load)?;
+    health(&channel, spec.start_timeout)
+        .await
+        .map_err(PluginError::Load)?;
+    tokio::spawn(stream_stdio(spec.name.clone(), channel.clone()));
+    let mut client = Client::new(channel.clone());
+    initialize(
+        &mut client,
+        &spec.name,
+        &spec.config_json,
+        spec.start_timeout,
+    )
+    .await?;
+    Ok((client, channel))
+}
+
+/// `grpc.health.v1.Health/Check` for service "plugin".
+pub async fn health(channel: &Channel, timeout: Duration) -> Result<(), String> {
+    let mut client = HealthClient::new(channel.clone());
+    let request = HealthCheckRequest {
+        service: "plugin".into(),
+    };
+    match tokio::time::timeout(timeout, client.check(request)).await {
+        Err(_) => Err(format!("health check timed out after {timeout:?}")),
+        Ok(Err(status)) => Err(format!("health check failed: {}", status.message())),
+        Ok(Ok(r)) if r.get_ref().status == 1 => Ok(()),
+        Ok(Ok(r)) => Err(format!(
+            "health check reports status {}",
+            r.get_ref().status
+        )),
+    }
+}
+
+/// Fetches the manifest.
+pub async fn manifest(client: &mut Client, timeout: Duration) -> Result<Manifest, PluginError> {
+    match tokio::time::timeout(timeout, client.get_manifest(crate::plugin::proto::Empty {})).await {
+        Err(_) => Err(PluginError::Load("GetManifest timed out".into())),
+        Ok(Err(s)) => Err(PluginError::Load(format!(
+            "GetManifest failed: {}",
+            s.message()
+        ))),
+        Ok(Ok(m)) => Ok(convert::manifest_from_pb(m.into_inner())),
+    }
+}
+
+/// Sends the instance configuration.
+pub async fn initialize(
+    client: &mut Client,
+    name: &str,
+    config_json: &str,
+    timeout: Duration,
+) -> Result<(), PluginError> {
+    let request = InitializeRequest {
+        config_json: config_json.to_string(),
+        instance: name.to_string(),
+    };
+    match tokio::time::timeout(timeout, client.initialize(request)).await {
+        Err(_) => Err(PluginError::Load("Initialize timed out".into())),
+        Ok(Err(s)) => Err(PluginError::Load(format!(
+            "Initialize failed: {}",
+            s.message()
+        ))),
+        Ok(Ok(r)) if r.get_ref().ok => Ok(()),
+        Ok(Ok(r)) => Err(PluginError::Load(format!(
+            "plugin refused its configuration: {}",
+            r.get_ref().error
+        ))),
+    }
+}
+
+/// Logs what the plugin streams over `plugin.GRPCStdio`, when it serves it.
+async fn stream_stdio(name: String, channel: Channel) {
+    let mut client = GrpcStdioClient::new(channel);
+    let Ok(response) = client.stream_stdio(()).await else {
+        return;
+    };
+    let mut stream = response.into_inner();
+    while let Ok(Some(data)) = stream.message().await {
+        let channel = if data.channel == 2 {
+            "stderr"
+        } else {
+            "stdout"
+        };
+        for line in String::from_utf8_lossy(&data.data).lines() {
+            tracing::info!(target: "microgateway::plugin_output", plugin = %name, stream = channel, "{line}");
+        }
+    }
+}
+
+/// Asks the plugin to exit, waits up to `grace`, then kills and reaps its process group.
+pub async fn stop(mut launched: Launched, grace: Duration) {
+    let mut controller = GrpcControllerClient::new(launched.channel.clone());
+    let request = crate::plugin::proto::goplugin::Empty {};
+    let _ = tokio::time::timeout(grace, controller.shutdown(request)).await;
+    let exited = tokio::time::timeout(grace, launched.running.child.wait()).await;
+    // Kill the group in any case: it also removes anything the plugin itself spawned.
+    process::kill_group(launched.running.pgid);
+    if exited.is_err() {
+        let _ = launched.running.child.wait().await;
+    }
+}
+
+/// Watches a `file://` plugin until `shared.stop` fires; restarts it when it dies.
+pub async fn supervise_process(
+    shared: Arc<Shared>,
+    spec: Spec,
+    first: Launched,
+    manifest: Manifest,
+) {
+    let mut launched = first;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let started = Instant::now();
+        shared.publish(Some(launched.client.clone()));
+        shared.set_health(HealthState::Ready, None, false);
+        let reason = tokio::select! {
+            _ = shared.stop.cancelled() => {
+                shared.publish(None);
+                stop(launched, spec.grace).await;
+                return;
+            }
+            reason = watch(&mut launched, &spec) => reason,
+        };
+        shared.publish(None);
+        process::kill_group(launched.running.pgid);
+        let _ = launched.running.child.wait().await;
+        tracing::warn!(plugin = %spec.name, reason = %reason, "plugin died; restarting");
+        shared.set_health(HealthState::Restarting, Some(reason), true);
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(200);
+        }
+        launched = loop {
+            tokio::select! {
+                _ = shared.stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(spec.max_backoff);
+            match launch(&spec).await {
+                Ok(mut l) => match self::manifest(&mut l.client, spec.start_timeout).await {
+                    Ok(m)
+                        if m.hooks == manifest.hooks
+                            && m.response_body == manifest.response_body =>
+                    {
+                        break l;
+                    }
+                    Ok(_) => {
+                        let e = "restarted plugin reports a different manifest; keeping it stopped until reload".to_string();
+                        stop(l, spec.grace).await;
+                        shared.set_health(HealthState::Failed, Some(e), false);
+                        return;
+                    }
+                    Err(e) => {
+                        stop(l, spec.grace).await;
+                        shared.set_health(HealthState::Restarting, Some(e.to_string()), false);
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(plugin = %spec.name, error = %e, "plugin restart failed");
+                    shared.set_health(HealthState::Restarting, Some(e.to_string()), false);
+                }
+            }
+        };
+    }
+}
+
+/// Returns why the process stopped serving: exit, or three failed health checks in a row.
+async fn watch(launched: &mut Launched, spec: &Spec) -> String {
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + spec.ping_interval,
+        spec.ping_interval,
+    );
+    let mut failures = 0;
+    loop {
+        tokio::select! {
+            status = launched.running.child.wait() => {
+                return match status {
+                    Ok(s) => format!("process exited ({s})"),
+                    Err(e) => format!("process wait failed: {e}"),
+                };
+            }
+            _ = ticker.tick() => {
+                match health(&launched.channel, spec.ping_interval.min(Duration::from_secs(5))).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        if failures >= 3 {
+                            return format!("3 failed health checks, last: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pings a `grpc://` plugin server and keeps its health current until `shared.stop`.
+pub async fn supervise_remote(shared: Arc<Shared>, mut client: Client, interval: Duration) {
+    shared.publish(Some(client.clone()));
+    shared.set_health(HealthState::Ready, None, false);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let mut nonce = 0u64;
+    loop {
+        tokio::select! {
+            _ = shared.stop.cancelled() => {
+                shared.publish(None);
+                return;
+            }
+            _ = ticker.tick() => {
+                nonce += 1;
+                let ping = tokio::time::timeout(interval.min(Duration::from_secs(5)), client.ping(PingRequest { nonce })).await;
+                match ping {
+                    Ok(Ok(r)) if r.get_ref().nonce == nonce => {
+                        if shared.health().state != HealthState::Ready {
+                            tracing::info!(plugin = %shared.name, "plugin server reachable again");
+                            shared.set_health(HealthState::Ready, None, false);
+                        }
+                    }
+                    other => {
+                        let e = match other {
+                            Err(_) => "ping timed out".to_string(),
+                            Ok(Err(s)) => format!("ping failed: {}", s.message()),
+                            Ok(Ok(_)) => "ping answered with the wrong nonce".to_string(),
+                        };
+                        if shared.health().state == HealthState::Ready {
+                            tracing::warn!(plugin = %shared.name, error = %e, "plugin server unhealthy; reconnecting");
+                            shared.set_health(HealthState::Restarting, Some(e), true);
+                        } else {
+                            shared.set_health(HealthState::Restarting, Some(e), false);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
