@@ -2,6 +2,8 @@
 //!
 //! - `request_stages/{0,1,5}`: one request through `pre_auth`/`auth`/`post_auth` with
 //!   0, 1 or 5 in-process hooks (no network).
+//! - `one_hook/{in_process,file_unix_socket}`: one header hook in-process vs the
+//!   `file://` header-enricher example over its unix socket.
 //! - `snapshot_load`: `ArcSwap::load_full` of the plugin set while two reader threads
 //!   load and one writer stores a new set continuously.
 //! - `end_to_end/{bare,hooks5}`: a full HTTP/1.1 request from a pooled client through
@@ -112,6 +114,48 @@ fn request_stages(c: &mut Criterion) {
                 }
             })
         });
+    }
+    group.finish();
+}
+
+/// One hook: in-process `headers` built-in vs the `file://` header-enricher example
+/// (a subprocess answering over a unix socket).
+fn remote_hook(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let routes = vec!["r".to_string()];
+    let enricher = format!("file://{}", env!("CARGO_BIN_EXE_mg-plugin-header-enricher"));
+    let entries = [
+        ("in_process", plugin("h", "builtin://headers", HookType::PreAuth, serde_json::json!({"set": {"x-a": "1"}}))),
+        ("file_unix_socket", plugin("h", &enricher, HookType::PreAuth, serde_json::json!({"headers": {"x-a": "1"}}))),
+    ];
+    let mut group = c.benchmark_group("one_hook");
+    for (label, entry) in entries {
+        let set = rt.block_on(PluginSet::build(&[entry], &routes, &registry())).unwrap();
+        let meta = RequestMeta {
+            request_id: "id",
+            route: "r",
+            client_ip: "127.0.0.1".parse().unwrap(),
+            tls: false,
+            host: "localhost",
+        };
+        let template = http::Request::builder().uri("/v1/chat").body(()).unwrap().into_parts().0;
+        group.bench_function(label, |b| {
+            b.to_async(&rt).iter(|| {
+                let mut pending = PendingRequest {
+                    parts: template.clone(),
+                    body: None,
+                    path_is_final: false,
+                    ctx: RequestContext::default(),
+                };
+                let plan = set.plan(0);
+                async move {
+                    let out = request::run(plan, meta, &mut pending).await;
+                    assert!(out.is_ok());
+                    black_box(pending.parts.headers.len())
+                }
+            })
+        });
+        rt.block_on(set.shutdown());
     }
     group.finish();
 }
@@ -254,5 +298,5 @@ fn end_to_end(c: &mut Criterion) {
     rt.block_on(gateway.wait());
 }
 
-criterion_group!(benches, request_stages, snapshot_load, end_to_end);
+criterion_group!(benches, request_stages, remote_hook, snapshot_load, end_to_end);
 criterion_main!(benches);

@@ -12,6 +12,8 @@
 //! | `env` | returns the names of its environment variables in `x-env` |
 //! | `spawn_child` | starts a `sleep` grandchild, returns its pid in `x-child-pid` |
 //! | anything else | passes (and counts calls in `x-calls`) |
+//!
+//! Passing answers also carry the plugin's own pid in `x-pid`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use microgateway::sdk::{self, Handler, pb};
@@ -79,17 +81,23 @@ impl Chaos {
                     .arg("1000")
                     .spawn()
                     .map_err(|e| Status::internal(e.to_string()))?;
-                Ok(sdk::continue_with(sdk::set_header(
+                Ok(with_pid(sdk::set_header(
                     "x-child-pid",
                     &child.id().to_string(),
                 )))
             }
-            _ => Ok(sdk::continue_with(sdk::set_header(
-                "x-calls",
-                &n.to_string(),
-            ))),
+            _ => Ok(with_pid(sdk::set_header("x-calls", &n.to_string()))),
         }
     }
+}
+
+/// Adds `x-pid` (this process) to a `Continue`.
+fn with_pid(mut changes: pb::Continue) -> pb::HookResponse {
+    if let Some(h) = changes.headers.as_mut() {
+        h.set
+            .push(sdk::header("x-pid", &std::process::id().to_string()));
+    }
+    sdk::continue_with(changes)
 }
 
 #[tokio::main(flavor = "current_thread")]
