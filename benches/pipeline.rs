@@ -121,16 +121,38 @@ fn request_stages(c: &mut Criterion) {
 /// One hook: in-process `headers` built-in vs the `file://` header-enricher example
 /// (a subprocess answering over a unix socket).
 fn remote_hook(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let routes = vec!["r".to_string()];
     let enricher = format!("file://{}", env!("CARGO_BIN_EXE_mg-plugin-header-enricher"));
     let entries = [
-        ("in_process", plugin("h", "builtin://headers", HookType::PreAuth, serde_json::json!({"set": {"x-a": "1"}}))),
-        ("file_unix_socket", plugin("h", &enricher, HookType::PreAuth, serde_json::json!({"headers": {"x-a": "1"}}))),
+        (
+            "in_process",
+            plugin(
+                "h",
+                "builtin://headers",
+                HookType::PreAuth,
+                serde_json::json!({"set": {"x-a": "1"}}),
+            ),
+        ),
+        (
+            "file_unix_socket",
+            plugin(
+                "h",
+                &enricher,
+                HookType::PreAuth,
+                serde_json::json!({"headers": {"x-a": "1"}}),
+            ),
+        ),
     ];
     let mut group = c.benchmark_group("one_hook");
     for (label, entry) in entries {
-        let set = rt.block_on(PluginSet::build(&[entry], &routes, &registry())).unwrap();
+        let set = rt
+            .block_on(PluginSet::build(&[entry], &routes, &registry()))
+            .unwrap();
         let meta = RequestMeta {
             request_id: "id",
             route: "r",
@@ -138,7 +160,12 @@ fn remote_hook(c: &mut Criterion) {
             tls: false,
             host: "localhost",
         };
-        let template = http::Request::builder().uri("/v1/chat").body(()).unwrap().into_parts().0;
+        let template = http::Request::builder()
+            .uri("/v1/chat")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
         group.bench_function(label, |b| {
             b.to_async(&rt).iter(|| {
                 let mut pending = PendingRequest {
@@ -298,5 +325,11 @@ fn end_to_end(c: &mut Criterion) {
     rt.block_on(gateway.wait());
 }
 
-criterion_group!(benches, request_stages, remote_hook, snapshot_load, end_to_end);
+criterion_group!(
+    benches,
+    request_stages,
+    remote_hook,
+    snapshot_load,
+    end_to_end
+);
 criterion_main!(benches);

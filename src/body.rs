@@ -66,3 +66,88 @@ pub async fn collect_limited(mut body: Body, max: usize) -> Result<Bytes, Collec
     }
     Ok(buf.freeze())
 }
+
+/// The error a [`LimitBody`] yields once its limit is exceeded.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds {0} bytes")]
+pub struct BodyLimitExceeded(pub u64);
+
+pin_project_lite::pin_project! {
+    /// A streaming body that fails once more than `limit` bytes passed, and records that
+    /// in a shared flag: the upstream client may report the failure without its cause
+    /// (HTTP/2 resets), so the flag is what tells a 413 from a 502.
+    pub struct LimitBody<B> {
+        #[pin]
+        inner: B,
+        remaining: u64,
+        limit: u64,
+        tripped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+}
+
+impl<B> LimitBody<B> {
+    /// Wraps `inner`; `tripped` becomes true when the limit is exceeded.
+    pub fn new(
+        inner: B,
+        limit: u64,
+        tripped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        LimitBody {
+            inner,
+            remaining: limit,
+            limit,
+            tripped,
+        }
+    }
+}
+
+impl<B> http_body::Body for LimitBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > *this.remaining {
+                        this.tripped
+                            .store(true, std::sync::atomic::Ordering::Release);
+                        return std::task::Poll::Ready(Some(Err(Box::new(BodyLimitExceeded(
+                            *this.limit,
+                        )))));
+                    }
+                    *this.remaining -= len;
+                }
+                std::task::Poll::Ready(Some(Ok(frame)))
+            }
+            std::task::Poll::Ready(Some(Err(e))) => std::task::Poll::Ready(Some(Err(e.into()))),
+            other => other.map(|_| None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let mut hint = self.inner.size_hint();
+        if hint.lower() > self.remaining {
+            // Let the frame that crosses the limit produce the error.
+            return http_body::SizeHint::default();
+        }
+        if hint.upper().is_some_and(|u| u > self.remaining) {
+            hint = http_body::SizeHint::new();
+            hint.set_lower(self.inner.size_hint().lower());
+        }
+        hint
+    }
+}

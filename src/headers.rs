@@ -43,10 +43,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host: Option<&str>) {
     let client = client.to_canonical().to_string();
     let xff = HeaderName::from_static("x-forwarded-for");
-    let joined = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
-        _ => client,
-    };
+    // Every X-Forwarded-For line counts: repeated fields form one list (RFC 9110 §5.3).
+    let mut hops: Vec<&str> = headers
+        .get_all(&xff)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    hops.push(&client);
+    let joined = hops.join(", ");
     if let Ok(value) = HeaderValue::from_str(&joined) {
         headers.insert(xff, value);
     }

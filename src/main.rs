@@ -49,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check => {
             let config = Config::load(cli.config.as_deref())?;
+            microgateway::server::preflight(&config)?;
             let registry = microgateway::plugin::Registry::with_builtins();
             for (i, plugin) in config.plugins.iter().enumerate() {
                 registry.validate(plugin).with_context(|| {

@@ -74,7 +74,13 @@ impl Config {
             // Arrays such as `routes` in the file replace the embedded ones as a whole.
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        // MICROGATEWAY_CONFIG names the file (a CLI setting), and the plugin variables
+        // belong to plugin processes; neither is a configuration key.
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(&["CONFIG", "PLUGIN", "PLUGIN_LISTEN"])
+                .split("__"),
+        );
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(describe_figment_error(e)))?;

@@ -10,8 +10,9 @@ use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderName, Request, Response, Version};
-use http_body_util::Limited;
 use std::error::Error as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Everything [`send`] needs besides the request itself.
 #[derive(Clone, Copy)]
@@ -27,8 +28,15 @@ pub(super) struct ForwardCtx<'a> {
     pub path_is_final: bool,
 }
 
-/// Rejects requests whose head or declared body exceeds the limits.
+/// Rejects requests whose head or declared body exceeds the limits, and paths with dot
+/// segments (`/a/../b`, also percent-encoded), which could match one route here and
+/// reach another resource after the upstream normalises them.
 pub(super) fn check_limits<B>(req: &Request<B>, limits: &Limits) -> Result<(), GatewayError> {
+    if has_dot_segment(req.uri().path()) {
+        return Err(GatewayError::BadRequest(
+            "path contains a dot segment (/./ or /../)".into(),
+        ));
+    }
     let headers = req.headers();
     if headers.len() > limits.max_header_count {
         return Err(GatewayError::HeadersTooLarge(format!(
@@ -90,8 +98,13 @@ where
     } else {
         ctx.route.rewrite_path(parts.uri.path())
     };
+    let client_host = (!ctx.host.is_empty()).then_some(ctx.host);
+    // With preserve_host the client's host also becomes the URI authority, so an HTTP/2
+    // upstream sees a consistent :authority; the connection still goes to the target.
+    let authority = client_host
+        .filter(|h| ctx.route.preserve_host && http::uri::Authority::try_from(*h).is_ok());
     parts.uri = target
-        .uri(&path, parts.uri.query())
+        .uri(&path, parts.uri.query(), authority)
         .map_err(|e| GatewayError::BadRequest(format!("cannot build upstream URI: {e}")))?;
     // The pooled client negotiates HTTP/2 per connection; requests always start as HTTP/1.1.
     parts.version = Version::HTTP_11;
@@ -108,7 +121,6 @@ where
             .headers
             .insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    let client_host = (!ctx.host.is_empty()).then_some(ctx.host);
     headers::set_forwarded(
         &mut parts.headers,
         ctx.conn.remote.ip(),
@@ -127,10 +139,17 @@ where
         .headers
         .insert(ctx.request_id_header.clone(), ctx.request_id.clone());
 
-    let limit = usize::try_from(ctx.max_body_bytes).unwrap_or(usize::MAX);
-    let upstream_req = Request::from_parts(parts, body::boxed(Limited::new(incoming, limit)));
+    let tripped = Arc::new(AtomicBool::new(false));
+    let limited = body::LimitBody::new(incoming, ctx.max_body_bytes, tripped.clone());
+    let upstream_req = Request::from_parts(parts, body::boxed(limited));
     let timeout = ctx.route.timeout;
-    let sent = tokio::time::timeout(timeout, ctx.upstream.client().request(upstream_req)).await;
+    let client = target
+        .client()
+        .ok_or_else(|| GatewayError::UpstreamUnavailable {
+            upstream: ctx.upstream.name.to_string(),
+            reason: "target has no client".into(),
+        })?;
+    let sent = tokio::time::timeout(timeout, client.request(upstream_req)).await;
     let upstream_name = &ctx.upstream.name;
     let response = match sent {
         Err(_) => {
@@ -140,7 +159,12 @@ where
                 timeout_ms: timeout.as_millis(),
             });
         }
-        Ok(Err(err)) => return Err(map_client_error(&err, ctx, limit as u64)),
+        Ok(Err(_)) if tripped.load(Ordering::Acquire) => {
+            return Err(GatewayError::BodyTooLarge {
+                limit: ctx.max_body_bytes,
+            });
+        }
+        Ok(Err(err)) => return Err(map_client_error(&err, ctx)),
         Ok(Ok(response)) => response,
     };
     let (mut parts, incoming) = response.into_parts();
@@ -151,17 +175,13 @@ where
 }
 
 /// Classifies a client error: body limit (413), connect timeout (504) or unavailable (502).
-fn map_client_error(
-    err: &hyper_util::client::legacy::Error,
-    ctx: ForwardCtx<'_>,
-    limit: u64,
-) -> GatewayError {
+fn map_client_error(err: &hyper_util::client::legacy::Error, ctx: ForwardCtx<'_>) -> GatewayError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
     let mut timed_out = false;
     let mut innermost = err.to_string();
     while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return GatewayError::BodyTooLarge { limit };
+        if let Some(b) = e.downcast_ref::<body::BodyLimitExceeded>() {
+            return GatewayError::BodyTooLarge { limit: b.0 };
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
@@ -186,5 +206,28 @@ fn map_client_error(
     GatewayError::UpstreamUnavailable {
         upstream,
         reason: innermost,
+    }
+}
+
+/// True when a path segment is `.` or `..`, counting `%2e` as a dot.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_dot_segment;
+
+    #[test]
+    fn dot_segments() {
+        for bad in ["/a/../b", "/..", "/./x", "/a/%2E%2e/b", "/a/.%2e"] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for ok in ["/", "/a/b", "/a/..b", "/.well-known/x", "/a/b.."] {
+            assert!(!has_dot_segment(ok), "{ok}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! - `supervisor`: restarts, health pings and graceful stop.
 //! - `convert`: native types ↔ protobuf.
 
+mod authcache;
 mod convert;
 mod dial;
 mod handshake;
@@ -86,6 +87,7 @@ impl Shared {
 pub struct RemotePlugin {
     manifest: Manifest,
     shared: Arc<Shared>,
+    auth_cache: Arc<authcache::AuthCache>,
 }
 
 impl RemotePlugin {
@@ -137,7 +139,7 @@ impl RemotePlugin {
                 manifest.clone(),
             ));
             *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-            return Ok(RemotePlugin { manifest, shared });
+            return Ok(RemotePlugin::new(manifest, shared));
         }
         let (tls, rest) = match config.command.strip_prefix("grpcs://") {
             Some(rest) => (Some(config.tls.clone().unwrap_or_default()), rest),
@@ -176,7 +178,15 @@ impl RemotePlugin {
             runtime.ping_interval,
         ));
         *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-        Ok(RemotePlugin { manifest, shared })
+        Ok(RemotePlugin::new(manifest, shared))
+    }
+
+    fn new(manifest: Manifest, shared: Arc<Shared>) -> RemotePlugin {
+        RemotePlugin {
+            manifest,
+            shared,
+            auth_cache: Arc::new(authcache::AuthCache::new(10_000)),
+        }
     }
 
     fn client(&self) -> Result<Client, PluginError> {
@@ -261,18 +271,35 @@ impl Plugin for RemotePlugin {
         stage: HookType,
         request: &'a RequestView<'a>,
     ) -> HookFuture<'a, Decision> {
+        let cache_key = (stage == HookType::Auth)
+            .then(|| authcache::AuthCache::key(request))
+            .flatten();
+        if let Some(auth) = cache_key.as_ref().and_then(|k| self.auth_cache.get(k)) {
+            return HookFuture::ok(Decision::Continue(crate::plugin::Mutations {
+                auth: Some(auth),
+                ..Default::default()
+            }));
+        }
         let mut client = match self.client() {
             Ok(c) => c,
             Err(e) => return HookFuture::err(e),
         };
         let message = convert::request_to_pb(request);
+        let cache = self.auth_cache.clone();
         HookFuture::pending(async move {
             let response = match stage {
                 HookType::PreAuth => client.pre_auth(message).await,
                 HookType::Auth => client.auth(message).await,
                 _ => client.post_auth(message).await,
             };
-            convert::decision_from_pb(response.map_err(convert::status_error)?.into_inner())
+            let decision =
+                convert::decision_from_pb(response.map_err(convert::status_error)?.into_inner())?;
+            if let (Some(key), Decision::Continue(m)) = (cache_key, &decision)
+                && let Some(auth) = &m.auth
+            {
+                cache.put(key, auth);
+            }
+            Ok(decision)
         })
     }
 

@@ -88,6 +88,27 @@ impl RunningGateway {
     }
 }
 
+/// Loads everything `start` would load from files (TLS material, CA bundles) without
+/// binding or starting anything; `microgateway check` runs this.
+pub fn preflight(config: &Config) -> Result<(), crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    if let Some(t) = &config.server.tls {
+        tls::acceptor(t).map_err(|e| ConfigError::invalid("server.tls", e.to_string()))?;
+    }
+    for (i, upstream) in config.upstreams.iter().enumerate() {
+        if let Err(e) = crate::upstream::Upstream::new(upstream) {
+            let key = match (&e, &upstream.ca_file) {
+                (crate::upstream::UpstreamError::Tls { .. }, Some(_)) => {
+                    format!("upstreams[{i}].ca_file")
+                }
+                _ => format!("upstreams[{i}]"),
+            };
+            return Err(ConfigError::invalid(key, e.to_string()));
+        }
+    }
+    Ok(())
+}
+
 /// Binds both listeners and starts serving, with the built-in plugin registry.
 pub async fn start(config: Config) -> Result<RunningGateway, ServerError> {
     start_with(config, Registry::with_builtins()).await

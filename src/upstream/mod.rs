@@ -5,7 +5,7 @@
 
 mod tls;
 
-use crate::body::Body;
+use crate::body::{Body, BoxError};
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use http::Uri;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -37,13 +37,20 @@ pub enum UpstreamError {
     },
 }
 
-/// One upstream base URL.
-#[derive(Debug, Clone)]
+/// One upstream base URL and the pooled client that connects to it.
+#[derive(Clone)]
 pub struct Target {
     scheme: Scheme,
     authority: Authority,
     /// Base path without a trailing slash (possibly empty) prepended to every request path.
     base_path: String,
+    client: Option<HttpClient>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
 }
 
 impl Target {
@@ -74,6 +81,7 @@ impl Target {
             scheme,
             authority,
             base_path: uri.path().trim_end_matches('/').to_string(),
+            client: None,
         })
     }
 
@@ -87,8 +95,15 @@ impl Target {
         &self.authority
     }
 
-    /// Builds the absolute upstream URI for `path` and optional `query`.
-    pub fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
+    /// Builds the absolute upstream URI for `path` and optional `query`. `authority`
+    /// replaces the target's own in the URI (HTTP/2 `:authority`) when a route preserves
+    /// the client's host; the connection still goes to this target.
+    pub fn uri(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        authority: Option<&str>,
+    ) -> Result<Uri, http::Error> {
         let mut pq = String::with_capacity(
             self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
         );
@@ -99,26 +114,73 @@ impl Target {
             pq.push_str(q);
         }
         let pq = PathAndQuery::try_from(pq)?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
+        let builder = Uri::builder().scheme(self.scheme.clone());
+        let builder = match authority {
+            Some(a) => builder.authority(a),
+            None => builder.authority(self.authority.clone()),
+        };
+        builder.path_and_query(pq).build()
+    }
+
+    /// The pooled client connecting to this target.
+    pub fn client(&self) -> Option<&HttpClient> {
+        self.client.as_ref()
+    }
+
+    /// `http://host:port` with the scheme's default port made explicit, for the connector.
+    fn dial_uri(&self) -> Result<Uri, UpstreamError> {
+        let port = self
+            .authority
+            .port_u16()
+            .unwrap_or(if self.is_https() { 443 } else { 80 });
+        format!("http://{}:{port}", self.authority.host())
+            .parse()
+            .map_err(|_| UpstreamError::InvalidTarget {
+                url: self.authority.to_string(),
+                reason: "unusable host",
+            })
     }
 }
 
 /// The HTTP client type used for upstreams.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+pub type HttpClient = Client<HttpsConnector<FixedConnector>, Body>;
 
-/// A named group of targets sharing one connection pool.
+/// A connector that always dials one target, whatever host the request URI names (the
+/// URI may carry the client's host when a route preserves it).
+#[derive(Clone)]
+pub struct FixedConnector {
+    inner: HttpConnector,
+    dial: Uri,
+}
+
+impl tower::Service<Uri> for FixedConnector {
+    type Response = <HttpConnector as tower::Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        tower::Service::<Uri>::poll_ready(&mut self.inner, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, _requested: Uri) -> Self::Future {
+        let connecting = tower::Service::call(&mut self.inner, self.dial.clone());
+        Box::pin(async move { connecting.await.map_err(Into::into) })
+    }
+}
+
+/// A named group of targets balanced round robin, each with its own connection pool.
 pub struct Upstream {
     /// Group name from the configuration.
     pub name: Arc<str>,
-    targets: Vec<Target>,
     /// TCP connect timeout, reported in 504 errors.
     pub connect_timeout: std::time::Duration,
+    targets: Vec<Target>,
     next: AtomicUsize,
-    client: HttpClient,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -131,43 +193,24 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Builds the group and its client from validated configuration.
+    /// Builds the group and one client per target from validated configuration.
     pub fn new(config: &UpstreamConfig) -> Result<Upstream, UpstreamError> {
-        let targets = config
-            .targets
-            .iter()
-            .map(|t| Target::parse(t))
-            .collect::<Result<Vec<_>, _>>()?;
         let tls =
             tls::client_config(config.ca_file.as_deref()).map_err(|reason| UpstreamError::Tls {
                 upstream: config.name.clone(),
                 reason,
             })?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let connector = match config.protocol {
-            UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
-            UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
-            UpstreamProtocol::Auto => builder.enable_all_versions().wrap_connector(http),
-        };
-        let mut client = Client::builder(TokioExecutor::new());
-        client
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(config.protocol == UpstreamProtocol::Http2);
+        let mut targets = Vec::with_capacity(config.targets.len());
+        for url in &config.targets {
+            let mut target = Target::parse(url)?;
+            target.client = Some(build_client(config, &target, tls.clone())?);
+            targets.push(target);
+        }
         Ok(Upstream {
             name: Arc::from(config.name.as_str()),
-            targets,
             connect_timeout: config.connect_timeout,
+            targets,
             next: AtomicUsize::new(0),
-            client: client.build(connector),
         })
     }
 
@@ -176,11 +219,51 @@ impl Upstream {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         &self.targets[i % self.targets.len()]
     }
+}
 
-    /// The pooled client of this group.
-    pub fn client(&self) -> &HttpClient {
-        &self.client
-    }
+fn build_client(
+    config: &UpstreamConfig,
+    target: &Target,
+    tls: rustls::ClientConfig,
+) -> Result<HttpClient, UpstreamError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    let connector = FixedConnector {
+        inner: http,
+        dial: target.dial_uri()?,
+    };
+    let host = target
+        .authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let server_name =
+        rustls::pki_types::ServerName::try_from(host).map_err(|e| UpstreamError::Tls {
+            upstream: config.name.clone(),
+            reason: format!("invalid TLS server name: {e}"),
+        })?;
+    // Certificates are verified against the target's host even when the request URI
+    // carries the client's host.
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(server_name));
+    let connector = match config.protocol {
+        UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(connector),
+        UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(connector),
+        UpstreamProtocol::Auto => builder.enable_all_versions().wrap_connector(connector),
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    client
+        .pool_idle_timeout(config.pool_idle_timeout)
+        .pool_max_idle_per_host(config.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .http2_only(config.protocol == UpstreamProtocol::Http2);
+    Ok(client.build(connector))
 }
 
 #[cfg(test)]
@@ -191,7 +274,7 @@ mod tests {
     fn target_parsing() {
         let t = Target::parse("http://127.0.0.1:8000/base/").unwrap();
         assert_eq!(
-            t.uri("/x", Some("a=1")).unwrap().to_string(),
+            t.uri("/x", Some("a=1"), None).unwrap().to_string(),
             "http://127.0.0.1:8000/base/x?a=1"
         );
         assert!(Target::parse("ftp://x").is_err());

@@ -1,0 +1,134 @@
+//! Building gateway configurations for tests and starting an in-process gateway.
+//!
+//! [`GatewayConfig`] renders a TOML document (both listeners on `127.0.0.1:0`, logging
+//! quiet) that is layered over the embedded default by `Config::from_toml`, exactly as an
+//! operator's file would be; `routes` and `upstreams` therefore replace the default ones.
+
+use super::upstream::TestUpstream;
+use microgateway::{Config, RunningGateway};
+
+/// A test configuration under construction.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayConfig {
+    server: Vec<String>,
+    admin_listen: Option<String>,
+    log: Option<String>,
+    sections: Vec<String>,
+}
+
+impl GatewayConfig {
+    /// Listeners on 127.0.0.1:0 and no upstreams or routes yet.
+    pub fn new() -> GatewayConfig {
+        GatewayConfig::default()
+    }
+
+    /// Adds a `key = value` line to `[server]`, e.g. `max_body_bytes = 1024`.
+    pub fn server(mut self, line: &str) -> GatewayConfig {
+        self.server.push(line.to_string());
+        self
+    }
+
+    /// Sets `admin.listen` (default `127.0.0.1:0`).
+    pub fn admin_listen(mut self, addr: &str) -> GatewayConfig {
+        self.admin_listen = Some(addr.to_string());
+        self
+    }
+
+    /// Replaces the `[log]` table body (default: `level = "warn"`).
+    pub fn log(mut self, lines: &str) -> GatewayConfig {
+        self.log = Some(lines.to_string());
+        self
+    }
+
+    /// Adds an upstream group over `targets` (base URLs), with extra `key = value` lines.
+    pub fn upstream_urls(mut self, name: &str, targets: &[String], extra: &str) -> GatewayConfig {
+        let targets = targets
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.sections.push(format!(
+            "[[upstreams]]\nname = {name:?}\ntargets = [{targets}]\n{extra}\n"
+        ));
+        self
+    }
+
+    /// Adds an upstream group over test upstreams.
+    pub fn upstream(self, name: &str, targets: &[&TestUpstream]) -> GatewayConfig {
+        let urls: Vec<String> = targets.iter().map(|u| u.url()).collect();
+        self.upstream_urls(name, &urls, "")
+    }
+
+    /// Adds a route to `upstream` with extra `key = value` lines (`path_prefix`, `host`, …).
+    pub fn route(mut self, name: &str, upstream: &str, extra: &str) -> GatewayConfig {
+        self.sections.push(format!(
+            "[[routes]]\nname = {name:?}\nupstream = {upstream:?}\n{extra}\n"
+        ));
+        self
+    }
+
+    /// Appends raw TOML; it must start with a table header such as `[server.tls]`.
+    pub fn raw(mut self, toml: &str) -> GatewayConfig {
+        self.sections.push(format!("{toml}\n"));
+        self
+    }
+
+    /// The rendered TOML document.
+    pub fn toml(&self) -> String {
+        let mut out = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+        for line in &self.server {
+            out.push_str(line);
+            out.push('\n');
+        }
+        let admin = self.admin_listen.as_deref().unwrap_or("127.0.0.1:0");
+        out.push_str(&format!("\n[admin]\nlisten = {admin:?}\n\n[log]\n"));
+        out.push_str(self.log.as_deref().unwrap_or("level = \"warn\""));
+        out.push_str("\n\n");
+        for section in &self.sections {
+            out.push_str(section);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The configuration as the gateway would load it.
+    pub fn config(&self) -> Config {
+        let toml = self.toml();
+        Config::from_toml(&toml).unwrap_or_else(|e| panic!("test config rejected: {e}\n{toml}"))
+    }
+
+    /// Starts an in-process gateway; it is listening when this returns.
+    pub async fn start(&self) -> RunningGateway {
+        microgateway::start(self.config())
+            .await
+            .unwrap_or_else(|e| panic!("gateway failed to start: {e}"))
+    }
+}
+
+/// A gateway with one catch-all route `main` to upstream group `main` = `upstream`.
+pub async fn single(upstream: &TestUpstream) -> RunningGateway {
+    single_with(upstream, &[], "").await
+}
+
+/// Like [`single`] with extra `[server]` lines and extra route lines.
+pub async fn single_with(
+    upstream: &TestUpstream,
+    server: &[&str],
+    route_extra: &str,
+) -> RunningGateway {
+    let mut config = GatewayConfig::new();
+    for line in server {
+        config = config.server(line);
+    }
+    config
+        .upstream("main", &[upstream])
+        .route("main", "main", route_extra)
+        .start()
+        .await
+}
+
+/// An address on 127.0.0.1 where nothing listens (bound, then released).
+pub async fn closed_port() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}

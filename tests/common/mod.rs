@@ -1,0 +1,19 @@
+//! Shared integration-test harness: a real hyper upstream (HTTP/1.1, h2c, optional TLS),
+//! a throw-away PKI, test clients (h1, h2c, h2/TLS, raw TCP), gateway configuration
+//! builders and a driver for the real binary.
+//!
+//! Everything binds `127.0.0.1:0`, so tests run in parallel without port clashes.
+//! Include it from a test crate root with `#[path = "../common/mod.rs"] mod common;`.
+// Each test crate uses a different subset of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod binary;
+pub mod client;
+pub mod gateway;
+pub mod pki;
+pub mod upstream;
+
+pub use client::{Reply, get, get_with, request};
+pub use gateway::{GatewayConfig, closed_port, single, single_with};
+pub use pki::TestPki;
+pub use upstream::{Echo, TestUpstream};

@@ -1,0 +1,13 @@
+//! Out-of-process plugin tests: the example plugins as real subprocesses (`file://`) and
+//! as servers (`grpc://`), crash/restart, hangs, bad handshakes, SSRF and allowlist
+//! rules, environment scrubbing and process clean-up.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod chaos;
+mod examples;
+mod lifecycle;
+mod security;
+mod support;
