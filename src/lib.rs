@@ -6,6 +6,7 @@
 //! - [`proxy`]: the request path: limits, routing, hooks, forwarding, error rescue.
 //! - [`plugin`]: the plugin contract (trait, native types, proto), registry and plugin sets.
 //! - [`pipeline`]: running a route's plugin plan: request, response, chunk and tail hooks.
+//! - [`oci`]: `oci://` plugins: pull, verify (digest, cosign), cache, GC, push/sign.
 //! - [`remote`]: out-of-process plugins (`file://` subprocesses, `grpc://` servers), security rules.
 //! - [`sdk`]: the Rust plugin SDK (implement `Handler`, call `serve`).
 //! - [`builtin`]: in-process plugins (API keys, headers, IP filter, rate limit, request guard).
@@ -26,6 +27,7 @@ pub mod error;
 pub mod headers;
 pub mod logging;
 pub mod metrics;
+pub mod oci;
 pub mod pipeline;
 pub mod plugin;
 pub mod proxy;

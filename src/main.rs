@@ -1,5 +1,7 @@
 //! The `microgateway` command line: run the gateway, or check a configuration.
 
+mod plugin_cmd;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use microgateway::Config;
@@ -28,6 +30,9 @@ enum Command {
     Check,
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Package, publish, sign, pull and verify OCI plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +48,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
+        Command::Plugin(command) => plugin_cmd::run(command, cli.config.as_deref()),
         Command::DefaultConfig => {
             print!("{}", microgateway::config::EMBEDDED_DEFAULT);
             Ok(())

@@ -10,7 +10,9 @@ mod plugins;
 mod types;
 mod validate;
 
-pub use plugins::{GrpcTlsConfig, OnError, PipelineConfig, PluginConfig, PluginRuntimeConfig};
+pub use plugins::{
+    GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginRuntimeConfig,
+};
 pub use types::duration as duration_serde;
 
 pub use types::{

@@ -49,6 +49,61 @@ pub struct PluginConfig {
     /// TLS settings for `grpcs://` plugins.
     #[serde(default)]
     pub tls: Option<GrpcTlsConfig>,
+    /// OCI reference (`registry/repo:tag` or `@sha256:…`); same as `command = "oci://…"`.
+    #[serde(default)]
+    pub oci_reference: Option<String>,
+}
+
+impl PluginConfig {
+    /// The command with `oci_reference` folded in (`oci://REFERENCE`).
+    pub fn effective_command(&self) -> String {
+        match &self.oci_reference {
+            Some(r) if !r.is_empty() => format!("oci://{}", r.trim_start_matches("oci://")),
+            _ => self.command.clone(),
+        }
+    }
+}
+
+/// Where `oci://` plugins come from and how they are verified and cached (`[oci]`);
+/// `OCI_PLUGINS_*` environment variables override and extend it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OciConfig {
+    /// Cache directory (`OCI_PLUGINS_CACHE_DIR`).
+    pub cache_dir: std::path::PathBuf,
+    /// Registries reached over plain HTTP (`OCI_PLUGINS_INSECURE_REGISTRIES`).
+    pub insecure_registries: Vec<String>,
+    /// When non-empty, the only registries allowed (`OCI_PLUGINS_ALLOWED_REGISTRIES`).
+    pub allowed_registries: Vec<String>,
+    /// Refuse plugins without a valid cosign signature (`OCI_PLUGINS_REQUIRE_SIGNATURE`).
+    pub require_signature: bool,
+    /// Trusted cosign public keys, PEM text or file paths (plus `OCI_PLUGINS_PUBLIC_KEY_<N>`).
+    pub public_keys: Vec<String>,
+    /// Versions kept per repository when the cache is collected.
+    pub keep_versions: usize,
+    /// Size cap of all cached plugin binaries.
+    pub max_cache_bytes: u64,
+    /// Largest plugin binary accepted (checked against the descriptor before download).
+    pub max_plugin_bytes: u64,
+    /// Time allowed to re-resolve a tag before the cached digest is used.
+    #[serde(with = "super::types::duration")]
+    pub resolve_timeout: std::time::Duration,
+}
+
+impl Default for OciConfig {
+    fn default() -> Self {
+        OciConfig {
+            cache_dir: "/var/lib/microgateway/plugins".into(),
+            insecure_registries: Vec::new(),
+            allowed_registries: Vec::new(),
+            require_signature: false,
+            public_keys: Vec::new(),
+            keep_versions: 3,
+            max_cache_bytes: 1 << 30,
+            max_plugin_bytes: 256 << 20,
+            resolve_timeout: std::time::Duration::from_secs(5),
+        }
+    }
 }
 
 /// TLS (and mTLS) settings for a `grpcs://` plugin server.

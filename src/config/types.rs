@@ -34,6 +34,9 @@ pub struct Config {
     /// Out-of-process plugin runtime and security settings.
     #[serde(default)]
     pub plugin_runtime: super::PluginRuntimeConfig,
+    /// OCI plugin distribution settings.
+    #[serde(default)]
+    pub oci: super::OciConfig,
 }
 
 /// Settings of the proxy listener.

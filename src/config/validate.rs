@@ -175,7 +175,10 @@ fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), 
                 format!("duplicate plugin name {:?}", p.name),
             ));
         }
-        if !PLUGIN_SCHEMES.iter().any(|s| p.command.starts_with(s)) {
+        if !PLUGIN_SCHEMES
+            .iter()
+            .any(|s| p.effective_command().starts_with(s))
+        {
             return Err(ConfigError::invalid(
                 format!("{key}.command"),
                 format!(

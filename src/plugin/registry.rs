@@ -19,6 +19,8 @@ pub type BuiltinFactory =
 pub struct Registry {
     builtins: HashMap<String, BuiltinFactory>,
     runtime: crate::config::PluginRuntimeConfig,
+    oci: crate::config::OciConfig,
+    oci_store: Arc<std::sync::OnceLock<Arc<crate::oci::OciStore>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -48,9 +50,29 @@ impl Registry {
         self.builtins.insert(name.to_string(), Arc::new(factory));
     }
 
-    /// Sets how out-of-process plugins are started and restricted.
-    pub fn set_runtime(&mut self, runtime: crate::config::PluginRuntimeConfig) {
+    /// Sets how out-of-process plugins are started and restricted, and where `oci://`
+    /// plugins come from.
+    pub fn set_runtime(
+        &mut self,
+        runtime: crate::config::PluginRuntimeConfig,
+        oci: crate::config::OciConfig,
+    ) {
         self.runtime = runtime;
+        self.oci = oci;
+        self.oci_store = Arc::default();
+    }
+
+    /// The OCI store, created on first use.
+    pub fn oci_store(&self) -> Result<Arc<crate::oci::OciStore>, PluginError> {
+        if let Some(store) = self.oci_store.get() {
+            return Ok(store.clone());
+        }
+        let settings = crate::oci::settings::OciSettings::from_config(&self.oci)
+            .map_err(|e| PluginError::Load(e.to_string()))?;
+        let store = Arc::new(
+            crate::oci::OciStore::new(settings).map_err(|e| PluginError::Load(e.to_string()))?,
+        );
+        Ok(self.oci_store.get_or_init(|| store).clone())
     }
 
     /// Names of registered in-process plugins, sorted.
@@ -87,6 +109,18 @@ impl Registry {
     pub async fn load(&self, config: &PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> {
         if config.command.starts_with("builtin://") {
             return self.construct_builtin(config);
+        }
+        let command = config.effective_command();
+        if let Some(reference) = command.strip_prefix("oci://") {
+            let fetched = self
+                .oci_store()?
+                .fetch(reference)
+                .await
+                .map_err(|e| PluginError::Load(format!("{command}: {e}")))?;
+            let plugin =
+                crate::remote::RemotePlugin::launch_file(config, fetched.path, &self.runtime)
+                    .await?;
+            return Ok(Arc::new(plugin));
         }
         if ["file://", "grpc://", "grpcs://"]
             .iter()

@@ -85,7 +85,7 @@ impl Proxy {
     /// Builds routes, upstream clients and the initial plugin set. Must run inside a
     /// Tokio runtime (it starts the data-collection worker).
     pub async fn build(config: &Config, mut registry: Registry) -> Result<Proxy, ProxyBuildError> {
-        registry.set_runtime(config.plugin_runtime.clone());
+        registry.set_runtime(config.plugin_runtime.clone(), config.oci.clone());
         let upstreams = config
             .upstreams
             .iter()

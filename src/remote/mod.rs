@@ -112,34 +112,7 @@ impl RemotePlugin {
             let path = policy
                 .check_file(&config.command)
                 .map_err(|e| PluginError::Load(e.to_string()))?;
-            let spec = supervisor::Spec {
-                name: config.name.clone(),
-                path,
-                env_allowlist: runtime.env_allowlist.clone(),
-                env: config.env.clone(),
-                start_timeout: runtime.start_timeout,
-                ping_interval: runtime.ping_interval,
-                grace: runtime.shutdown_grace,
-                max_backoff: runtime.max_restart_backoff,
-                config_json,
-            };
-            let mut launched = supervisor::launch(&spec).await?;
-            let manifest =
-                match supervisor::manifest(&mut launched.client, spec.start_timeout).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        supervisor::stop(launched, spec.grace).await;
-                        return Err(e);
-                    }
-                };
-            let task = tokio::spawn(supervisor::supervise_process(
-                shared.clone(),
-                spec,
-                launched,
-                manifest.clone(),
-            ));
-            *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-            return Ok(RemotePlugin::new(manifest, shared));
+            return Self::launch_file(config, path, runtime).await;
         }
         let (tls, rest) = match config.command.strip_prefix("grpcs://") {
             Some(rest) => (Some(config.tls.clone().unwrap_or_default()), rest),
@@ -176,6 +149,48 @@ impl RemotePlugin {
             shared.clone(),
             client,
             runtime.ping_interval,
+        ));
+        *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(RemotePlugin::new(manifest, shared))
+    }
+
+    /// Starts an executable already checked (a `file://` path that passed the command
+    /// rules, or a digest-verified binary from the OCI cache) and supervises it.
+    pub async fn launch_file(
+        config: &PluginConfig,
+        path: std::path::PathBuf,
+        runtime: &PluginRuntimeConfig,
+    ) -> Result<RemotePlugin, PluginError> {
+        let config_json = if config.config.is_null() {
+            "{}".to_string()
+        } else {
+            config.config.to_string()
+        };
+        let shared = Shared::new(&config.name);
+        let spec = supervisor::Spec {
+            name: config.name.clone(),
+            path,
+            env_allowlist: runtime.env_allowlist.clone(),
+            env: config.env.clone(),
+            start_timeout: runtime.start_timeout,
+            ping_interval: runtime.ping_interval,
+            grace: runtime.shutdown_grace,
+            max_backoff: runtime.max_restart_backoff,
+            config_json,
+        };
+        let mut launched = supervisor::launch(&spec).await?;
+        let manifest = match supervisor::manifest(&mut launched.client, spec.start_timeout).await {
+            Ok(m) => m,
+            Err(e) => {
+                supervisor::stop(launched, spec.grace).await;
+                return Err(e);
+            }
+        };
+        let task = tokio::spawn(supervisor::supervise_process(
+            shared.clone(),
+            spec,
+            launched,
+            manifest.clone(),
         ));
         *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Ok(RemotePlugin::new(manifest, shared))

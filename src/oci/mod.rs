@@ -1,0 +1,58 @@
+//! `oci://` plugin distribution: pull a plugin binary from an OCI registry, verify its
+//! digest and (optionally) its cosign signature, cache it, and hand back a local path
+//! that is then run exactly like a `file://` plugin.
+//!
+//! - `artifact`: the artifact format and manifest JSON.
+//! - `cache`: the content-addressed on-disk cache, metadata and GC.
+//! - `cosign`: simple-signing signatures with `p256`.
+//! - `settings`: `[oci]` + `OCI_PLUGINS_*` variables, registry credentials.
+//! - `pull`: resolving references and fetching into the cache ([`OciStore`]).
+//! - `push`: publishing and signing, for `microgateway plugin push|sign`.
+
+pub mod artifact;
+pub mod cache;
+pub mod cosign;
+mod pull;
+pub mod push;
+pub mod settings;
+
+pub use pull::{EnvLookup, Fetched, OciStore};
+
+/// Errors of the OCI subsystem.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    /// The reference does not parse.
+    #[error("invalid OCI reference {reference:?}: {reason}")]
+    Reference {
+        /// As given.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The registry is not in `allowed_registries`.
+    #[error("registry {0} is not in OCI_PLUGINS_ALLOWED_REGISTRIES")]
+    NotAllowed(String),
+    /// The registry answered with an error or could not be reached.
+    #[error("registry: {0}")]
+    Registry(String),
+    /// The manifest is not a usable plugin artifact.
+    #[error("not a plugin artifact: {0}")]
+    Artifact(String),
+    /// The plugin binary is larger than allowed.
+    #[error("plugin binary of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Declared size.
+        size: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// A signature is missing or invalid where one is required.
+    #[error("signature: {0}")]
+    Signature(String),
+    /// Cache I/O or digest failure.
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    /// Settings are invalid.
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+}

@@ -1,0 +1,105 @@
+//! `microgateway plugin keygen|push|sign|pull|verify` through the real binary.
+
+use crate::common::binary::command;
+use crate::registry::Registry;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = command()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn package_sign_and_verify_without_docker_or_cosign() {
+    let reg = Registry::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let prefix = work.path().join("signer");
+    let plugin = work.path().join("plugin.bin");
+    std::fs::write(&plugin, b"#!/bin/sh\necho plugin\n").unwrap();
+    let reference = format!("{}/plugins/cli:2.0", reg.host);
+    let cache_s = cache.display().to_string();
+    let env = [
+        ("OCI_PLUGINS_INSECURE_REGISTRIES", reg.host.as_str()),
+        ("OCI_PLUGINS_CACHE_DIR", cache_s.as_str()),
+    ];
+
+    let (ok, out, err) = run(&["plugin", "keygen", prefix.to_str().unwrap()], &env);
+    assert!(ok, "{err}");
+    assert!(out.contains("signer.key") && out.contains("signer.pub"));
+    let (ok, digest, err) = run(
+        &["plugin", "push", plugin.to_str().unwrap(), &reference],
+        &env,
+    );
+    assert!(ok, "{err}");
+    let digest = digest.trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    let public = work.path().join("signer.pub");
+    let (ok, _, err) = run(
+        &[
+            "plugin",
+            "verify",
+            &reference,
+            "--key",
+            public.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(
+        !ok && err.contains("no signature found"),
+        "unsigned plugin verified: {err}"
+    );
+
+    let key = work.path().join("signer.key");
+    let (ok, out, err) = run(
+        &["plugin", "sign", &reference, "--key", key.to_str().unwrap()],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(&digest), "{out}");
+
+    let (ok, out, err) = run(
+        &[
+            "plugin",
+            "verify",
+            &reference,
+            "--key",
+            public.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("signature: verified") && out.contains(&digest),
+        "{out}"
+    );
+
+    let public_text = std::fs::read_to_string(&public).unwrap();
+    let mut with_key = env.to_vec();
+    with_key.push(("OCI_PLUGINS_PUBLIC_KEY_0", public_text.as_str()));
+    with_key.push(("OCI_PLUGINS_REQUIRE_SIGNATURE", "true"));
+    let (ok, out, err) = run(&["plugin", "pull", &reference], &with_key);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("source:    cache") || out.contains("source:    registry"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_reference_is_a_clear_error() {
+    let (ok, _, err) = run(
+        &["plugin", "pull", "UPPER/Case::bad"],
+        &[("OCI_PLUGINS_CACHE_DIR", "/tmp/mg-cli-test-cache")],
+    );
+    assert!(!ok);
+    assert!(err.contains("invalid OCI reference"), "{err}");
+}

@@ -1,0 +1,12 @@
+//! OCI plugin distribution against a real registry (Debian's `docker-registry`, started
+//! on a free loopback port per test): pull by tag and digest, auth, tampering,
+//! signatures, offline starts, disk-full, concurrent pulls, GC, and the `plugin` CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod pull;
+mod registry;
+mod signatures;
