@@ -105,7 +105,7 @@ impl Registry {
             .unwrap()
             .lines()
             .filter(|l| {
-                l.contains(&format!("GET /v2/"))
+                l.contains("GET /v2/")
                     && l.contains(&format!("/blobs/{digest}"))
                     && l.contains("\" 200 ")
             })
