@@ -79,13 +79,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, cli.config.clone()))
         }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let gateway = microgateway::start(config).await?;
+async fn serve(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let registry = microgateway::plugin::Registry::with_builtins();
+    let gateway = microgateway::server::start_full(config, registry, path).await?;
+    let manager = gateway.manager().clone();
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot install the SIGHUP handler; reload through the admin API");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading plugins from the configuration file");
+            match manager.reload_config_file().await {
+                Ok(()) => tracing::info!("plugins reloaded"),
+                Err(e) => tracing::error!(error = %e, "reload failed; running plugins unchanged"),
+            }
+        }
+    });
     shutdown_signal().await?;
     tracing::info!("shutdown signal received; draining (send the signal again to stop at once)");
     gateway.shutdown();

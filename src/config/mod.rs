@@ -80,7 +80,7 @@ impl Config {
         // belong to plugin processes; neither is a configuration key.
         figment = figment.merge(
             Env::prefixed(ENV_PREFIX)
-                .ignore(&["CONFIG", "PLUGIN", "PLUGIN_LISTEN"])
+                .ignore(&["CONFIG", "PLUGIN", "PLUGIN_LISTEN", "ADMIN_TOKEN"])
                 .split("__"),
         );
         let mut config: Config = figment
@@ -123,6 +123,11 @@ impl Config {
                 };
         }
         Ok(())
+    }
+
+    /// Runs the semantic checks `load` runs (used for candidate configurations).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::validate(self)
     }
 
     /// Parses a TOML document on top of the embedded default without reading the environment.

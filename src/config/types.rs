@@ -85,6 +85,34 @@ pub struct TlsConfig {
 pub struct AdminConfig {
     /// Socket address of the admin listener; loopback by default.
     pub listen: SocketAddr,
+    /// File holding the admin API bearer token (`MICROGATEWAY_ADMIN_TOKEN` also works).
+    /// Required when `listen` is not a loopback address.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Directory of the persisted plugin registry (`plugins.json`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Watch the configuration file and reload plugins when it changes.
+    #[serde(default = "default_true")]
+    pub watch_config: bool,
+    /// How often plugin health is checked; instances that gave up trigger a reload.
+    #[serde(
+        default = "default_health_interval",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub health_check_interval: Duration,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/microgateway")
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_health_interval() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// Log output format.

@@ -145,6 +145,8 @@ impl RemotePlugin {
             runtime.start_timeout,
         )
         .await?;
+        shared.publish(Some(client.clone()));
+        shared.set_health(HealthState::Ready, None, false);
         let task = tokio::spawn(supervisor::supervise_remote(
             shared.clone(),
             client,
@@ -186,6 +188,9 @@ impl RemotePlugin {
                 return Err(e);
             }
         };
+        // Ready (and callable) as soon as `load` returns, not when the task first runs.
+        shared.publish(Some(launched.client.clone()));
+        shared.set_health(HealthState::Ready, None, false);
         let task = tokio::spawn(supervisor::supervise_process(
             shared.clone(),
             spec,

@@ -40,6 +40,9 @@ pub enum ServerError {
     /// TLS material is unusable.
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// The admin API cannot be set up safely.
+    #[error("admin: {0}")]
+    Admin(String),
     /// Routes or upstreams could not be built.
     #[error(transparent)]
     Proxy(#[from] ProxyBuildError),
@@ -65,6 +68,7 @@ pub struct RunningGateway {
     /// Bound address of the admin listener.
     pub admin_addr: SocketAddr,
     proxy: Arc<Proxy>,
+    manager: Arc<crate::admin::manager::PluginManager>,
     graceful: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -73,6 +77,11 @@ impl RunningGateway {
     /// The proxy, for plugin reloads and inspection.
     pub fn proxy(&self) -> &Arc<Proxy> {
         &self.proxy
+    }
+
+    /// The plugin manager (API, reloads).
+    pub fn manager(&self) -> &Arc<crate::admin::manager::PluginManager> {
+        &self.manager
     }
 
     /// Starts graceful shutdown; returns immediately.
@@ -116,9 +125,51 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServerError> {
 
 /// Like [`start`] with a custom plugin registry (extra in-process plugins).
 pub async fn start_with(config: Config, registry: Registry) -> Result<RunningGateway, ServerError> {
+    start_full(config, registry, None).await
+}
+
+/// Starts with a registry and the path of the configuration file (watched for plugin
+/// changes when `admin.watch_config` is set, and re-read on SIGHUP).
+pub async fn start_full(
+    config: Config,
+    registry: Registry,
+    config_path: Option<std::path::PathBuf>,
+) -> Result<RunningGateway, ServerError> {
+    let token = crate::admin::auth::AdminToken::load(config.admin.token_file.as_deref())
+        .map_err(ServerError::Admin)?;
+    if token.is_none() && !config.admin.listen.ip().is_loopback() {
+        return Err(ServerError::Admin(format!(
+            "admin.listen {} is not a loopback address: set admin.token_file or MICROGATEWAY_ADMIN_TOKEN",
+            config.admin.listen
+        )));
+    }
+    // Plugins persisted through the API join the configuration file's plugins.
+    let persisted = crate::admin::records::load_state(&crate::admin::records::state_path(
+        &config.admin.data_dir,
+    ))
+    .map_err(ServerError::Admin)?;
+    let mut initial = config.clone();
+    initial.plugins.extend(
+        persisted
+            .iter()
+            .map(crate::admin::records::PluginRecord::to_config),
+    );
+    initial.validate().map_err(|e| {
+        ServerError::Admin(format!(
+            "persisted plugins do not fit the configuration: {e}"
+        ))
+    })?;
     let metrics = crate::metrics::install();
     crate::metrics::spawn_upkeep();
-    let proxy = Arc::new(Proxy::build(&config, registry).await?);
+    let proxy = Arc::new(Proxy::build(&initial, registry).await?);
+    let manager = Arc::new(
+        crate::admin::manager::PluginManager::new(
+            proxy.clone(),
+            config.clone(),
+            config_path.clone(),
+        )
+        .map_err(ServerError::Admin)?,
+    );
     let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
     let listener = bind("proxy", config.server.listen).await?;
     let admin_listener = bind("admin", config.admin.listen).await?;
@@ -129,12 +180,21 @@ pub async fn start_with(config: Config, registry: Registry) -> Result<RunningGat
     let graceful = CancellationToken::new();
     let hard = CancellationToken::new();
     let admin_stop = CancellationToken::new();
-    let admin_task = tokio::spawn(admin::serve(
-        admin_listener,
-        state.clone(),
+    let admin = Arc::new(admin::Admin {
+        state: state.clone(),
         metrics,
+        token,
+        manager: manager.clone(),
+    });
+    let admin_task = tokio::spawn(admin::serve(admin_listener, admin, admin_stop.clone()));
+    if let Some(path) = config_path.filter(|_| config.admin.watch_config) {
+        admin::triggers::watch_config(manager.clone(), path, admin_stop.clone());
+    }
+    admin::triggers::watch_health(
+        manager.clone(),
+        config.admin.health_check_interval,
         admin_stop.clone(),
-    ));
+    );
     let shared = Arc::new(conn::ConnShared::new(
         &config,
         proxy.clone(),
@@ -173,6 +233,7 @@ pub async fn start_with(config: Config, registry: Registry) -> Result<RunningGat
         proxy_addr,
         admin_addr,
         proxy,
+        manager,
         graceful,
         task,
     })

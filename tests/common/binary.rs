@@ -104,7 +104,22 @@ impl GatewayProcess {
             .clone()
             .log("format = \"json\"\nlevel = \"info\"")
             .toml();
-        let config = ConfigFile::new(&toml);
+        Self::spawn_file(&toml, env).await
+    }
+
+    /// Starts the binary on a complete TOML document from [`GatewayConfig::toml`]; its
+    /// `[log]` table is switched to JSON at info so the listeners can be read.
+    pub async fn spawn_toml(toml: &str) -> GatewayProcess {
+        let toml = toml.replacen(
+            "[log]\nlevel = \"warn\"",
+            "[log]\nformat = \"json\"\nlevel = \"info\"",
+            1,
+        );
+        Self::spawn_file(&toml, &[]).await
+    }
+
+    async fn spawn_file(toml: &str, env: &[(&str, &str)]) -> GatewayProcess {
+        let config = ConfigFile::new(toml);
         let mut cmd = tokio::process::Command::from(command());
         cmd.arg("--config")
             .arg(config.path())
@@ -156,6 +171,22 @@ impl GatewayProcess {
             log,
             _config: config,
         }
+    }
+
+    /// The configuration file the process was started with (rewrite it to test reloads).
+    pub fn config_path(&self) -> &Path {
+        self._config.path()
+    }
+
+    /// Sends a signal such as `-HUP` with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("process already reaped");
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     /// Sends SIGTERM with `kill -TERM <pid>`.

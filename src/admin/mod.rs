@@ -1,7 +1,14 @@
-//! The admin listener: `/healthz`, `/readyz` and Prometheus `/metrics`.
+//! The admin listener: `/healthz`, `/readyz`, Prometheus `/metrics` and the plugin API
+//! under `/api/v1` (bearer token, see [`auth`]).
 //!
 //! It listens on loopback by default and serves HTTP/1.1 only. It stays up while the
 //! proxy drains so orchestrators can watch `/readyz` turn 503.
+
+pub mod api;
+pub mod auth;
+pub mod manager;
+pub mod records;
+pub mod triggers;
 
 use crate::body::{self, Body};
 use crate::error::json_error;
@@ -18,13 +25,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// What the admin listener serves.
+pub struct Admin {
+    /// Readiness.
+    pub state: Arc<GatewayState>,
+    /// Prometheus handle.
+    pub metrics: Option<PrometheusHandle>,
+    /// API token; without one the API is open (only allowed on loopback).
+    pub token: Option<auth::AdminToken>,
+    /// The plugin manager behind `/api/v1`.
+    pub manager: Arc<manager::PluginManager>,
+}
+
 /// Serves admin requests until `stop` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<GatewayState>,
-    metrics: Option<PrometheusHandle>,
-    stop: CancellationToken,
-) {
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, stop: CancellationToken) {
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -39,13 +53,12 @@ pub async fn serve(
                 continue;
             }
         };
-        let state = state.clone();
-        let metrics = metrics.clone();
+        let admin = admin.clone();
         let stop = stop.clone();
         tracker.spawn(async move {
             let service = service_fn(move |req| {
-                let response = route(&req, &state, metrics.as_ref());
-                async move { Ok::<_, Infallible>(response) }
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(route(req, &admin).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -66,11 +79,22 @@ pub async fn serve(
     tracker.wait().await;
 }
 
-fn route(
-    req: &Request<Incoming>,
-    state: &GatewayState,
-    metrics: Option<&PrometheusHandle>,
-) -> Response<Body> {
+async fn route(req: Request<Incoming>, admin: &Admin) -> Response<Body> {
+    if req.uri().path().starts_with("/api/v1/") {
+        if let Some(token) = &admin.token
+            && let Err(reason) = token.check(req.headers(), req.uri().query())
+        {
+            let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized", reason, "");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        return api::handle(&admin.manager, method, &path, req.into_body()).await;
+    }
+    let state = &admin.state;
+    let metrics = admin.metrics.as_ref();
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json_error(
             StatusCode::METHOD_NOT_ALLOWED,
