@@ -114,6 +114,22 @@ pub fn parse_public_key(value: &str) -> Result<VerifyingKey, String> {
         .map_err(|e| format!("not an ECDSA P-256 public key: {e}"))
 }
 
+/// `OCI_PLUGINS_REGISTRY_<HOST>` for `registry`: upper case, every character other than
+/// letters and digits as `_` (`reg.example.com:5000` → `OCI_PLUGINS_REGISTRY_REG_EXAMPLE_COM_5000`).
+pub fn registry_env_prefix(registry: &str) -> String {
+    let host: String = registry
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("OCI_PLUGINS_REGISTRY_{host}")
+}
+
 /// Registry credentials from `OCI_PLUGINS_REGISTRY_<HOST>_*` (dots, colons and dashes
 /// in the host become underscores): `USERNAME` + `PASSWORD`/`PASSWORDENV`,
 /// `TOKEN`/`TOKENENV`, or `ENTITLEMENT` (+ `ENTITLEMENTUSERNAME`, default `cp`).

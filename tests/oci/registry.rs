@@ -147,26 +147,10 @@ pub fn store(settings: OciSettings, vars: &[(&str, &str)]) -> OciStore {
 
 /// Credential variables for `registry`.
 pub fn creds(registry: &Registry, user: &str, password: &str) -> Vec<(String, String)> {
-    let host: String = registry
-        .host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let prefix = microgateway::oci::settings::registry_env_prefix(&registry.host);
     vec![
-        (
-            format!("OCI_PLUGINS_REGISTRY_{host}_USERNAME"),
-            user.to_string(),
-        ),
-        (
-            format!("OCI_PLUGINS_REGISTRY_{host}_PASSWORD"),
-            password.to_string(),
-        ),
+        (format!("{prefix}_USERNAME"), user.to_string()),
+        (format!("{prefix}_PASSWORD"), password.to_string()),
     ]
 }
 
