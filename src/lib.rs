@@ -6,6 +6,7 @@
 //! - [`proxy`]: the request path: limits, routing, hooks, forwarding, error rescue.
 //! - [`plugin`]: the plugin contract (trait, native types, proto), registry and plugin sets.
 //! - [`pipeline`]: running a route's plugin plan: request, response, chunk and tail hooks.
+//! - [`llm`]: LLM providers: key injection, token usage, budgets, the `llm_policy` built-in.
 //! - [`oci`]: `oci://` plugins: pull, verify (digest, cosign), cache, GC, push/sign.
 //! - [`remote`]: out-of-process plugins (`file://` subprocesses, `grpc://` servers), security rules.
 //! - [`sdk`]: the Rust plugin SDK (implement `Handler`, call `serve`).
@@ -25,6 +26,7 @@ pub mod builtin;
 pub mod config;
 pub mod error;
 pub mod headers;
+pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod oci;

@@ -25,6 +25,8 @@ const PLUGIN_ERRORS: &str = "microgateway_plugin_errors_total";
 const PLUGIN_TIMEOUTS: &str = "microgateway_plugin_timeouts_total";
 const PLUGIN_FAIL_OPEN: &str = "microgateway_plugin_fail_open_total";
 const COLLECT_DROPPED: &str = "microgateway_collect_dropped_total";
+const LLM_REQUESTS: &str = "microgateway_llm_requests_total";
+const LLM_TOKENS: &str = "microgateway_llm_tokens_total";
 
 /// Latency buckets in seconds, from 100 µs to 30 s.
 const BUCKETS: [f64; 16] = [
@@ -113,6 +115,14 @@ fn describe() {
         "Failed plugin hook calls skipped because the instance is fail_open."
     );
     metrics::describe_counter!(
+        LLM_REQUESTS,
+        "LLM exchanges, by provider, model, app and status."
+    );
+    metrics::describe_counter!(
+        LLM_TOKENS,
+        "LLM tokens, by provider, model, app and kind (prompt, completion)."
+    );
+    metrics::describe_counter!(
         COLLECT_DROPPED,
         "Completed-request records dropped because the collection queue was full."
     );
@@ -180,4 +190,25 @@ impl HookMetrics {
 /// Records a completed-request record dropped at a full queue.
 pub fn collect_dropped() {
     counter!(COLLECT_DROPPED).increment(1);
+}
+
+/// Records one completed LLM exchange and its token usage.
+pub fn llm_exchange(
+    provider: &'static str,
+    model: &str,
+    app: &str,
+    status: &str,
+    usage: Option<&crate::llm::TokenUsage>,
+) {
+    counter!(LLM_REQUESTS, "provider" => provider, "model" => model.to_string(), "app" => app.to_string(), "status" => status.to_string())
+        .increment(1);
+    if let Some(u) = usage {
+        for (kind, n) in [
+            ("prompt", u.prompt_tokens),
+            ("completion", u.completion_tokens),
+        ] {
+            counter!(LLM_TOKENS, "provider" => provider, "model" => model.to_string(), "app" => app.to_string(), "kind" => kind)
+                .increment(n);
+        }
+    }
 }

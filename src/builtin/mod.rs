@@ -7,6 +7,7 @@
 //! | `ip_filter` | pre_auth, post_auth | CIDR allow/deny lists (403) |
 //! | `rate_limit` | pre_auth, post_auth | token bucket per identity/app/IP and route (429) |
 //! | `request_guard` | pre_auth, post_auth | allowed methods (405) and body size (413/411) |
+//! | `llm_policy` | post_auth | model allowlist per app, token/request budgets, request size (see [`crate::llm::policy`]) |
 //!
 //! Built-ins answer synchronously ([`HookFuture::Ready`](crate::plugin::HookFuture)), so
 //! they never allocate a future and are never subject to timeouts.
@@ -36,6 +37,9 @@ pub fn register_all(registry: &mut Registry) {
     });
     registry.register("rate_limit", |c| {
         Ok(std::sync::Arc::new(rate_limit::RateLimit::new(c)?))
+    });
+    registry.register("llm_policy", |c| {
+        Ok(std::sync::Arc::new(crate::llm::policy::LlmPolicy::new(c)?))
     });
     registry.register("request_guard", |c| {
         Ok(std::sync::Arc::new(request_guard::RequestGuard::new(c)?))

@@ -193,6 +193,9 @@ pub struct UpstreamConfig {
     /// Maximum idle pooled connections per target.
     #[serde(default = "default_pool_max_idle")]
     pub pool_max_idle_per_host: usize,
+    /// LLM provider behind this upstream: the gateway injects its key and meters tokens.
+    #[serde(default)]
+    pub llm: Option<crate::llm::LlmUpstreamConfig>,
 }
 
 fn default_connect_timeout() -> Duration {

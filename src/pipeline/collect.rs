@@ -19,6 +19,8 @@ pub struct Job {
     pub route: usize,
     /// What happened.
     pub exchange: CompletedExchange,
+    /// LLM provider, when usage should be extracted from the response.
+    pub provider: Option<crate::llm::Provider>,
 }
 
 /// Handle for queueing jobs; cheap to clone.
@@ -71,8 +73,14 @@ impl Collector {
 
 async fn worker(mut rx: mpsc::Receiver<Job>, busy: Arc<AtomicUsize>) {
     loop {
-        let Some(job) = rx.recv().await else { break };
+        let Some(mut job) = rx.recv().await else {
+            break;
+        };
         busy.store(1, Ordering::Release);
+        if let Some(provider) = job.provider {
+            job.exchange.usage = crate::llm::usage::parse(&job.exchange.accumulated);
+            crate::llm::account(provider, &job.exchange);
+        }
         let plan = job.set.plan(job.route);
         for instance in &plan.stream_complete {
             let call = || instance.plugin.on_stream_complete(&job.exchange);

@@ -31,8 +31,10 @@ pub struct TailSeed {
     pub request_bytes: u64,
     /// Queue.
     pub collector: Collector,
-    /// Bytes to accumulate for stream-complete hooks (0 = none).
+    /// Bytes to accumulate for stream-complete hooks and usage (0 = none).
     pub accumulate: usize,
+    /// The LLM provider of the upstream, when token usage should be extracted.
+    pub provider: Option<crate::llm::Provider>,
 }
 
 struct TailState {
@@ -69,11 +71,13 @@ impl TailState {
             accumulated: self.acc.split().freeze(),
             truncated: self.truncated,
             started_at_ms: seed.started_at_ms,
+            usage: None,
         };
         seed.collector.submit(Job {
             set: seed.set,
             route: seed.route,
             exchange,
+            provider: seed.provider,
         });
     }
 }

@@ -372,6 +372,8 @@ pub struct CompletedExchange {
     pub truncated: bool,
     /// Arrival time, Unix milliseconds.
     pub started_at_ms: i64,
+    /// Token usage, for exchanges with an LLM upstream whose response reported it.
+    pub usage: Option<crate::llm::TokenUsage>,
 }
 
 /// Errors a plugin call can produce.

@@ -138,6 +138,9 @@ where
     parts
         .headers
         .insert(ctx.request_id_header.clone(), ctx.request_id.clone());
+    if let Some(llm) = &ctx.upstream.llm {
+        llm.inject(&mut parts.headers);
+    }
 
     let tripped = Arc::new(AtomicBool::new(false));
     let limited = body::LimitBody::new(incoming, ctx.max_body_bytes, tripped.clone());

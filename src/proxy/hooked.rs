@@ -25,6 +25,8 @@ pub(super) struct Hooked<'a> {
     pub collector: &'a Collector,
     /// Arrival time.
     pub start: Instant,
+    /// LLM provider of the route's upstream.
+    pub provider: Option<crate::llm::Provider>,
 }
 
 impl Hooked<'_> {
@@ -115,7 +117,8 @@ impl Hooked<'_> {
         ctx: RequestContext,
         request_bytes: u64,
     ) -> Option<TailSeed> {
-        if !self.set.plan(route).has_tail() {
+        let provider = self.provider;
+        if !self.set.plan(route).has_tail() && provider.is_none() {
             return None;
         }
         let now_ms = SystemTime::now()
@@ -132,11 +135,12 @@ impl Hooked<'_> {
             started_at_ms,
             request_bytes,
             collector: self.collector.clone(),
-            accumulate: if plan.stream_complete.is_empty() {
+            accumulate: if plan.stream_complete.is_empty() && provider.is_none() {
                 0
             } else {
                 self.pipeline.stream_accumulate_bytes
             },
+            provider,
         })
     }
 }

@@ -239,7 +239,7 @@ impl Proxy {
         };
         // One snapshot per request, used to the end (including the tail hooks).
         let set = self.plugins.load_full();
-        if set.plan(route.index).is_empty() {
+        if set.plan(route.index).is_empty() && upstream.llm.is_none() {
             return forward::send(ctx, req).await;
         }
         let hooked = hooked::Hooked {
@@ -247,6 +247,7 @@ impl Proxy {
             pipeline: &self.pipeline,
             collector: &self.collector,
             start,
+            provider: upstream.llm.as_ref().map(|l| l.provider),
         };
         hooked
             .run(ctx, req.map(crate::body::boxed), &mut state.tail)

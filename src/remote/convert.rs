@@ -118,6 +118,7 @@ pub fn complete_to_pb(done: &CompletedExchange) -> pb::StreamCompleteRequest {
         bytes: done.response_bytes,
         accumulated: done.accumulated.clone(),
         truncated: done.truncated,
+        usage: usage_to_pb(done),
     }
 }
 
@@ -133,7 +134,16 @@ pub fn collect_to_pb(done: &CompletedExchange) -> pb::CollectRequest {
         response_bytes: done.response_bytes,
         upstream: done.request.upstream.clone(),
         started_at_ms: done.started_at_ms,
+        usage: usage_to_pb(done),
     }
+}
+
+fn usage_to_pb(done: &CompletedExchange) -> Option<pb::TokenUsage> {
+    done.usage.as_ref().map(|u| pb::TokenUsage {
+        model: u.model.clone(),
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+    })
 }
 
 fn header(h: pb::Header) -> Result<(HeaderName, HeaderValue), PluginError> {

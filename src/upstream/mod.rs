@@ -27,6 +27,14 @@ pub enum UpstreamError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The LLM provider key could not be loaded.
+    #[error("upstream {upstream}: {reason}")]
+    Credentials {
+        /// Upstream name.
+        upstream: String,
+        /// Reason.
+        reason: String,
+    },
     /// The TLS client configuration could not be built.
     #[error("upstream {upstream}: TLS setup failed: {reason}")]
     Tls {
@@ -179,6 +187,8 @@ pub struct Upstream {
     pub name: Arc<str>,
     /// TCP connect timeout, reported in 504 errors.
     pub connect_timeout: std::time::Duration,
+    /// LLM provider credentials injected into every request, when configured.
+    pub llm: Option<crate::llm::ProviderAuth>,
     targets: Vec<Target>,
     next: AtomicUsize,
 }
@@ -206,9 +216,19 @@ impl Upstream {
             target.client = Some(build_client(config, &target, tls.clone())?);
             targets.push(target);
         }
+        let llm = config
+            .llm
+            .as_ref()
+            .map(crate::llm::ProviderAuth::load)
+            .transpose()
+            .map_err(|reason| UpstreamError::Credentials {
+                upstream: config.name.clone(),
+                reason,
+            })?;
         Ok(Upstream {
             name: Arc::from(config.name.as_str()),
             connect_timeout: config.connect_timeout,
+            llm,
             targets,
             next: AtomicUsize::new(0),
         })

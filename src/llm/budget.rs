@@ -1,0 +1,87 @@
+//! Per-app usage windows shared by every `llm_policy` instance.
+//!
+//! Requests are counted when a policy admits them; tokens are added when a completed
+//! exchange's usage is known (after the response, off the request path). Windows are
+//! fixed (`window` long, aligned to the Unix epoch) and live in moka caches that expire
+//! them after two window lengths.
+
+use moka::sync::Cache;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Counters of one app in one window.
+#[derive(Debug, Default)]
+pub struct Window {
+    /// Requests admitted.
+    pub requests: AtomicU64,
+    /// Tokens used (prompt + completion).
+    pub tokens: AtomicU64,
+}
+
+/// The usage windows of one policy (its window length).
+pub struct Budgets {
+    window: Duration,
+    windows: Cache<(String, u64), Arc<Window>>,
+}
+
+fn registry() -> &'static Mutex<Vec<Weak<Budgets>>> {
+    static ALL: OnceLock<Mutex<Vec<Weak<Budgets>>>> = OnceLock::new();
+    ALL.get_or_init(Mutex::default)
+}
+
+impl Budgets {
+    /// Creates and registers windows of length `window`.
+    pub fn new(window: Duration) -> Arc<Budgets> {
+        let budgets = Arc::new(Budgets {
+            window,
+            windows: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(window * 2)
+                .build(),
+        });
+        let mut all = registry().lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&budgets));
+        budgets
+    }
+
+    fn index(&self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        now.as_secs() / self.window.as_secs().max(1)
+    }
+
+    /// The current window of `app`.
+    pub fn current(&self, app: &str) -> Arc<Window> {
+        self.windows
+            .get_with((app.to_string(), self.index()), Arc::default)
+    }
+
+    /// Seconds until the current window ends (for `Retry-After`).
+    pub fn seconds_left(&self) -> u64 {
+        let len = self.window.as_secs().max(1);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        len - now % len
+    }
+}
+
+/// Adds `tokens` used by `app` to every registered policy's current window.
+pub fn record_usage(app: &str, tokens: u64) {
+    let all: Vec<Arc<Budgets>> = registry()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for budgets in all {
+        budgets
+            .current(app)
+            .tokens
+            .fetch_add(tokens, Ordering::Relaxed);
+    }
+}

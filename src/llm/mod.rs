@@ -1,0 +1,139 @@
+//! LLM traffic: provider upstreams with credential injection, token usage from JSON and
+//! SSE responses (metrics and data collection), and shared per-app usage windows that
+//! the `llm_policy` built-in enforces budgets against.
+
+mod budget;
+pub mod policy;
+pub mod usage;
+
+pub use budget::{Budgets, record_usage};
+pub use usage::TokenUsage;
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use serde::{Deserialize, Serialize};
+
+/// Supported provider API families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// OpenAI and OpenAI-compatible APIs (`Authorization: Bearer`).
+    Openai,
+    /// Anthropic messages (`x-api-key`, `anthropic-version`).
+    Anthropic,
+}
+
+impl Provider {
+    /// Label used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// `[upstreams.llm]`: the provider behind an upstream and the key the gateway injects.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmUpstreamConfig {
+    /// API family.
+    pub provider: Provider,
+    /// Environment variable holding the provider key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// File holding the provider key.
+    #[serde(default)]
+    pub api_key_file: Option<std::path::PathBuf>,
+}
+
+/// A provider with its loaded key.
+#[derive(Debug, Clone)]
+pub struct ProviderAuth {
+    /// API family.
+    pub provider: Provider,
+    key: HeaderValue,
+}
+
+impl ProviderAuth {
+    /// Loads the key from the environment or a file; the error names the setting.
+    pub fn load(config: &LlmUpstreamConfig) -> Result<ProviderAuth, String> {
+        let raw = match (&config.api_key_env, &config.api_key_file) {
+            (Some(var), None) => std::env::var(var)
+                .map_err(|_| format!("llm.api_key_env: variable {var} is not set"))?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("llm.api_key_file {}: {e}", path.display()))?,
+            _ => return Err("llm: set exactly one of api_key_env and api_key_file".into()),
+        };
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("llm: the provider key is empty".into());
+        }
+        let value = match config.provider {
+            Provider::Openai => format!("Bearer {raw}"),
+            Provider::Anthropic => raw.to_string(),
+        };
+        let mut key = HeaderValue::from_str(&value)
+            .map_err(|_| "llm: the provider key contains invalid characters".to_string())?;
+        key.set_sensitive(true);
+        Ok(ProviderAuth {
+            provider: config.provider,
+            key,
+        })
+    }
+
+    /// Replaces the client's credentials with the provider key.
+    pub fn inject(&self, headers: &mut HeaderMap) {
+        let x_api_key = HeaderName::from_static("x-api-key");
+        headers.remove(header::AUTHORIZATION);
+        headers.remove(&x_api_key);
+        match self.provider {
+            Provider::Openai => {
+                headers.insert(header::AUTHORIZATION, self.key.clone());
+            }
+            Provider::Anthropic => {
+                headers.insert(x_api_key, self.key.clone());
+                let version = HeaderName::from_static("anthropic-version");
+                if !headers.contains_key(&version) {
+                    headers.insert(version, HeaderValue::from_static("2023-06-01"));
+                }
+            }
+        }
+    }
+}
+
+/// Records the usage of a completed LLM exchange: metrics by provider, model and app,
+/// and the shared budget windows.
+pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) {
+    let app = exchange
+        .ctx
+        .values
+        .get("llm.app")
+        .cloned()
+        .or_else(|| {
+            exchange.ctx.auth.as_ref().map(|a| {
+                if a.app_id.is_empty() {
+                    a.identity.clone()
+                } else {
+                    a.app_id.clone()
+                }
+            })
+        })
+        .unwrap_or_else(|| "anonymous".to_string());
+    let model = exchange
+        .usage
+        .as_ref()
+        .map(|u| u.model.clone())
+        .filter(|m| !m.is_empty())
+        .or_else(|| exchange.ctx.values.get("llm.model").cloned())
+        .unwrap_or_else(|| "unknown".to_string());
+    crate::metrics::llm_exchange(
+        provider.as_str(),
+        &model,
+        &app,
+        exchange.status.as_str(),
+        exchange.usage.as_ref(),
+    );
+    if let Some(u) = &exchange.usage {
+        record_usage(&app, u.total());
+    }
+}

@@ -1,0 +1,274 @@
+//! `builtin://llm_policy`: model allowlists per app, per-app request and token budgets
+//! over a window, and a maximum request size in estimated tokens. Refusals use the
+//! OpenAI error shape (`{"error":{"message","type","param","code"}}`), which the OpenAI
+//! and Anthropic SDKs surface as typed exceptions.
+//!
+//! The app is the authenticated `app_id` (or identity), so this runs in `post_auth`.
+//! It needs the request body (`request_body` in its manifest). For streaming OpenAI chat
+//! requests it adds `stream_options.include_usage = true` so the stream reports usage.
+
+use super::Budgets;
+use crate::config::PluginConfig;
+use crate::plugin::{
+    Decision, Hook, HookFuture, HookType, ImmediateResponse, Manifest, Mutations, Plugin,
+    PluginError, RequestView,
+};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppRules {
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    tokens_per_window: Option<u64>,
+    #[serde(default)]
+    requests_per_window: Option<u64>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    models: Vec<String>,
+    #[serde(with = "crate::config::duration_serde")]
+    window: Duration,
+    max_request_tokens: Option<u64>,
+    tokens_per_window: Option<u64>,
+    requests_per_window: Option<u64>,
+    stream_usage: bool,
+    apps: BTreeMap<String, AppRules>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            models: Vec::new(),
+            window: Duration::from_secs(60),
+            max_request_tokens: None,
+            tokens_per_window: None,
+            requests_per_window: None,
+            stream_usage: true,
+            apps: BTreeMap::new(),
+        }
+    }
+}
+
+/// The LLM policy plugin.
+pub struct LlmPolicy {
+    manifest: Manifest,
+    settings: Settings,
+    budgets: Arc<Budgets>,
+}
+
+/// An OpenAI-style error response.
+fn openai_error(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    param: Option<&str>,
+    message: &str,
+) -> Decision {
+    let body = serde_json::json!({ "error": { "message": message, "type": kind, "param": param, "code": code } });
+    Decision::Respond(ImmediateResponse {
+        status,
+        headers: vec![(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body: Bytes::from(body.to_string()),
+    })
+}
+
+/// Characters of every string in the prompt-bearing fields, divided by four.
+pub fn estimate_tokens(body: &Value) -> u64 {
+    fn chars(v: &Value) -> u64 {
+        match v {
+            Value::String(s) => s.chars().count() as u64,
+            Value::Array(a) => a.iter().map(chars).sum(),
+            Value::Object(o) => o.values().map(chars).sum(),
+            _ => 0,
+        }
+    }
+    let text: u64 = ["messages", "input", "prompt", "system"]
+        .iter()
+        .filter_map(|k| body.get(*k))
+        .map(chars)
+        .sum();
+    text.div_ceil(4)
+}
+
+impl LlmPolicy {
+    /// Parses the settings.
+    pub fn new(config: &PluginConfig) -> Result<LlmPolicy, PluginError> {
+        let settings: Settings = if config.config.is_null() {
+            Settings::default()
+        } else {
+            serde_json::from_value(config.config.clone())
+                .map_err(|e| PluginError::Load(format!("plugins.{}.config: {e}", config.name)))?
+        };
+        if settings.window.as_secs() == 0 {
+            return Err(PluginError::Load(format!(
+                "plugins.{}.config.window: at least 1s",
+                config.name
+            )));
+        }
+        Ok(LlmPolicy {
+            manifest: Manifest {
+                name: "llm_policy".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                hooks: vec![Hook::PreAuth, Hook::PostAuth],
+                request_body: true,
+                ..Manifest::default()
+            },
+            budgets: Budgets::new(settings.window),
+            settings,
+        })
+    }
+
+    fn decide(&self, request: &RequestView<'_>) -> Decision {
+        let app = request
+            .ctx
+            .auth
+            .as_ref()
+            .map(|a| {
+                if a.app_id.is_empty() {
+                    a.identity.clone()
+                } else {
+                    a.app_id.clone()
+                }
+            })
+            .unwrap_or_else(|| "anonymous".to_string());
+        let body: Value = match request
+            .body
+            .filter(|b| !b.is_empty())
+            .map(|b| serde_json::from_slice(b))
+        {
+            Some(Ok(v)) => v,
+            Some(Err(_)) => {
+                return openai_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "invalid_json",
+                    None,
+                    "request body is not valid JSON",
+                );
+            }
+            None => return Decision::pass(),
+        };
+        let rules = self.settings.apps.get(&app).cloned().unwrap_or_default();
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let allowed = if rules.models.is_empty() {
+            &self.settings.models
+        } else {
+            &rules.models
+        };
+        if !allowed.is_empty() && !allowed.iter().any(|m| *m == model) {
+            let message = format!("model {model:?} is not allowed for app {app:?}");
+            return openai_error(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+                Some("model"),
+                &message,
+            );
+        }
+        let estimate = estimate_tokens(&body);
+        if let Some(max) = self.settings.max_request_tokens
+            && estimate > max
+        {
+            let message = format!("request is about {estimate} tokens; the limit is {max}");
+            return openai_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "request_too_large",
+                Some("messages"),
+                &message,
+            );
+        }
+        let window = self.budgets.current(&app);
+        let requests_limit = rules
+            .requests_per_window
+            .or(self.settings.requests_per_window);
+        let tokens_limit = rules.tokens_per_window.or(self.settings.tokens_per_window);
+        let over = if requests_limit.is_some_and(|l| window.requests.load(Ordering::Relaxed) >= l) {
+            Some(("requests_budget_exceeded", "request budget"))
+        } else if tokens_limit.is_some_and(|l| window.tokens.load(Ordering::Relaxed) >= l) {
+            Some(("token_budget_exceeded", "token budget"))
+        } else {
+            None
+        };
+        if let Some((code, what)) = over {
+            let message = format!("app {app:?} has used its {what} for this window; retry later");
+            let mut decision = openai_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                code,
+                None,
+                &message,
+            );
+            if let Decision::Respond(r) = &mut decision {
+                r.headers.push((
+                    header::RETRY_AFTER,
+                    HeaderValue::from(self.budgets.seconds_left()),
+                ));
+            }
+            return decision;
+        }
+        window.requests.fetch_add(1, Ordering::Relaxed);
+        let mut mutations = Mutations {
+            context: vec![
+                ("llm.app".into(), app),
+                ("llm.model".into(), model),
+                ("llm.estimated_prompt_tokens".into(), estimate.to_string()),
+            ],
+            ..Mutations::default()
+        };
+        let streaming = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        if self.settings.stream_usage
+            && streaming
+            && body.get("messages").is_some()
+            && body.get("stream_options").is_none()
+        {
+            let mut body = body;
+            body["stream_options"] = serde_json::json!({ "include_usage": true });
+            mutations.body = Some(Bytes::from(body.to_string()));
+        }
+        Decision::Continue(mutations)
+    }
+}
+
+impl Plugin for LlmPolicy {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        _stage: HookType,
+        request: &'a RequestView<'a>,
+    ) -> HookFuture<'a, Decision> {
+        HookFuture::ok(self.decide(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::estimate_tokens;
+
+    #[test]
+    fn estimates_prompt_tokens() {
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "abcdefgh"}]});
+        // "user" + "abcdefgh" = 12 characters.
+        assert_eq!(estimate_tokens(&body), 3);
+    }
+}

@@ -1,0 +1,11 @@
+//! LLM traffic: a fake OpenAI/Anthropic provider in the test (real HTTP, real SSE), the
+//! gateway injecting provider keys, metering tokens from JSON and streams, enforcing
+//! model allowlists and budgets, and the official `openai` Python SDK as a client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod provider;
+mod python_sdk;
+mod traffic;
