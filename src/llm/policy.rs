@@ -172,7 +172,7 @@ impl LlmPolicy {
         } else {
             &rules.models
         };
-        if !allowed.is_empty() && !allowed.iter().any(|m| *m == model) {
+        if !allowed.is_empty() && !allowed.contains(&model) {
             let message = format!("model {model:?} is not allowed for app {app:?}");
             return openai_error(
                 StatusCode::FORBIDDEN,
