@@ -19,6 +19,7 @@
 //! - [`admin`]: health, readiness and metrics endpoints.
 //! - [`metrics`]: the Prometheus recorder and metric names.
 //! - [`logging`]: tracing subscriber setup.
+//! - [`sdnotify`]: systemd readiness/reload/stop notifications.
 
 pub mod admin;
 pub mod body;
@@ -36,6 +37,7 @@ pub mod proxy;
 pub mod remote;
 pub mod routing;
 pub mod sdk;
+pub mod sdnotify;
 pub mod server;
 pub mod upstream;
 

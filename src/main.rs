@@ -12,8 +12,16 @@ use std::path::PathBuf;
 /// Without a subcommand it runs the gateway. Configuration comes from the default
 /// compiled into the binary, then `--config FILE`, then environment variables
 /// `MICROGATEWAY_<SECTION>__<KEY>` (for example `MICROGATEWAY_SERVER__LISTEN=0.0.0.0:9000`).
+/// Version, commit and what this build contains.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("MICROGATEWAY_GIT_HASH"),
+    ")\nfeatures: http1 http2 tls-rustls-ring plugins-builtin plugins-file plugins-grpc plugins-oci cosign-p256 hickory-dns llm-openai llm-anthropic admin-api sd-notify"
+);
+
 #[derive(Parser, Debug)]
-#[command(name = "microgateway", version, about, long_about)]
+#[command(name = "microgateway", version = VERSION, about, long_about)]
 struct Cli {
     /// TOML configuration file layered over the embedded default.
     #[arg(long, short, global = true, env = "MICROGATEWAY_CONFIG")]
@@ -87,6 +95,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let registry = microgateway::plugin::Registry::with_builtins();
     let gateway = microgateway::server::start_full(config, registry, path).await?;
+    microgateway::sdnotify::notify(&format!(
+        "READY=1\nSTATUS=proxy on {}, admin on {}",
+        gateway.proxy_addr, gateway.admin_addr
+    ));
     let manager = gateway.manager().clone();
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -96,14 +108,17 @@ async fn serve(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Resu
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading plugins from the configuration file");
+            microgateway::sdnotify::reloading();
             match manager.reload_config_file().await {
                 Ok(()) => tracing::info!("plugins reloaded"),
                 Err(e) => tracing::error!(error = %e, "reload failed; running plugins unchanged"),
             }
+            microgateway::sdnotify::notify("READY=1");
         }
     });
     shutdown_signal().await?;
     tracing::info!("shutdown signal received; draining (send the signal again to stop at once)");
+    microgateway::sdnotify::notify("STOPPING=1");
     gateway.shutdown();
     tokio::select! {
         _ = gateway.wait() => Ok(()),

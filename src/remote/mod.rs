@@ -242,9 +242,7 @@ async fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
     if let Some(ip) = security::parse_ip_literal(host) {
         return Ok(vec![ip]);
     }
-    let resolver = hickory_resolver::Resolver::builder_tokio()
-        .map_err(|e| format!("cannot read resolver configuration: {e}"))?
-        .build();
+    let resolver = crate::upstream::resolver().map_err(|e| e.to_string())?;
     let lookup = resolver
         .lookup_ip(host)
         .await

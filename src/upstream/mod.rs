@@ -3,7 +3,10 @@
 //! One [`Upstream`] holds one `hyper_util` legacy client (keep-alive pool, h1/h2, TLS
 //! through `hyper-rustls` with the `ring` provider) shared by all its targets.
 
+mod dns;
 mod tls;
+
+pub use dns::resolver;
 
 use crate::body::{Body, BoxError};
 use crate::config::{UpstreamConfig, UpstreamProtocol};
@@ -157,12 +160,12 @@ pub type HttpClient = Client<HttpsConnector<FixedConnector>, Body>;
 /// URI may carry the client's host when a route preserves it).
 #[derive(Clone)]
 pub struct FixedConnector {
-    inner: HttpConnector,
+    inner: HttpConnector<dns::HickoryResolve>,
     dial: Uri,
 }
 
 impl tower::Service<Uri> for FixedConnector {
-    type Response = <HttpConnector as tower::Service<Uri>>::Response;
+    type Response = <HttpConnector<dns::HickoryResolve> as tower::Service<Uri>>::Response;
     type Error = BoxError;
     type Future = std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
@@ -246,7 +249,7 @@ fn build_client(
     target: &Target,
     tls: rustls::ClientConfig,
 ) -> Result<HttpClient, UpstreamError> {
-    let mut http = HttpConnector::new();
+    let mut http = HttpConnector::new_with_resolver(dns::HickoryResolve);
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(config.connect_timeout));
