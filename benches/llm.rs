@@ -22,18 +22,25 @@ async fn provider() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let _ = req.into_body().collect().await;
-                    let frames = (0..EVENTS).map(|i| {
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let _ = req.into_body().collect().await;
+                        let frames = (0..EVENTS).map(|i| {
                         let e = format!("data: {{\"model\":\"m\",\"choices\":[{{\"delta\":{{\"content\":\"token{i}\"}}}}]}}\n\n");
                         Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(e)))
                     });
-                    let mut r = hyper::Response::new(StreamBody::new(futures_util::stream::iter(frames)));
-                    r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
-                    Ok::<_, Infallible>(r)
-                });
+                        let mut r = hyper::Response::new(StreamBody::new(
+                            futures_util::stream::iter(frames),
+                        ));
+                        r.headers_mut()
+                            .insert("content-type", "text/event-stream".parse().unwrap());
+                        Ok::<_, Infallible>(r)
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                     .await;
@@ -44,7 +51,11 @@ async fn provider() -> SocketAddr {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key"), "sk-bench").unwrap();
     let (direct, gateway, client) = rt.block_on(async {
@@ -78,8 +89,12 @@ config = {{ models = ["m"] }}
 "#,
             dir = dir.path().display()
         );
-        let gw = microgateway::start(microgateway::Config::from_toml(&toml).unwrap()).await.unwrap();
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let gw = microgateway::start(microgateway::Config::from_toml(&toml).unwrap())
+            .await
+            .unwrap();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
         (up, gw, client)
     });
     let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;

@@ -1,5 +1,6 @@
 //! The `microgateway` command line: run the gateway, or check a configuration.
 
+mod check_cmd;
 mod plugin_cmd;
 
 use anyhow::Context;
@@ -34,8 +35,13 @@ struct Cli {
 enum Command {
     /// Run the gateway (the default).
     Run,
-    /// Validate the configuration and exit: 0 when valid, 1 with the offending key otherwise.
-    Check,
+    /// Validate the configuration and plugin references (paths, allowlists, registries)
+    /// and exit: 0 when valid, 1 with the offending key otherwise.
+    Check {
+        /// Also resolve and connect to grpc:// plugins and resolve oci:// references.
+        #[arg(long)]
+        online: bool,
+    },
     /// Print the embedded default configuration.
     DefaultConfig,
     /// Package, publish, sign, pull and verify OCI plugins.
@@ -61,14 +67,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", microgateway::config::EMBEDDED_DEFAULT);
             Ok(())
         }
-        Command::Check => {
+        Command::Check { online } => {
             let config = Config::load(cli.config.as_deref())?;
-            microgateway::server::preflight(&config)?;
-            let registry = microgateway::plugin::Registry::with_builtins();
-            for (i, plugin) in config.plugins.iter().enumerate() {
-                registry.validate(plugin).with_context(|| {
-                    format!("invalid configuration: plugins[{i}] ({})", plugin.name)
-                })?;
+            for note in check_cmd::run(&config, online)? {
+                println!("{note}");
             }
             println!(
                 "configuration OK: {} upstream(s), {} route(s), {} plugin(s), proxy on {}, admin on {}",

@@ -6,7 +6,9 @@ use std::os::unix::net::UnixDatagram;
 
 /// Sends `state` (e.g. `READY=1`) to systemd; errors are logged, never fatal.
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     if let Err(e) = notify_to(&path, state) {
         tracing::warn!(error = %e, "sd_notify failed");
     }
@@ -31,7 +33,8 @@ pub fn notify_to(path: &OsStr, state: &str) -> std::io::Result<()> {
 /// `RELOADING=1` with the monotonic timestamp systemd 253+ expects.
 pub fn reloading() {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let usec = u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000;
+    let usec = u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000
+        + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000;
     notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
 }
 

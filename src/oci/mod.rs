@@ -16,7 +16,7 @@ mod pull;
 pub mod push;
 pub mod settings;
 
-pub use pull::{EnvLookup, Fetched, OciStore};
+pub use pull::{EnvLookup, Fetched, OciStore, parse_reference};
 
 /// Errors of the OCI subsystem.
 #[derive(Debug, thiserror::Error)]

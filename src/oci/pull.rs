@@ -100,20 +100,7 @@ impl OciStore {
 
     /// Parses a reference (without `oci://`) and checks the registry allowlist.
     pub fn parse(&self, text: &str) -> Result<Reference, OciError> {
-        let text = text.trim_start_matches("oci://");
-        let reference: Reference =
-            text.parse()
-                .map_err(|e: oci_client::ParseError| OciError::Reference {
-                    reference: text.to_string(),
-                    reason: e.to_string(),
-                })?;
-        let registry = reference.registry().to_string();
-        if !self.settings.allowed_registries.is_empty()
-            && !self.settings.allowed_registries.contains(&registry)
-        {
-            return Err(OciError::NotAllowed(registry));
-        }
-        Ok(reference)
+        parse_reference(text, &self.settings.allowed_registries)
     }
 
     fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -471,4 +458,21 @@ impl OciStore {
 fn is_not_found(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("manifest unknown") || m.contains("manifest_unknown") || m.contains("not found")
+}
+
+/// Parses a reference (`oci://` optional) and checks it against `allowed` registries
+/// (empty: any).
+pub fn parse_reference(text: &str, allowed: &[String]) -> Result<Reference, OciError> {
+    let text = text.trim_start_matches("oci://");
+    let reference: Reference =
+        text.parse()
+            .map_err(|e: oci_client::ParseError| OciError::Reference {
+                reference: text.to_string(),
+                reason: e.to_string(),
+            })?;
+    let registry = reference.registry().to_string();
+    if !allowed.is_empty() && !allowed.contains(&registry) {
+        return Err(OciError::NotAllowed(registry));
+    }
+    Ok(reference)
 }

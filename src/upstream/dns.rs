@@ -13,7 +13,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The process-wide resolver, built on first use from the system configuration.
 pub fn resolver() -> Result<Arc<hickory_resolver::TokioResolver>, BoxError> {
-    static RESOLVER: OnceLock<Result<Arc<hickory_resolver::TokioResolver>, String>> = OnceLock::new();
+    static RESOLVER: OnceLock<Result<Arc<hickory_resolver::TokioResolver>, String>> =
+        OnceLock::new();
     RESOLVER
         .get_or_init(|| {
             hickory_resolver::Resolver::builder_tokio()

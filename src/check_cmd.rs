@@ -1,0 +1,102 @@
+//! `microgateway check [--online]`: validate the configuration and every plugin
+//! reference without starting anything (and, with `--online`, reach the network).
+
+use anyhow::{Context, bail};
+use microgateway::Config;
+use microgateway::remote::security::{Policy, parse_ip_literal};
+
+/// Runs every check; the error names the first problem.
+pub fn run(config: &Config, online: bool) -> anyhow::Result<Vec<String>> {
+    microgateway::server::preflight(config)?;
+    let registry = microgateway::plugin::Registry::with_builtins();
+    let runtime = &config.plugin_runtime;
+    let policy = Policy::new(
+        &runtime.command_allowlist,
+        runtime.allow_internal_network_access,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut notes = Vec::new();
+    for (i, plugin) in config.plugins.iter().enumerate() {
+        let key = format!("plugins[{i}] ({})", plugin.name);
+        let command = plugin.effective_command();
+        registry
+            .validate(plugin)
+            .with_context(|| format!("invalid configuration: {key}"))?;
+        if command.starts_with("file://") {
+            let path = policy
+                .check_file(&command)
+                .with_context(|| format!("invalid configuration: {key}"))?;
+            notes.push(format!("{key}: {} ok", path.display()));
+        } else if let Some(rest) = command
+            .strip_prefix("grpc://")
+            .or_else(|| command.strip_prefix("grpcs://"))
+        {
+            let Some((host, port)) = rest.trim_end_matches('/').rsplit_once(':') else {
+                bail!("invalid configuration: {key}: expected grpc://HOST:PORT");
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("invalid configuration: {key}: bad port"))?;
+            let addrs = match parse_ip_literal(host) {
+                Some(ip) => vec![ip],
+                None if online => tokio
+                    .block_on(async {
+                        microgateway::upstream::resolver()
+                            .map_err(|e| anyhow::anyhow!("{e}"))?
+                            .lookup_ip(host)
+                            .await
+                            .map_err(anyhow::Error::from)
+                    })
+                    .with_context(|| format!("{key}: cannot resolve {host}"))?
+                    .iter()
+                    .collect(),
+                None => {
+                    notes.push(format!("{key}: {host} not resolved (use --online)"));
+                    continue;
+                }
+            };
+            let addr = policy
+                .check_addresses(&command, host, port, &addrs)
+                .with_context(|| format!("invalid configuration: {key}"))?;
+            if online {
+                tokio
+                    .block_on(async {
+                        tokio::time::timeout(
+                            std::time::Duration::from_secs(5),
+                            tokio::net::TcpStream::connect(addr),
+                        )
+                        .await
+                    })
+                    .map_err(|_| anyhow::anyhow!("{key}: {addr} did not answer within 5 s"))?
+                    .with_context(|| format!("{key}: cannot connect to {addr}"))?;
+                notes.push(format!("{key}: {addr} reachable"));
+            }
+        } else if let Some(reference) = command.strip_prefix("oci://") {
+            let settings = microgateway::oci::settings::OciSettings::from_config(&config.oci)?;
+            let parsed =
+                microgateway::oci::parse_reference(reference, &settings.allowed_registries)
+                    .with_context(|| format!("invalid configuration: {key}"))?;
+            if online {
+                let store = microgateway::oci::OciStore::new(settings)?;
+                let digest = tokio
+                    .block_on(async {
+                        tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            store
+                                .client()
+                                .fetch_manifest_digest(&parsed, &store.auth(&parsed)),
+                        )
+                        .await
+                    })
+                    .map_err(|_| anyhow::anyhow!("{key}: registry did not answer within 10 s"))?
+                    .with_context(|| format!("{key}: cannot resolve {reference}"))?;
+                notes.push(format!("{key}: {reference} → {digest}"));
+            }
+        }
+    }
+    Ok(notes)
+}
