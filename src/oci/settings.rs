@@ -134,17 +134,8 @@ pub fn registry_env_prefix(registry: &str) -> String {
 /// in the host become underscores): `USERNAME` + `PASSWORD`/`PASSWORDENV`,
 /// `TOKEN`/`TOKENENV`, or `ENTITLEMENT` (+ `ENTITLEMENTUSERNAME`, default `cp`).
 pub fn registry_auth(registry: &str, get: &dyn Fn(&str) -> Option<String>) -> RegistryAuth {
-    let host: String = registry
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let var = |suffix: &str| get(&format!("OCI_PLUGINS_REGISTRY_{host}_{suffix}"));
+    let prefix = registry_env_prefix(registry);
+    let var = |suffix: &str| get(&format!("{prefix}_{suffix}"));
     let indirect = |suffix: &str| var(suffix).and_then(|name| get(&name));
     if let Some(token) = var("TOKEN").or_else(|| indirect("TOKENENV")) {
         return RegistryAuth::Bearer(token);
