@@ -15,6 +15,7 @@ pub mod cosign;
 mod pull;
 pub mod push;
 pub mod settings;
+mod signing;
 
 pub use pull::{EnvLookup, Fetched, OciStore, parse_reference};
 

@@ -95,8 +95,8 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// Current lifecycle state; in-process plugins are always ready.
-    fn health(&self) -> super::types::PluginHealth {
-        super::types::PluginHealth::ready()
+    fn health(&self) -> super::health::PluginHealth {
+        super::health::PluginHealth::ready()
     }
 
     /// Releases resources (processes, connections) once the instance is no longer in use.

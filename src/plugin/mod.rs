@@ -2,12 +2,14 @@
 //! registry resolving `command` strings, and the immutable [`PluginSet`].
 
 mod api;
+mod health;
 pub mod proto;
 mod registry;
 mod set;
 mod types;
 
 pub use api::{HookFuture, HookResult, Plugin};
+pub use health::{HealthState, PluginHealth};
 pub use registry::{BuiltinFactory, Registry};
 pub use set::{Instance, PluginSet, RoutePlan, SetError};
 pub use types::*;

@@ -3,7 +3,7 @@
 
 use crate::config::GrpcTlsConfig;
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -84,4 +84,59 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Splits `host:port` (IPv6 in brackets).
+pub(super) fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.trim_end_matches('/');
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+/// Resolves a host without the C resolver; IP literals in every `inet_aton` form are
+/// recognised first so they are checked as the addresses they denote.
+pub(super) async fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
+    if let Some(ip) = super::security::parse_ip_literal(host) {
+        return Ok(vec![ip]);
+    }
+    let resolver = crate::upstream::resolver().map_err(|e| e.to_string())?;
+    let lookup = resolver
+        .lookup_ip(host)
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    Ok(lookup.iter().collect())
+}
+
+pub(super) async fn connect_with_retries(
+    addr: std::net::SocketAddr,
+    host: &str,
+    tls: Option<&crate::config::GrpcTlsConfig>,
+    timeout: Duration,
+) -> Result<super::Client, crate::plugin::PluginError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let attempt = async {
+            let channel = tcp(addr, host, tls, left.max(Duration::from_millis(100))).await?;
+            super::supervisor::health(&channel, left.max(Duration::from_millis(100))).await?;
+            Ok::<_, String>(super::Client::new(channel))
+        };
+        match attempt.await {
+            Ok(client) => return Ok(client),
+            Err(e) if tokio::time::Instant::now() + backoff >= deadline => {
+                return Err(crate::plugin::PluginError::Load(format!(
+                    "plugin server at {addr} not ready within {timeout:?}: {e}"
+                )));
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "plugin server not ready; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
 }

@@ -8,6 +8,7 @@
 //! - `supervisor`: restarts, health pings and graceful stop.
 //! - `convert`: native types ↔ protobuf.
 
+mod addr;
 mod authcache;
 mod convert;
 mod dial;
@@ -28,9 +29,7 @@ use crate::plugin::{
 };
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -126,17 +125,17 @@ impl RemotePlugin {
                 }
             },
         };
-        let (host, port) = split_host_port(rest).ok_or_else(|| {
+        let (host, port) = dial::split_host_port(rest).ok_or_else(|| {
             PluginError::Load(format!("{:?}: expected grpc://HOST:PORT", config.command))
         })?;
-        let addrs = resolve(&host)
+        let addrs = dial::resolve(&host)
             .await
             .map_err(|e| PluginError::Load(format!("{}: {e}", config.command)))?;
         let addr = policy
             .check_addresses(&config.command, &host, port, &addrs)
             .map_err(|e| PluginError::Load(e.to_string()))?;
         let mut client =
-            connect_with_retries(addr, &host, tls.as_ref(), runtime.start_timeout).await?;
+            dial::connect_with_retries(addr, &host, tls.as_ref(), runtime.start_timeout).await?;
         let manifest = supervisor::manifest(&mut client, runtime.start_timeout).await?;
         supervisor::initialize(
             &mut client,
@@ -221,61 +220,6 @@ impl RemotePlugin {
                 )))
             }
         }
-    }
-}
-
-/// Splits `host:port` (IPv6 in brackets).
-fn split_host_port(s: &str) -> Option<(String, u16)> {
-    let s = s.trim_end_matches('/');
-    let (host, port) = s.rsplit_once(':')?;
-    let port = port.parse().ok()?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    (!host.is_empty()).then(|| (host.to_string(), port))
-}
-
-/// Resolves a host without the C resolver; IP literals in every `inet_aton` form are
-/// recognised first so they are checked as the addresses they denote.
-async fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
-    if let Some(ip) = security::parse_ip_literal(host) {
-        return Ok(vec![ip]);
-    }
-    let resolver = crate::upstream::resolver().map_err(|e| e.to_string())?;
-    let lookup = resolver
-        .lookup_ip(host)
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    Ok(lookup.iter().collect())
-}
-
-async fn connect_with_retries(
-    addr: std::net::SocketAddr,
-    host: &str,
-    tls: Option<&crate::config::GrpcTlsConfig>,
-    timeout: Duration,
-) -> Result<Client, PluginError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let attempt = async {
-            let channel = dial::tcp(addr, host, tls, left.max(Duration::from_millis(100))).await?;
-            supervisor::health(&channel, left.max(Duration::from_millis(100))).await?;
-            Ok::<_, String>(Client::new(channel))
-        };
-        match attempt.await {
-            Ok(client) => return Ok(client),
-            Err(e) if tokio::time::Instant::now() + backoff >= deadline => {
-                return Err(PluginError::Load(format!(
-                    "plugin server at {addr} not ready within {timeout:?}: {e}"
-                )));
-            }
-            Err(e) => tracing::debug!(%addr, error = %e, "plugin server not ready; retrying"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
