@@ -95,19 +95,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Handlers are installed before anything can signal readiness: a SIGHUP or SIGTERM
+    // arriving right after READY=1 must reload or drain, not kill the process.
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     let registry = microgateway::plugin::Registry::with_builtins();
     let gateway = microgateway::server::start_full(config, registry, path).await?;
-    microgateway::sdnotify::notify(&format!(
-        "READY=1\nSTATUS=proxy on {}, admin on {}",
-        gateway.proxy_addr, gateway.admin_addr
-    ));
     let manager = gateway.manager().clone();
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot install the SIGHUP handler; reload through the admin API");
-            return;
-        };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading plugins from the configuration file");
             microgateway::sdnotify::reloading();
@@ -118,27 +115,21 @@ async fn serve(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Resu
             microgateway::sdnotify::notify("READY=1");
         }
     });
-    shutdown_signal().await?;
+    microgateway::sdnotify::notify(&format!(
+        "READY=1\nSTATUS=proxy on {}, admin on {}",
+        gateway.proxy_addr, gateway.admin_addr
+    ));
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
     tracing::info!("shutdown signal received; draining (send the signal again to stop at once)");
     microgateway::sdnotify::notify("STOPPING=1");
     gateway.shutdown();
     tokio::select! {
-        _ = gateway.wait() => Ok(()),
-        result = shutdown_signal() => {
-            result?;
-            tracing::warn!("second signal: exiting without waiting for in-flight requests");
-            Ok(())
-        }
-    }
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        _ = gateway.wait() => {}
+        _ = term.recv() => tracing::warn!("second signal: exiting without waiting for in-flight requests"),
+        _ = int.recv() => tracing::warn!("second signal: exiting without waiting for in-flight requests"),
     }
     Ok(())
 }
