@@ -158,7 +158,8 @@ impl PluginManager {
             fields.insert(field, message);
             return Err(ManagerError::Invalid(fields));
         }
-        let registry = crate::plugin::Registry::with_builtins();
+        // The proxy's own registry, so embedders' in-process plugins validate too.
+        let registry = self.proxy.registry();
         for p in &plugins {
             if let Err(e) = registry.validate(p) {
                 let mut fields = FieldErrors::new();

@@ -132,6 +132,11 @@ impl Proxy {
         &self.router
     }
 
+    /// The registry plugin commands are resolved with.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The current plugin set.
     pub fn plugins(&self) -> Arc<PluginSet> {
         self.plugins.load_full()
