@@ -63,7 +63,7 @@ impl Hooked<'_> {
             host: ctx.host,
         };
         let early = request::run(plan, meta, &mut pending).await;
-        let needs_summary = plan.has_response_hooks() || plan.has_tail();
+        let needs_summary = plan.has_response_hooks() || plan.has_tail() || self.provider.is_some();
         let summary = needs_summary.then(|| RequestSummary {
             request_id: request_id.to_string(),
             route: ctx.route.name.to_string(),

@@ -30,6 +30,10 @@ pub struct Setup {
 }
 
 pub async fn setup(policy: &str) -> Setup {
+    setup_with(policy, true).await
+}
+
+pub async fn setup_with(policy: &str, collector: bool) -> Setup {
     let (addr, seen) = provider::start().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("openai.key"), format!("{OPENAI_KEY}\n")).unwrap();
@@ -69,12 +73,14 @@ name = "policy"
 command = "builtin://llm_policy"
 hook_type = "post_auth"
 config = {policy}
-[[plugins]]
-name = "collector"
-command = "builtin://collector"
-hook_type = "data_collection"
+{collector}
 "#,
-        dir = dir.path().display()
+        dir = dir.path().display(),
+        collector = if collector {
+            "[[plugins]]\nname = \"collector\"\ncommand = \"builtin://collector\"\nhook_type = \"data_collection\""
+        } else {
+            ""
+        }
     );
     let collected = Arc::new(Mutex::new(Vec::new()));
     let mut registry = Registry::with_builtins();
@@ -355,5 +361,25 @@ async fn request_and_token_budgets_answer_429() {
         .await
         .status,
         200
+    );
+}
+
+#[tokio::test]
+async fn usage_is_metered_without_any_collection_plugin() {
+    let s = setup_with(POLICY, false).await;
+    // client-d / app-metrics is used by one other test; this one uses the embeddings model.
+    let reply = post(
+        &s,
+        "/v1/embeddings",
+        "client-d",
+        json!({"model": "text-embedding-3-small", "input": "x"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(s.gw.proxy().flush_collectors(Duration::from_secs(5)).await);
+    let m = metrics(&s).await;
+    assert!(
+        m.contains(r#"microgateway_llm_tokens_total{provider="openai",model="text-embedding-3-small",app="app-metrics",kind="prompt"} 8"#),
+        "{m}"
     );
 }
