@@ -8,6 +8,9 @@
 //! and the `llm_policy` built-in, as in production.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/common/serve.rs"]
+mod serve;
+
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -18,36 +21,17 @@ use std::net::SocketAddr;
 const EVENTS: usize = 20;
 
 async fn provider() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    |req: hyper::Request<hyper::body::Incoming>| async move {
-                        let _ = req.into_body().collect().await;
-                        let frames = (0..EVENTS).map(|i| {
-                        let e = format!("data: {{\"model\":\"m\",\"choices\":[{{\"delta\":{{\"content\":\"token{i}\"}}}}]}}\n\n");
-                        Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(e)))
-                    });
-                        let mut r = hyper::Response::new(StreamBody::new(
-                            futures_util::stream::iter(frames),
-                        ));
-                        r.headers_mut()
-                            .insert("content-type", "text/event-stream".parse().unwrap());
-                        Ok::<_, Infallible>(r)
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+    serve::http1(|req: hyper::Request<hyper::body::Incoming>| async move {
+        let _ = req.into_body().collect().await;
+        let frames = (0..EVENTS).map(|i| {
+            let e = format!("data: {{\"model\":\"m\",\"choices\":[{{\"delta\":{{\"content\":\"token{i}\"}}}}]}}\n\n");
+            Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(e)))
+        });
+        let mut r = hyper::Response::new(StreamBody::new(futures_util::stream::iter(frames)));
+        r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+        r
+    })
+    .await
 }
 
 fn bench(c: &mut Criterion) {

@@ -11,6 +11,9 @@
 //!   built-in hooks (headers ×3, ip_filter, request_guard).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/common/serve.rs"]
+mod serve;
+
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -216,26 +219,7 @@ fn snapshot_load(c: &mut Criterion) {
 }
 
 async fn upstream() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                        Bytes::from_static(b"ok"),
-                    )))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+    serve::http1(|_req| async { hyper::Response::new(Full::new(Bytes::from_static(b"ok"))) }).await
 }
 
 fn end_to_end(c: &mut Criterion) {

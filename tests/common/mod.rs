@@ -11,6 +11,7 @@ pub mod binary;
 pub mod client;
 pub mod gateway;
 pub mod pki;
+pub mod serve;
 pub mod upstream;
 
 pub use client::{Reply, get, get_with, request};

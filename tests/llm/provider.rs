@@ -118,26 +118,8 @@ async fn handle(req: Request<Incoming>, seen: Arc<Seen>) -> Response<Body> {
 
 /// Starts the provider on 127.0.0.1:0.
 pub async fn start() -> (SocketAddr, Arc<Seen>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
     let record = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let seen = record.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let seen = seen.clone();
-                    async move { Ok::<_, Infallible>(handle(req, seen).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let addr = crate::common::serve::http1(move |req| handle(req, record.clone())).await;
     (addr, seen)
 }

@@ -25,27 +25,13 @@ pub struct Upstream {
 /// Starts the upstream. `/sse` streams three events split across frames; anything
 /// else echoes the request headers as JSON.
 pub async fn upstream() -> Upstream {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    handle(req)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let addr = crate::serve::http1(move |req| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move { handle(req).await.unwrap_or_else(|never| match never {}) }
+    })
+    .await;
     Upstream { addr, hits }
 }
 
