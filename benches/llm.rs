@@ -76,9 +76,11 @@ config = {{ models = ["m"] }}
         let gw = microgateway::start(microgateway::Config::from_toml(&toml).unwrap())
             .await
             .unwrap();
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<Full<Bytes>>();
+                .build::<_, Full<Bytes>>(connector);
         (up, gw, client)
     });
     let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
