@@ -21,12 +21,7 @@ pub async fn run(
     let (mut parts, mut body) = response.into_parts();
     for instance in &plan.response_headers {
         let result = {
-            let view = ResponseView {
-                request: summary,
-                status: parts.status,
-                headers: &parts.headers,
-                ctx,
-            };
+            let view = view(summary, &parts, ctx);
             let hook = Hook::OnResponseHeaders;
             invoke(instance, hook, || {
                 instance.plugin.on_response_headers(&view)
@@ -64,12 +59,7 @@ pub async fn run(
             })?;
         for instance in &plan.response_body {
             let result = {
-                let view = ResponseView {
-                    request: summary,
-                    status: parts.status,
-                    headers: &parts.headers,
-                    ctx,
-                };
+                let view = view(summary, &parts, ctx);
                 let hook = Hook::OnResponseBody;
                 invoke(instance, hook, || {
                     instance.plugin.on_response_body(&view, &bytes)
@@ -111,4 +101,18 @@ pub async fn run(
         );
     }
     Ok(Response::from_parts(parts, body))
+}
+
+/// What response hooks see of the response as it stands.
+fn view<'a>(
+    request: &'a RequestSummary,
+    parts: &'a http::response::Parts,
+    ctx: &'a RequestContext,
+) -> ResponseView<'a> {
+    ResponseView {
+        request,
+        status: parts.status,
+        headers: &parts.headers,
+        ctx,
+    }
 }

@@ -49,6 +49,16 @@ async fn plugin_environment_is_scrubbed() {
     assert!(gw.wait(Duration::from_secs(10)).await.success());
 }
 
+/// A chaos plugin that starts a grandchild process on every call.
+fn spawner() -> String {
+    plugin(
+        "spawner",
+        &file(CHAOS),
+        "pre_auth",
+        "env = { CHAOS_MODE = \"spawn_child\" }",
+    )
+}
+
 async fn pids(addr: std::net::SocketAddr) -> (u32, u32) {
     let reply = get(addr, "/x").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -61,12 +71,7 @@ async fn pids(addr: std::net::SocketAddr) -> (u32, u32) {
 #[tokio::test]
 async fn shutdown_leaves_no_plugin_processes() {
     let up = TestUpstream::start("up").await;
-    let entry = plugin(
-        "spawner",
-        &file(CHAOS),
-        "pre_auth",
-        "env = { CHAOS_MODE = \"spawn_child\" }",
-    );
+    let entry = spawner();
     let gw = config(&up, &entry).start().await;
     let (plugin_pid, child_pid) = pids(gw.proxy_addr).await;
     assert!(!gone(plugin_pid) && !gone(child_pid));
@@ -81,12 +86,7 @@ async fn shutdown_leaves_no_plugin_processes() {
 #[tokio::test]
 async fn sigterm_to_the_binary_stops_plugins() {
     let up = TestUpstream::start("up").await;
-    let entry = plugin(
-        "spawner",
-        &file(CHAOS),
-        "pre_auth",
-        "env = { CHAOS_MODE = \"spawn_child\" }",
-    );
+    let entry = spawner();
     let gw = GatewayProcess::spawn(&config(&up, &entry)).await;
     let (plugin_pid, child_pid) = pids(gw.proxy_addr).await;
     gw.terminate();
@@ -102,12 +102,7 @@ async fn sigterm_to_the_binary_stops_plugins() {
 #[tokio::test]
 async fn replaced_plugin_set_is_shut_down() {
     let up = TestUpstream::start("up").await;
-    let entry = plugin(
-        "spawner",
-        &file(CHAOS),
-        "pre_auth",
-        "env = { CHAOS_MODE = \"spawn_child\" }",
-    );
+    let entry = spawner();
     let gw = config(&up, &entry).start().await;
     let (plugin_pid, child_pid) = pids(gw.proxy_addr).await;
     gw.proxy()
