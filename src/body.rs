@@ -151,3 +151,91 @@ where
         hint
     }
 }
+
+/// The error a [`ReadTimeoutBody`] yields when the client stops sending.
+#[derive(Debug, thiserror::Error)]
+#[error("client sent no request body data for {0:?}")]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+pin_project_lite::pin_project! {
+    /// A client request body that fails when no frame arrives for `timeout` while the
+    /// body is being read (a slow-body "R-U-D-Y" client holding a request open). The
+    /// timer is armed only while the reader waits, so a slow *upstream* never trips
+    /// it, and it records the failure in a shared flag, like [`LimitBody`], because the
+    /// upstream client may report the aborted body without its cause.
+    pub struct ReadTimeoutBody<B> {
+        #[pin]
+        inner: B,
+        timeout: std::time::Duration,
+        sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+        waiting: bool,
+        tripped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+}
+
+impl<B> ReadTimeoutBody<B> {
+    /// Wraps `inner`; `tripped` becomes true when the timeout expires.
+    pub fn new(
+        inner: B,
+        timeout: std::time::Duration,
+        tripped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        ReadTimeoutBody {
+            inner,
+            timeout,
+            sleep: None,
+            waiting: false,
+            tripped,
+        }
+    }
+}
+
+impl<B> http_body::Body for ReadTimeoutBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => {
+                *this.waiting = false;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + *this.timeout;
+                // One timer per body, re-armed at the start of every wait.
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !*this.waiting {
+                    sleep.as_mut().reset(deadline);
+                    *this.waiting = true;
+                }
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.tripped
+                            .store(true, std::sync::atomic::Ordering::Release);
+                        Poll::Ready(Some(Err(Box::new(BodyReadTimeout(*this.timeout)))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

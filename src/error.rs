@@ -69,6 +69,12 @@ pub enum GatewayError {
         /// Limit in bytes.
         limit: usize,
     },
+    /// The client stopped sending its request body for `server.body_read_timeout`.
+    #[error("client sent no request body data for {timeout_ms} ms")]
+    BodyReadTimeout {
+        /// Timeout that expired.
+        timeout_ms: u128,
+    },
     /// The client's request body could not be read.
     #[error("cannot read request body: {0}")]
     ClientBody(String),
@@ -88,6 +94,7 @@ impl GatewayError {
             GatewayError::PluginFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             GatewayError::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::BodyReadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::ClientBody(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -105,6 +112,7 @@ impl GatewayError {
             GatewayError::PluginFailed { .. } => "plugin_unavailable",
             GatewayError::Unauthorized(_) => "unauthorized",
             GatewayError::ResponseTooLarge { .. } => "response_too_large",
+            GatewayError::BodyReadTimeout { .. } => "body_read_timeout",
             GatewayError::ClientBody(_) => "bad_request",
         }
     }
@@ -113,10 +121,19 @@ impl GatewayError {
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let status = self.status();
         let mut response = json_error(status, self.kind(), &self.to_string(), request_id);
-        if let GatewayError::Unauthorized(_) = self {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            GatewayError::Unauthorized(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // The rest of the stalled body may still arrive: the connection cannot be reused.
+            GatewayError::BodyReadTimeout { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }

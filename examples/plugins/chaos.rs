@@ -13,7 +13,9 @@
 //! | `spawn_child` | starts a `sleep` grandchild, returns its pid in `x-child-pid` |
 //! | anything else | passes (and counts calls in `x-calls`) |
 //!
-//! Passing answers also carry the plugin's own pid in `x-pid`.
+//! Passing answers also carry the plugin's own pid in `x-pid`. The plugin also takes
+//! response body chunks (`CHUNKS` mode, `on_response` entries): `crash_after:N` and
+//! `hang` count and act on chunk calls the same way; other modes pass chunks unchanged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use microgateway::sdk::{self, Handler, pb};
@@ -27,10 +29,18 @@ struct Chaos {
 
 impl Handler for Chaos {
     fn manifest(&self) -> pb::Manifest {
-        sdk::manifest(
-            "chaos",
-            &[pb::Hook::PreAuth, pb::Hook::Auth, pb::Hook::PostAuth],
-        )
+        pb::Manifest {
+            response_body: pb::BodyMode::Chunks as i32,
+            ..sdk::manifest(
+                "chaos",
+                &[
+                    pb::Hook::PreAuth,
+                    pb::Hook::Auth,
+                    pb::Hook::PostAuth,
+                    pb::Hook::OnResponseChunk,
+                ],
+            )
+        }
     }
 
     async fn pre_auth(&self, req: pb::HookRequest) -> Result<pb::HookResponse, Status> {
@@ -45,11 +55,22 @@ impl Handler for Chaos {
     async fn post_auth(&self, req: pb::HookRequest) -> Result<pb::HookResponse, Status> {
         self.act(req).await
     }
+
+    async fn on_response_chunk(&self, _req: pb::ChunkRequest) -> Result<pb::ChunkResponse, Status> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.maybe_crash(n);
+        if self.mode == "hang" {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+        Ok(pb::ChunkResponse {
+            action: Some(pb::chunk_response::Action::Pass(true)),
+        })
+    }
 }
 
 impl Chaos {
-    async fn act(&self, _req: pb::HookRequest) -> Result<pb::HookResponse, Status> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    /// Exits with status 3 when the mode is `crash_after:N` and this is call N or later.
+    fn maybe_crash(&self, n: u64) {
         if let Some(limit) = self
             .mode
             .strip_prefix("crash_after:")
@@ -59,6 +80,11 @@ impl Chaos {
             eprintln!("chaos: crashing on call {n}");
             std::process::exit(3);
         }
+    }
+
+    async fn act(&self, _req: pb::HookRequest) -> Result<pb::HookResponse, Status> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.maybe_crash(n);
         match self.mode.as_str() {
             "hang" => {
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;

@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// Time allowed for a client to send a complete request head.
     #[serde(deserialize_with = "duration::deserialize")]
     pub header_read_timeout: Duration,
+    /// Longest pause allowed between two pieces of a request body (408 above).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub body_read_timeout: Duration,
     /// Idle time after which a connection without in-flight requests is closed.
     #[serde(deserialize_with = "duration::deserialize")]
     pub idle_timeout: Duration,

@@ -10,6 +10,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     let s = &config.server;
     positive("server.max_connections", s.max_connections as u64)?;
     nonzero("server.header_read_timeout", s.header_read_timeout)?;
+    nonzero("server.body_read_timeout", s.body_read_timeout)?;
     nonzero("server.idle_timeout", s.idle_timeout)?;
     positive("server.max_header_count", s.max_header_count as u64)?;
     if s.max_header_bytes < 256 {

@@ -8,7 +8,7 @@
 mod forward;
 mod hooked;
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BoxError, ReadTimeoutBody};
 use crate::config::{Config, ConfigError, PipelineConfig, PluginConfig};
 use crate::error::GatewayError;
 use crate::headers;
@@ -23,6 +23,7 @@ use bytes::Bytes;
 use http::{HeaderName, Request, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Errors building a [`Proxy`] from configuration.
@@ -48,9 +49,11 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
-/// Request-size limits enforced before forwarding.
+/// Request limits enforced before and while forwarding.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Longest pause between two request body frames.
+    pub body_read_timeout: Duration,
     /// Maximum number of header values.
     pub max_header_count: usize,
     /// Maximum bytes of header names plus values.
@@ -114,6 +117,7 @@ impl Proxy {
             router: Router::new(routes),
             upstreams,
             limits: Limits {
+                body_read_timeout: config.server.body_read_timeout,
                 max_header_count: config.server.max_header_count,
                 max_header_bytes: config.server.max_header_bytes,
                 max_body_bytes: config.server.max_body_bytes,
@@ -172,12 +176,24 @@ impl Proxy {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let mut state = RequestState::default();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let timeout = self.limits.body_read_timeout;
+        let req = req.map(|b| ReadTimeoutBody::new(b, timeout, stalled.clone()));
         let result = self
             .forward(req, conn, &request_id, start, &mut state)
             .await;
         let route = state.route.as_deref().unwrap_or(m::NO_ROUTE);
         let mut response = match result {
             Ok(response) => response,
+            // Whatever the stalled body broke on its way (a plugin reading it, the
+            // upstream client), the cause is the client's silence.
+            Err(_) if stalled.load(Ordering::Acquire) => {
+                let err = GatewayError::BodyReadTimeout {
+                    timeout_ms: timeout.as_millis(),
+                };
+                m::gateway_error(route, err.kind());
+                err.into_response(request_id.to_str().unwrap_or_default())
+            }
             Err(err) => {
                 tracing::debug!(route, error = %err, "request answered by the gateway");
                 m::gateway_error(route, err.kind());

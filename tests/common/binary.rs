@@ -178,6 +178,11 @@ impl GatewayProcess {
         self._config.path()
     }
 
+    /// Process id of the running gateway.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("process already reaped")
+    }
+
     /// Sends a signal such as `-HUP` with `kill`.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("process already reaped");

@@ -1,0 +1,379 @@
+//! Shared pieces of the resilience suite: a recording upstream, the gateway binary under
+//! watch (open file descriptors and child processes compared with a baseline), a
+//! background load that counts every failed request, and runners for the attack tools.
+
+use crate::common::GatewayConfig;
+use crate::common::binary::GatewayProcess;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Request, Response};
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const ENRICHER: &str = env!("CARGO_BIN_EXE_mg-plugin-header-enricher");
+pub const CHAOS: &str = env!("CARGO_BIN_EXE_mg-plugin-chaos");
+
+type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// An upstream that records the method and path of every request it receives.
+///
+/// `/stream?n=N&gap_ms=M` answers N chunks `chunk-i\n`, M ms apart; `/slow?ms=M` answers
+/// after M ms; anything else reads the whole body and answers `ok <bytes>`.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let addr = crate::common::serve::http1(move |req: Request<hyper::body::Incoming>| {
+            let log = log.clone();
+            async move { handle(req, log).await }
+        })
+        .await;
+        Recorder { addr, seen }
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request seen so far, as `METHOD /path`.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Requests whose path starts with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|r| r.split(' ').nth(1).is_some_and(|p| p.starts_with(prefix)))
+            .count()
+    }
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    log: Arc<Mutex<Vec<String>>>,
+) -> Response<UpBody> {
+    log.lock()
+        .unwrap()
+        .push(format!("{} {}", req.method(), req.uri().path()));
+    let query = |key: &str| -> u64 {
+        req.uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    match req.uri().path() {
+        "/stream" => {
+            let (n, gap) = (query("n"), query("gap_ms"));
+            let stream = futures_util::stream::unfold(0, move |i| async move {
+                if i >= n {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(gap)).await;
+                let frame = Frame::data(Bytes::from(format!("chunk-{i}\n")));
+                Some((Ok::<_, Infallible>(frame), i + 1))
+            });
+            Response::new(BodyExt::boxed(StreamBody::new(stream)))
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(query("ms"))).await;
+            Response::new(Full::new(Bytes::from("slow done")).boxed())
+        }
+        _ => {
+            let len = match req.into_body().collect().await {
+                Ok(body) => body.to_bytes().len().to_string(),
+                Err(e) => format!("error {e}"),
+            };
+            Response::new(Full::new(Bytes::from(format!("ok {len}"))).boxed())
+        }
+    }
+}
+
+/// Gateway configuration for the suite: one catch-all route to `up`, upstream connections
+/// released after 300 ms idle (so descriptor counts settle quickly), plugin pings every
+/// 300 ms, and `extra` appended (plugins, `[server]` lines must go through `server`).
+pub fn config(up: &Recorder, server: &[&str], extra: &str) -> GatewayConfig {
+    let mut cfg = GatewayConfig::new();
+    for line in server {
+        cfg = cfg.server(line);
+    }
+    cfg.upstream_urls("main", &[up.url()], "pool_idle_timeout = \"300ms\"")
+        .route("main", "main", "path_prefix = \"/\"")
+        .raw("[plugin_runtime]\nstart_timeout = \"5s\"\nping_interval = \"300ms\"\nmax_restart_backoff = \"1s\"\n")
+        .raw(extra)
+}
+
+/// A `[[plugins]]` entry running an example binary as a `file://` plugin.
+pub fn file_plugin(name: &str, binary: &str, hook: &str, extra: &str) -> String {
+    format!(
+        "[[plugins]]\nname = {name:?}\ncommand = \"file://{binary}\"\nhook_type = {hook:?}\n{extra}\n"
+    )
+}
+
+/// Open file descriptors of `pid`, as `fd -> target` lines (for failure messages).
+pub fn fds(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            )
+        })
+        .collect()
+}
+
+/// Direct children of `pid` (over all its threads).
+pub fn children(pid: u32) -> BTreeSet<u32> {
+    let mut out = BTreeSet::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// True when `pid` no longer runs (gone, or a zombie awaiting a reaper we do not own).
+pub fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Resident set size of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The gateway binary with a resource baseline taken once it has served a request.
+pub struct Watched {
+    pub gw: GatewayProcess,
+    pub pid: u32,
+    base_fds: usize,
+    base_children: usize,
+    seen_children: Mutex<BTreeSet<u32>>,
+}
+
+impl Watched {
+    /// Starts the binary on `config`, sends one request to `/warm-up`, lets the
+    /// connections settle and records open descriptors and child processes.
+    pub async fn start(config: &GatewayConfig) -> Watched {
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// Like [`Watched::start`] with extra environment variables.
+    pub async fn start_with_env(config: &GatewayConfig, env: &[(&str, &str)]) -> Watched {
+        let gw = GatewayProcess::spawn_with_env(config, env).await;
+        let pid = gw.pid();
+        let warm = crate::common::get(gw.proxy_addr, "/warm-up").await;
+        assert!(warm.status.is_success(), "warm-up failed: {}", warm.text());
+        // Wait until the client and the idle upstream connection are gone again.
+        let mut last = usize::MAX;
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = fds(pid).len();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        let kids = children(pid);
+        Watched {
+            gw,
+            pid,
+            base_fds: fds(pid).len(),
+            base_children: kids.len(),
+            seen_children: Mutex::new(kids),
+        }
+    }
+
+    /// Remembers the current children, so `finish` can check they all ended.
+    pub fn note_children(&self) {
+        self.seen_children
+            .lock()
+            .unwrap()
+            .extend(children(self.pid));
+    }
+
+    /// Asserts that, within 15 s, the gateway is back to its baseline: no more open
+    /// descriptors and no more child processes than before the attack, none a zombie.
+    pub async fn assert_no_leaks(&self, what: &str) {
+        self.note_children();
+        let mut last = (Vec::new(), BTreeSet::new());
+        for _ in 0..150 {
+            let open = fds(self.pid);
+            let kids = children(self.pid);
+            let zombies = kids.iter().any(|&k| gone(k));
+            if open.len() <= self.base_fds && kids.len() <= self.base_children && !zombies {
+                return;
+            }
+            last = (open, kids);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "after {what}: {} descriptors open (baseline {}), children {:?} (baseline {}):\n{}",
+            last.0.len(),
+            self.base_fds,
+            last.1,
+            self.base_children,
+            last.0.join("\n")
+        );
+    }
+
+    /// Checks for leaks, stops the binary with SIGTERM, expects exit status 0 and that no
+    /// child process it ever had is still running.
+    pub async fn finish(self, what: &str) {
+        self.assert_no_leaks(what).await;
+        let seen = self.seen_children.lock().unwrap().clone();
+        self.gw.terminate();
+        let status = self.gw.wait(Duration::from_secs(20)).await;
+        assert!(status.success(), "gateway exited with {status}");
+        for pid in seen {
+            assert!(gone(pid), "plugin process {pid} outlived the gateway");
+        }
+    }
+}
+
+/// Requests sent by [`Load`] and how many failed, with the first failures.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub ok: u64,
+    pub failed: u64,
+    pub samples: Vec<String>,
+}
+
+/// Background traffic: `workers` loops of GET requests on keep-alive connections.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts `workers` request loops against `addr` + `path`; every answer must be 200.
+    pub fn start(addr: SocketAddr, path: &str, workers: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let url = format!("http://{addr}{path}");
+        let tasks = (0..workers)
+            .map(|_| {
+                let (stop, ok, failures, url) =
+                    (stop.clone(), ok.clone(), failures.clone(), url.clone());
+                tokio::spawn(async move {
+                    let client = crate::common::client::h1();
+                    while !stop.load(Ordering::Relaxed) {
+                        let req = Request::get(url.as_str())
+                            .body(crate::common::client::empty())
+                            .unwrap();
+                        let sent = tokio::time::timeout(Duration::from_secs(10), async {
+                            let resp = client.request(req).await?;
+                            let status = resp.status();
+                            let body = resp.into_body().collect().await?.to_bytes();
+                            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
+                        })
+                        .await;
+                        match sent {
+                            Ok(Ok((status, _))) if status == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(Ok((status, body))) => failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("{status}: {}", String::from_utf8_lossy(&body))),
+                            Ok(Err(e)) => failures.lock().unwrap().push(format!("error: {e}")),
+                            Err(_) => failures.lock().unwrap().push("timed out".into()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failures,
+            tasks,
+        }
+    }
+
+    /// Requests answered 200 so far.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops the loops and reports.
+    pub async fn stop(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        let failures = self.failures.lock().unwrap();
+        LoadReport {
+            ok: self.ok.load(Ordering::Relaxed),
+            failed: failures.len() as u64,
+            samples: failures.iter().take(5).cloned().collect(),
+        }
+    }
+}
+
+/// Runs `h2_attack.py MODE 127.0.0.1 PORT COUNT` and parses its JSON report.
+pub async fn h2_attack(mode: &str, addr: SocketAddr, count: usize) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/resilience/h2_attack.py");
+    let out = tokio::process::Command::new("python3")
+        .args([
+            script,
+            mode,
+            "127.0.0.1",
+            &addr.port().to_string(),
+            &count.to_string(),
+        ])
+        .output()
+        .await
+        .expect("python3 must be installed");
+    assert!(
+        out.status.success(),
+        "h2_attack.py {mode} failed (pip install h2): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "h2_attack.py printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
