@@ -11,6 +11,12 @@
 mod common;
 
 mod h2flood;
+mod oversized;
+mod plugins;
+#[path = "../oci/registry.rs"]
+#[allow(dead_code)]
+mod registry;
+mod reload;
 mod slow;
 mod smuggling;
 mod support;

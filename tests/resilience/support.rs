@@ -29,6 +29,9 @@ pub struct Recorder {
     seen: Arc<Mutex<Vec<String>>>,
 }
 
+/// `METHOD /path` lines of requests, and `BODY /path <bytes>` lines of bodies read whole.
+type Seen = Arc<Mutex<Vec<String>>>;
+
 impl Recorder {
     pub async fn start() -> Recorder {
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -55,15 +58,24 @@ impl Recorder {
     pub fn count(&self, prefix: &str) -> usize {
         self.seen()
             .iter()
+            .filter(|r| !r.starts_with("BODY "))
             .filter(|r| r.split(' ').nth(1).is_some_and(|p| p.starts_with(prefix)))
             .count()
     }
+
+    /// Sizes of the request bodies that arrived complete for paths starting with `prefix`.
+    pub fn complete_bodies(&self, prefix: &str) -> Vec<usize> {
+        self.seen()
+            .iter()
+            .filter_map(|r| r.strip_prefix("BODY "))
+            .filter_map(|r| r.split_once(' '))
+            .filter(|(p, _)| p.starts_with(prefix))
+            .filter_map(|(_, n)| n.parse().ok())
+            .collect()
+    }
 }
 
-async fn handle(
-    req: Request<hyper::body::Incoming>,
-    log: Arc<Mutex<Vec<String>>>,
-) -> Response<UpBody> {
+async fn handle(req: Request<hyper::body::Incoming>, log: Seen) -> Response<UpBody> {
     log.lock()
         .unwrap()
         .push(format!("{} {}", req.method(), req.uri().path()));
@@ -94,8 +106,13 @@ async fn handle(
             Response::new(Full::new(Bytes::from("slow done")).boxed())
         }
         _ => {
+            let path = req.uri().path().to_string();
             let len = match req.into_body().collect().await {
-                Ok(body) => body.to_bytes().len().to_string(),
+                Ok(body) => {
+                    let len = body.to_bytes().len();
+                    log.lock().unwrap().push(format!("BODY {path} {len}"));
+                    len.to_string()
+                }
                 Err(e) => format!("error {e}"),
             };
             Response::new(Full::new(Bytes::from(format!("ok {len}"))).boxed())
@@ -107,11 +124,16 @@ async fn handle(
 /// released after 300 ms idle (so descriptor counts settle quickly), plugin pings every
 /// 300 ms, and `extra` appended (plugins, `[server]` lines must go through `server`).
 pub fn config(up: &Recorder, server: &[&str], extra: &str) -> GatewayConfig {
+    config_url(&up.url(), server, extra)
+}
+
+/// Like [`config`] for any upstream base URL.
+pub fn config_url(url: &str, server: &[&str], extra: &str) -> GatewayConfig {
     let mut cfg = GatewayConfig::new();
     for line in server {
         cfg = cfg.server(line);
     }
-    cfg.upstream_urls("main", &[up.url()], "pool_idle_timeout = \"300ms\"")
+    cfg.upstream_urls("main", &[url.to_string()], "pool_idle_timeout = \"300ms\"")
         .route("main", "main", "path_prefix = \"/\"")
         .raw("[plugin_runtime]\nstart_timeout = \"5s\"\nping_interval = \"300ms\"\nmax_restart_backoff = \"1s\"\n")
         .raw(extra)
@@ -189,8 +211,8 @@ pub struct Watched {
 }
 
 impl Watched {
-    /// Starts the binary on `config`, sends one request to `/warm-up`, lets the
-    /// connections settle and records open descriptors and child processes.
+    /// Starts the binary on `config`, waits for `/readyz`, lets the connections settle
+    /// and records open descriptors and child processes.
     pub async fn start(config: &GatewayConfig) -> Watched {
         Self::start_with_env(config, &[]).await
     }
@@ -199,9 +221,9 @@ impl Watched {
     pub async fn start_with_env(config: &GatewayConfig, env: &[(&str, &str)]) -> Watched {
         let gw = GatewayProcess::spawn_with_env(config, env).await;
         let pid = gw.pid();
-        let warm = crate::common::get(gw.proxy_addr, "/warm-up").await;
-        assert!(warm.status.is_success(), "warm-up failed: {}", warm.text());
-        // Wait until the client and the idle upstream connection are gone again.
+        let ready = crate::common::get(gw.admin_addr, "/readyz").await;
+        assert!(ready.status.is_success(), "not ready: {}", ready.text());
+        // Wait until the probe's connection is gone again.
         let mut last = usize::MAX;
         for _ in 0..40 {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -234,12 +256,20 @@ impl Watched {
     pub async fn assert_no_leaks(&self, what: &str) {
         self.note_children();
         let mut last = (Vec::new(), BTreeSet::new());
+        // The baseline must hold for five samples in a row (half a second), so a
+        // descriptor that is opened a moment later is not missed.
+        let mut stable = 0;
         for _ in 0..150 {
             let open = fds(self.pid);
             let kids = children(self.pid);
             let zombies = kids.iter().any(|&k| gone(k));
             if open.len() <= self.base_fds && kids.len() <= self.base_children && !zombies {
-                return;
+                stable += 1;
+                if stable == 5 {
+                    return;
+                }
+            } else {
+                stable = 0;
             }
             last = (open, kids);
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -274,6 +304,21 @@ pub struct LoadReport {
     pub ok: u64,
     pub failed: u64,
     pub samples: Vec<String>,
+}
+
+impl LoadReport {
+    /// Asserts that requests were served and none failed.
+    pub fn assert_clean(&self) {
+        assert!(self.ok > 0, "no request was served");
+        assert_eq!(
+            self.failed,
+            0,
+            "{} of {} requests failed, first: {:?}",
+            self.failed,
+            self.ok + self.failed,
+            self.samples
+        );
+    }
 }
 
 /// Background traffic: `workers` loops of GET requests on keep-alive connections.
@@ -376,4 +421,18 @@ pub async fn h2_attack(mode: &str, addr: SocketAddr, count: usize) -> serde_json
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// Waits (at most 15 s) until the admin API reports plugin `name` as `ready`.
+pub async fn plugin_ready(admin: SocketAddr, name: &str) {
+    let mut last = String::new();
+    for _ in 0..150 {
+        let reply = crate::common::get(admin, &format!("/api/v1/plugins/{name}/health")).await;
+        if reply.status == 200 && reply.json()["state"] == "ready" {
+            return;
+        }
+        last = reply.text();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("plugin {name} never became ready: {last}");
 }
