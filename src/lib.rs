@@ -20,6 +20,7 @@
 //! - [`metrics`]: the Prometheus recorder and metric names.
 //! - [`logging`]: tracing subscriber setup.
 //! - [`sdnotify`]: systemd readiness/reload/stop notifications.
+//! - [`worker`]: proxy worker threads (one single-threaded runtime per core).
 
 pub mod admin;
 pub mod body;
@@ -40,6 +41,7 @@ pub mod sdk;
 pub mod sdnotify;
 pub mod server;
 pub mod upstream;
+pub mod worker;
 
 pub use config::Config;
 pub use server::{RunningGateway, start, start_with};

@@ -45,6 +45,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Socket address to listen on.
     pub listen: SocketAddr,
+    /// Proxy worker threads, each with its own single-threaded runtime; 0 = one per CPU.
+    pub workers: usize,
     /// Maximum number of concurrently open client connections.
     pub max_connections: usize,
     /// Time allowed for a client to send a complete request head.

@@ -89,10 +89,11 @@ impl Proxy {
     /// Tokio runtime (it starts the data-collection worker).
     pub async fn build(config: &Config, mut registry: Registry) -> Result<Proxy, ProxyBuildError> {
         registry.set_runtime(config.plugin_runtime.clone(), config.oci.clone());
+        let workers = crate::worker::count(config.server.workers);
         let upstreams = config
             .upstreams
             .iter()
-            .map(Upstream::new)
+            .map(|u| Upstream::new(u, workers))
             .collect::<Result<Vec<_>, _>>()?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {

@@ -9,6 +9,7 @@
 mod activity;
 mod conn;
 mod tls;
+mod workers;
 
 use crate::admin;
 use crate::config::Config;
@@ -43,6 +44,9 @@ pub enum ServerError {
     /// The admin API cannot be set up safely.
     #[error("admin: {0}")]
     Admin(String),
+    /// A proxy worker thread could not be started.
+    #[error("cannot start a proxy worker: {0}")]
+    Worker(std::io::Error),
     /// Routes or upstreams could not be built.
     #[error(transparent)]
     Proxy(#[from] ProxyBuildError),
@@ -105,7 +109,7 @@ pub fn preflight(config: &Config) -> Result<(), crate::config::ConfigError> {
         tls::acceptor(t).map_err(|e| ConfigError::invalid("server.tls", e.to_string()))?;
     }
     for (i, upstream) in config.upstreams.iter().enumerate() {
-        if let Err(e) = crate::upstream::Upstream::new(upstream) {
+        if let Err(e) = crate::upstream::Upstream::new(upstream, 0) {
             let key = match (&e, &upstream.ca_file) {
                 (crate::upstream::UpstreamError::Tls { .. }, Some(_)) => {
                     format!("upstreams[{i}].ca_file")
@@ -204,14 +208,26 @@ pub async fn start_full(
     ));
     tracing::info!(%proxy_addr, %admin_addr, routes = config.routes.len(), "microgateway listening");
 
-    let limit = Arc::new(Semaphore::new(config.server.max_connections));
-    let grace = config.server.shutdown_timeout;
+    // Worker runtimes register their own clones of the socket.
+    let listener = listener.into_std().map_err(ServerError::Worker)?;
+    let count = crate::worker::count(config.server.workers);
+    let workers = Arc::new(workers::WorkerShared {
+        conn: shared.clone(),
+        limit: Arc::new(Semaphore::new(config.server.max_connections)),
+        stop: graceful.clone(),
+        hard,
+        grace: config.server.shutdown_timeout,
+    });
+    let done = workers::spawn(&listener, count, &workers)?;
+    drop(listener);
     let stop = graceful.clone();
     let task = tokio::spawn(async move {
-        let tracker = TaskTracker::new();
-        accept_loop(listener, &shared, &limit, &tracker, &stop).await;
+        stop.cancelled().await;
         state.draining.store(true, Ordering::Release);
-        drain(&tracker, &hard, grace).await;
+        for worker in done {
+            // An error means the worker thread ended without reporting; it is gone either way.
+            let _ = worker.await;
+        }
         if !shared
             .proxy()
             .flush_collectors(Duration::from_secs(5))

@@ -1,7 +1,8 @@
 //! Upstream groups: parsed targets, round-robin selection and a pooled HTTP client each.
 //!
-//! One [`Upstream`] holds one `hyper_util` legacy client (keep-alive pool, h1/h2, TLS
-//! through `hyper-rustls` with the `ring` provider) shared by all its targets.
+//! Every target holds `hyper_util` legacy clients (keep-alive pool, h1/h2, TLS through
+//! `hyper-rustls` with the `ring` provider): one per proxy worker thread plus one for
+//! everything else, so a request always uses connections owned by its own thread.
 
 mod dns;
 mod tls;
@@ -55,7 +56,8 @@ pub struct Target {
     authority: Authority,
     /// Base path without a trailing slash (possibly empty) prepended to every request path.
     base_path: String,
-    client: Option<HttpClient>,
+    /// Index 0 for non-worker threads, then one per proxy worker (see [`crate::worker`]).
+    clients: Vec<HttpClient>,
 }
 
 impl std::fmt::Debug for Target {
@@ -92,7 +94,7 @@ impl Target {
             scheme,
             authority,
             base_path: uri.path().trim_end_matches('/').to_string(),
-            client: None,
+            clients: Vec::new(),
         })
     }
 
@@ -133,9 +135,11 @@ impl Target {
         builder.path_and_query(pq).build()
     }
 
-    /// The pooled client connecting to this target.
+    /// The pooled client connecting to this target, owned by the calling worker thread.
     pub fn client(&self) -> Option<&HttpClient> {
-        self.client.as_ref()
+        self.clients
+            .get(crate::worker::current())
+            .or_else(|| self.clients.first())
     }
 
     /// `http://host:port` with the scheme's default port made explicit, for the connector.
@@ -206,8 +210,9 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Builds the group and one client per target from validated configuration.
-    pub fn new(config: &UpstreamConfig) -> Result<Upstream, UpstreamError> {
+    /// Builds the group from validated configuration, with `workers + 1` clients (and
+    /// so connection pools) per target: one per proxy worker and one for other threads.
+    pub fn new(config: &UpstreamConfig, workers: usize) -> Result<Upstream, UpstreamError> {
         let tls =
             tls::client_config(config.ca_file.as_deref()).map_err(|reason| UpstreamError::Tls {
                 upstream: config.name.clone(),
@@ -216,7 +221,10 @@ impl Upstream {
         let mut targets = Vec::with_capacity(config.targets.len());
         for url in &config.targets {
             let mut target = Target::parse(url)?;
-            target.client = Some(build_client(config, &target, tls.clone())?);
+            for _ in 0..=workers {
+                let client = build_client(config, &target, tls.clone())?;
+                target.clients.push(client);
+            }
             targets.push(target);
         }
         let llm = config

@@ -119,6 +119,35 @@ async fn admin_rejects_unknown_paths_and_methods() {
 }
 
 #[tokio::test]
+async fn start_reports_a_busy_proxy_port() {
+    let up = TestUpstream::start("U").await;
+    let config = |listen: &str| {
+        let mut config = GatewayConfig::new()
+            .upstream("main", &[&up])
+            .route("main", "main", "")
+            .config();
+        config.server.listen = listen.parse().unwrap();
+        config
+    };
+    // A plain listener, then another gateway: either way the second start must fail.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    let first = microgateway::start(config("127.0.0.1:0")).await.unwrap();
+    for port in [plain_port, first.proxy_addr.port()] {
+        match microgateway::start(config(&format!("127.0.0.1:{port}"))).await {
+            Ok(_) => panic!("gateway started on busy port {port}"),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(message.contains("proxy"), "{message}");
+                assert!(message.contains(&port.to_string()), "{message}");
+            }
+        }
+    }
+    first.shutdown();
+    first.wait().await;
+}
+
+#[tokio::test]
 async fn start_reports_a_busy_admin_port() {
     let busy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = busy.local_addr().unwrap().port();

@@ -1,0 +1,33 @@
+//! Proxy worker threads: which one is running the current code.
+//!
+//! The proxy listener is served by one single-threaded Tokio runtime per worker thread
+//! (thread per core, like nginx's worker processes): a connection, its requests and the
+//! upstream connections they use stay on one thread, so no request pays for cross-thread
+//! wake-ups. Per-worker state such as the upstream connection pools is indexed by
+//! [`current`]; code outside the workers (admin API, plugin supervisors, tests) gets
+//! index 0.
+
+use std::cell::Cell;
+
+thread_local! {
+    static INDEX: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Index of the proxy worker on this thread: `1..=count` on worker threads, 0 elsewhere.
+pub fn current() -> usize {
+    INDEX.with(Cell::get)
+}
+
+/// Marks this thread as proxy worker `index` (called once when the thread starts).
+pub fn enter(index: usize) {
+    INDEX.with(|i| i.set(index));
+}
+
+/// The number of workers for `server.workers = configured`: the configured value, or
+/// one per available CPU when it is 0.
+pub fn count(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
