@@ -74,7 +74,7 @@ pub struct ApiKey {
     instance: String,
     header: HeaderName,
     bearer: bool,
-    inline: HashMap<Digest32, Identity>,
+    inline: HashMap<Digest32, Arc<Identity>>,
     file: Option<Mutex<FileKeys>>,
     cache: Cache<Digest32, Option<Arc<Identity>>>,
     ttl: Duration,
@@ -85,7 +85,10 @@ impl ApiKey {
     pub fn new(config: &PluginConfig) -> Result<ApiKey, PluginError> {
         let s: Settings = settings(config)?;
         let header = super::header_name(&config.name, &s.header)?;
-        let inline = index(&config.name, &s.keys)?;
+        let inline = index(&config.name, &s.keys)?
+            .into_iter()
+            .map(|(digest, id)| (digest, Arc::new(id)))
+            .collect::<HashMap<_, _>>();
         let file = match s.keys_file {
             Some(path) => {
                 let (keys, mtime) = read_file(&config.name, &path)?;
@@ -133,13 +136,14 @@ impl ApiKey {
         (!key.is_empty()).then_some(key)
     }
 
-    /// Resolves a key digest, consulting the cache, the inline keys and the file.
+    /// Resolves a key digest: the inline keys (a map lookup, no cache needed), then,
+    /// when a keys file is configured, the cache in front of the file.
     fn lookup(&self, digest: Digest32) -> Option<Arc<Identity>> {
+        if let Some(id) = self.inline.get(&digest) {
+            return Some(id.clone());
+        }
+        let file = self.file.as_ref()?;
         self.cache.get_with(digest, || {
-            if let Some(id) = self.inline.get(&digest) {
-                return Some(Arc::new(id.clone()));
-            }
-            let file = self.file.as_ref()?;
             let mut file = file.lock().ok()?;
             if file.checked.elapsed() >= Duration::from_secs(1) {
                 file.checked = Instant::now();

@@ -19,6 +19,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+/// Concurrent HTTP/2 streams allowed per client connection.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 200;
+
 /// State every connection task shares.
 pub struct ConnShared {
     proxy: Arc<Proxy>,
@@ -55,9 +58,16 @@ impl ConnShared {
             .max_headers(s.max_header_count + 32)
             .max_buf_size((s.max_header_bytes + 8192).max(8192));
         let list_size = u32::try_from(s.max_header_bytes + 8192).unwrap_or(u32::MAX);
+        // HTTP/2 abuse limits, spelled out rather than inherited from hyper's defaults:
+        // at most 200 concurrent streams per connection (REFUSED_STREAM beyond), GOAWAY
+        // ENHANCE_YOUR_CALM after 20 streams reset by the client before they were served
+        // (rapid reset, CVE-2023-44487) or 1024 streams the gateway had to reset.
         builder
             .http2()
             .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_pending_accept_reset_streams(Some(20))
+            .max_local_error_reset_streams(Some(1024))
             .max_header_list_size(list_size)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
