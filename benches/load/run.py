@@ -2,7 +2,9 @@
 """Side-by-side load benchmark: microgateway against nginx and Envoy on one upstream.
 
 One command builds the release binaries, starts a fixed upstream (an nginx instance with
-one worker answering a 128-byte JSON body) and every proxy under test on 127.0.0.1, then
+one worker answering a 125-byte JSON body) and every proxy under test on 127.0.0.1 (plus
+`mg-hyper-baseline`, a bare hyper proxy with the gateway's threading and none of its logic,
+as the floor of what this stack costs), then
 drives each with wrk (same threads, connections and duration) and prints one table of
 req/s, p50 and p99 latency and the ratio to nginx, plus the issue #9 targets:
 
@@ -45,6 +47,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_ticks(pid):
+    """User plus system CPU time of ``pid`` and all its descendants, in clock ticks."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total = int(fields[11]) + int(fields[12])
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return total
+    return total + sum(cpu_ticks(c) for c in children)
 
 
 def rss_kib(pid):
@@ -140,12 +156,20 @@ def parse_wrk(out):
 
 
 def run_wrk(scenario, args, duration):
+    """One wrk run; also the CPU time the scenario's processes used per request (µs),
+    which, unlike req/s, hardly depends on what else the shared CPUs are doing."""
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency"]
     for h in scenario.headers:
         cmd += ["-H", h]
     cmd.append(scenario.url)
+    pid = scenario.pid()
+    before = cpu_ticks(pid) if pid else 0
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return parse_wrk(out)
+    result = parse_wrk(out)
+    if pid and result.get("requests"):
+        ticks = cpu_ticks(pid) - before
+        result["cpu_us"] = ticks / os.sysconf("SC_CLK_TCK") / result["requests"] * 1e6
+    return result
 
 
 def write(path, text):
@@ -279,6 +303,14 @@ def start_all(work, args, procs):
         procs.append(proc)
         scenarios.append(Scenario(name, label, port, headers, proc=proc))
 
+    port = free_port()
+    proc = subprocess.Popen(
+        [f"{RELEASE}/mg-hyper-baseline", f"127.0.0.1:{port}", f"127.0.0.1:{upstream}"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(f"{work}/hyper-baseline.log", "w"),
+    )
+    procs.append(proc)
+    scenarios.append(Scenario("hyper", "bare hyper proxy (floor, no logic)", port, proc=proc))
     gateway("microgateway", "microgateway proxy", "")
     gateway(
         "mg-api-key",
@@ -343,20 +375,26 @@ def report(scenarios, args):
         s.p50 = statistics.median(r["p50"] for r in s.runs)
         s.p99 = statistics.median(r["p99"] for r in s.runs)
         s.errors = sum(r["errors"] for r in s.runs)
+        cpu = [r["cpu_us"] for r in s.runs if "cpu_us" in r]
+        s.cpu_us = statistics.median(cpu) if cpu else None
     nginx = by_name.get("nginx")
     print(
         f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of {args.rounds} "
         f"interleaved rounds, {os.cpu_count()} CPUs shared by wrk, proxy and upstream\n"
     )
-    header = f"{'scenario':<36} {'req/s':>9} {'p50':>9} {'p99':>9} {'vs nginx':>9} {'errors':>7} {'idle RSS':>9} {'RSS load':>9}"
+    header = (
+        f"{'scenario':<36} {'req/s':>9} {'p50':>9} {'p99':>9} {'vs nginx':>9} {'CPU/req':>9} "
+        f"{'errors':>7} {'idle RSS':>9} {'RSS load':>9}"
+    )
     print(header)
     print("-" * len(header))
     for s in scenarios:
         ratio = f"{s.rps / nginx.rps:.2f}x" if nginx else "-"
         idle = f"{s.idle_rss / 1024:.1f} MB" if s.idle_rss else "-"
         loaded = f"{s.loaded_rss / 1024:.1f} MB" if s.loaded_rss else "-"
+        cpu = f"{s.cpu_us:.1f} us" if s.cpu_us else "-"
         print(
-            f"{s.label:<36} {s.rps:>9.0f} {fmt_ms(s.p50):>9} {fmt_ms(s.p99):>9} {ratio:>9} "
+            f"{s.label:<36} {s.rps:>9.0f} {fmt_ms(s.p50):>9} {fmt_ms(s.p99):>9} {ratio:>9} {cpu:>9} "
             f"{s.errors:>7} {idle:>9} {loaded:>9}"
         )
     print()
@@ -369,10 +407,17 @@ def report(scenarios, args):
     if mg and key:
         cost = 1 - key.rps / mg.rps
         checks.append(("built-in api_key auth costs < 10% req/s", cost < 0.10, f"{cost * 100:.1f}%"))
+        if mg.cpu_us and key.cpu_us:
+            extra = key.cpu_us / mg.cpu_us - 1
+            checks.append(("built-in api_key auth costs < 10% CPU per request", extra < 0.10,
+                           f"{extra * 100:+.1f}% ({mg.cpu_us:.1f} -> {key.cpu_us:.1f} us)"))
     if mg and mg.idle_rss:
         checks.append(("idle RSS < 15 MB", mg.idle_rss / 1024 < 15, f"{mg.idle_rss / 1024:.1f} MB"))
     for name, ok, value in checks:
         print(f"{'PASS' if ok else 'MISS'}  {name}: {value}")
+    hyper = by_name.get("hyper")
+    if mg and hyper:
+        print(f"info  microgateway / bare hyper proxy req/s: {mg.rps / hyper.rps:.2f}x")
     failed = [s.label for s in scenarios if s.errors]
     if failed:
         print(f"ERRORS in: {', '.join(failed)}")
@@ -383,8 +428,8 @@ def report(scenarios, args):
                 {
                     "settings": vars(args),
                     "scenarios": [
-                        {k: getattr(s, k) for k in ("name", "label", "rps", "p50", "p99", "errors",
-                                                     "idle_rss", "loaded_rss", "runs")}
+                        {k: getattr(s, k) for k in ("name", "label", "rps", "p50", "p99", "cpu_us",
+                                                     "errors", "idle_rss", "loaded_rss", "runs")}
                         for s in scenarios
                     ],
                     "checks": [{"name": n, "pass": ok, "value": v} for n, ok, v in checks],
@@ -401,8 +446,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads and Envoy concurrency (default 2)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
-    parser.add_argument("--only", help="comma-separated scenario names: direct, microgateway, mg-api-key, "
-                        "mg-file-plugin, nginx, envoy")
+    parser.add_argument("--only", help="comma-separated scenario names: direct, hyper, microgateway, "
+                        "mg-api-key, mg-file-plugin, nginx, envoy")
     parser.add_argument("--no-build", action="store_true", help="use the existing target/release binaries")
     parser.add_argument("--json", help="also write the results as JSON to this file")
     args = parser.parse_args()
@@ -411,10 +456,10 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"missing {tool}: apt-get install wrk nginx")
     if not args.no_build:
-        log("== cargo build --release (microgateway, mg-plugin-header-enricher)")
+        log("== cargo build --release (microgateway, mg-plugin-header-enricher, mg-hyper-baseline)")
         subprocess.run(
             ["cargo", "build", "--release", "--locked", "--bin", "microgateway",
-             "--bin", "mg-plugin-header-enricher"],
+             "--bin", "mg-plugin-header-enricher", "--bin", "mg-hyper-baseline"],
             cwd=ROOT,
             check=True,
         )

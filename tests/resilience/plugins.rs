@@ -106,3 +106,32 @@ async fn hanging_chunk_plugin_is_timed_out_per_chunk() {
     assert!(stream(gw.gw.proxy_addr).await.is_err());
     gw.finish("hanging chunk plugin, fail_closed").await;
 }
+
+#[tokio::test]
+async fn hanging_request_plugin_answers_every_concurrent_request_by_policy() {
+    for (on_error, status) in [("fail_open", 200), ("fail_closed", 503)] {
+        let up = Recorder::start().await;
+        let entry = file_plugin(
+            "chaos",
+            CHAOS,
+            "pre_auth",
+            &format!(
+                "timeout = \"300ms\"\non_error = \"{on_error}\"\nenv = {{ CHAOS_MODE = \"hang\" }}"
+            ),
+        );
+        let gw = Watched::start(&config(&up, &[], &entry)).await;
+        let addr = gw.gw.proxy_addr;
+        let requests: Vec<_> = (0..32)
+            .map(|i| {
+                tokio::spawn(async move { crate::common::get(addr, &format!("/hang-{i}")).await })
+            })
+            .collect();
+        for r in requests {
+            let reply = r.await.unwrap();
+            assert_eq!(reply.status, status, "{on_error}: {}", reply.text());
+        }
+        let forwarded = up.count("/hang-");
+        assert_eq!(forwarded, if status == 200 { 32 } else { 0 }, "{on_error}");
+        gw.finish(&format!("hanging plugin, {on_error}")).await;
+    }
+}
