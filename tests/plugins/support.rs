@@ -88,16 +88,7 @@ impl PluginServer {
     }
 }
 
-/// True when `pid` no longer runs (gone, or a zombie awaiting a reaper we do not own).
-pub fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
+pub use crate::common::process::gone;
 
 /// Polls `check` every 50 ms for up to `limit`.
 pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {

@@ -239,15 +239,7 @@ def continuation(host, port, count):
     send(sock, frame.serialize(), outcome)
     filler = ContinuationFrame(1)
     filler.data = b""
-    chunk = filler.serialize() * 1000
-    started = time.monotonic()
-    while outcome.sent < count and time.monotonic() - started < 20:
-        if not send(sock, chunk, outcome):
-            break
-        outcome.sent += 1000
-    count_frames(sock, outcome)
-    sock.close()
-    return outcome
+    return flood(sock, outcome, filler, count)
 
 
 def ping_flood(host, port, count):
@@ -255,11 +247,16 @@ def ping_flood(host, port, count):
     outcome = Outcome()
     ping = PingFrame(0)
     ping.opaque_data = b"12345678"
-    chunk = ping.serialize() * 1000
-    started = time.monotonic()
     # The socket's receive side is never read while sending, as an attacker would do.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(10.0)
+    return flood(sock, outcome, ping, count)
+
+
+def flood(sock, outcome, frame, count):
+    """Sends `frame` `count` times (batches of 1,000, at most 20 s), then reads the answer."""
+    chunk = frame.serialize() * 1000
+    started = time.monotonic()
     while outcome.sent < count and time.monotonic() - started < 20:
         if not send(sock, chunk, outcome):
             break

@@ -180,16 +180,7 @@ pub fn children(pid: u32) -> BTreeSet<u32> {
     out
 }
 
-/// True when `pid` no longer runs (gone, or a zombie awaiting a reaper we do not own).
-pub fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
+pub use crate::common::process::gone;
 
 /// Resident set size of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
