@@ -91,8 +91,8 @@ def connect(host, port):
     return sock, conn
 
 
-def drain(sock, conn, outcome, until_closed=True, timeout=READ_TIMEOUT):
-    """Reads frames until the server closes the connection or `timeout` passes quietly."""
+def received(sock, outcome, timeout):
+    """Yields what arrives until `timeout` passes quietly or the server closes (noted)."""
     sock.settimeout(timeout)
     while True:
         try:
@@ -105,6 +105,12 @@ def drain(sock, conn, outcome, until_closed=True, timeout=READ_TIMEOUT):
         if not data:
             outcome.closed = True
             return
+        yield data
+
+
+def drain(sock, conn, outcome, until_closed=True, timeout=READ_TIMEOUT):
+    """Reads frames until the server closes the connection or `timeout` passes quietly."""
+    for data in received(sock, outcome, timeout):
         try:
             outcome.absorb(conn.receive_data(data))
         except h2.exceptions.ProtocolError:
@@ -203,18 +209,7 @@ def count_frames(sock, outcome):
 
     buf = b""
     resets = {}
-    sock.settimeout(2.0)
-    while True:
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            break
-        except ConnectionResetError:
-            outcome.closed = True
-            break
-        if not data:
-            outcome.closed = True
-            break
+    for data in received(sock, outcome, 2.0):
         buf += data
         while len(buf) >= 9:
             frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
