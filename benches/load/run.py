@@ -4,12 +4,12 @@
 One command builds the release binaries, starts a fixed upstream (an nginx instance with
 one worker answering a 125-byte JSON body) and every proxy under test on 127.0.0.1 (plus
 `mg-hyper-baseline`, a bare hyper proxy with the gateway's threading and none of its logic,
-as the floor of what this stack costs), then
-drives each with wrk (same threads, connections and duration) and prints one table of
-req/s, p50 and p99 latency and the ratio to nginx, plus the issue #9 targets:
+as the floor of what this stack costs), then drives each with wrk (same threads,
+connections and duration) and prints one table of req/s, p50 and p99 latency, the ratio
+to nginx and the CPU time per request, plus the issue #9 targets:
 
 * microgateway proxy >= 1.0x nginx req/s,
-* built-in api-key auth costs < 10 % req/s,
+* built-in api-key auth costs < 10 % req/s (and CPU per request),
 * idle RSS of the gateway < 15 MB.
 
 Scenarios run interleaved for ``--rounds`` rounds and each figure is the median of its

@@ -45,6 +45,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Socket address to listen on.
     pub listen: SocketAddr,
+    /// Serve the proxy on per-core worker threads (true) or on the shared runtime.
+    pub thread_per_core: bool,
     /// Proxy worker threads, each with its own single-threaded runtime; 0 = one per CPU.
     pub workers: usize,
     /// Maximum number of concurrently open client connections.

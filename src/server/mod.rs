@@ -218,8 +218,13 @@ pub async fn start_full(
         hard,
         grace: config.server.shutdown_timeout,
     });
-    let done = workers::spawn(&listener, count, &workers)?;
-    drop(listener);
+    let done = if config.server.thread_per_core {
+        let done = workers::spawn(&listener, count, &workers)?;
+        drop(listener);
+        done
+    } else {
+        vec![workers::spawn_shared(listener, &workers)?]
+    };
     let stop = graceful.clone();
     let task = tokio::spawn(async move {
         stop.cancelled().await;

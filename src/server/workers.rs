@@ -48,6 +48,31 @@ pub(super) fn spawn(
     Ok(done)
 }
 
+/// Serves `listener` on the calling (shared, multi-threaded) runtime instead of worker
+/// threads (`server.thread_per_core = false`); the receiver fires once it has drained.
+pub(super) fn spawn_shared(
+    listener: std::net::TcpListener,
+    shared: &Arc<WorkerShared>,
+) -> Result<oneshot::Receiver<()>, ServerError> {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(ServerError::Worker)?;
+    let shared = shared.clone();
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let tracker = TaskTracker::new();
+        accept_loop(
+            listener,
+            &shared.conn,
+            &shared.limit,
+            &tracker,
+            &shared.stop,
+        )
+        .await;
+        drain(&tracker, &shared.hard, shared.grace).await;
+        let _ = tx.send(());
+    });
+    Ok(rx)
+}
+
 /// Body of one worker thread.
 fn run(index: usize, listener: std::net::TcpListener, shared: &WorkerShared) {
     crate::worker::enter(index);

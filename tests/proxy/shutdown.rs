@@ -28,8 +28,15 @@ async fn wait_until_draining(admin: SocketAddr) {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
+    // Per-core worker threads (the default) and the shared runtime drain alike.
+    for mode in ["thread_per_core = true", "thread_per_core = false"] {
+        graceful_shutdown_in(mode).await;
+    }
+}
+
+async fn graceful_shutdown_in(mode: &str) {
     let up = TestUpstream::start("U").await;
-    let gw = single(&up).await;
+    let gw = single_with(&up, &[mode], "").await;
     let (proxy, admin) = (gw.proxy_addr, gw.admin_addr);
     assert_eq!(get(admin, "/readyz").await.status, StatusCode::OK);
 
@@ -43,7 +50,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         "new connections must be refused while draining"
     );
     let reply = in_flight.await.unwrap();
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.status, StatusCode::OK, "{mode}");
     assert_eq!(reply.text(), "slow done");
 
     tokio::time::timeout(Duration::from_secs(10), gw.wait())
