@@ -228,9 +228,16 @@ pub async fn start_full(
     let stop = graceful.clone();
     let task = tokio::spawn(async move {
         stop.cancelled().await;
-        state.draining.store(true, Ordering::Release);
+        // Readiness turns to draining once no listener accepts any more, so a client
+        // that sees 503 on /readyz also finds the proxy port closed.
+        let mut drained = Vec::with_capacity(done.len());
         for worker in done {
-            // An error means the worker thread ended without reporting; it is gone either way.
+            // An error means the loop ended without reporting; it is gone either way.
+            let _ = worker.closed.await;
+            drained.push(worker.done);
+        }
+        state.draining.store(true, Ordering::Release);
+        for worker in drained {
             let _ = worker.await;
         }
         if !shared

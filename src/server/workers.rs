@@ -24,57 +24,66 @@ pub(super) struct WorkerShared {
     pub grace: Duration,
 }
 
-/// Spawns `count` worker threads accepting from `listener`; each receiver fires when
-/// its worker has stopped accepting and drained its connections.
+/// How the server follows one accept loop through shutdown. Each receiver also fires
+/// (with an error) if the loop ended early, e.g. a worker runtime that could not start.
+pub(super) struct Progress {
+    /// Fires when the loop has stopped accepting and closed its listener.
+    pub closed: oneshot::Receiver<()>,
+    /// Fires when its connections have drained.
+    pub done: oneshot::Receiver<()>,
+}
+
+/// The sending halves of [`Progress`].
+struct Report {
+    closed: oneshot::Sender<()>,
+    done: oneshot::Sender<()>,
+}
+
+fn progress() -> (Report, Progress) {
+    let (closed_tx, closed) = oneshot::channel();
+    let (done_tx, done) = oneshot::channel();
+    let report = Report {
+        closed: closed_tx,
+        done: done_tx,
+    };
+    (report, Progress { closed, done })
+}
+
+/// Spawns `count` worker threads accepting from `listener`.
 pub(super) fn spawn(
     listener: &std::net::TcpListener,
     count: usize,
     shared: &Arc<WorkerShared>,
-) -> Result<Vec<oneshot::Receiver<()>>, ServerError> {
-    let mut done = Vec::with_capacity(count);
+) -> Result<Vec<Progress>, ServerError> {
+    let mut all = Vec::with_capacity(count);
     for index in 1..=count {
         let listener = listener.try_clone().map_err(ServerError::Worker)?;
         let shared = shared.clone();
-        let (tx, rx) = oneshot::channel();
+        let (report, progress) = progress();
         std::thread::Builder::new()
             .name(format!("mg-proxy-{index}"))
-            .spawn(move || {
-                run(index, listener, &shared);
-                let _ = tx.send(());
-            })
+            .spawn(move || run(index, listener, &shared, report))
             .map_err(ServerError::Worker)?;
-        done.push(rx);
+        all.push(progress);
     }
-    Ok(done)
+    Ok(all)
 }
 
 /// Serves `listener` on the calling (shared, multi-threaded) runtime instead of worker
-/// threads (`server.thread_per_core = false`); the receiver fires once it has drained.
+/// threads (`server.thread_per_core = false`).
 pub(super) fn spawn_shared(
     listener: std::net::TcpListener,
     shared: &Arc<WorkerShared>,
-) -> Result<oneshot::Receiver<()>, ServerError> {
+) -> Result<Progress, ServerError> {
     let listener = tokio::net::TcpListener::from_std(listener).map_err(ServerError::Worker)?;
     let shared = shared.clone();
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let tracker = TaskTracker::new();
-        accept_loop(
-            listener,
-            &shared.conn,
-            &shared.limit,
-            &tracker,
-            &shared.stop,
-        )
-        .await;
-        drain(&tracker, &shared.hard, shared.grace).await;
-        let _ = tx.send(());
-    });
-    Ok(rx)
+    let (report, progress) = progress();
+    tokio::spawn(async move { serve(listener, &shared, report).await });
+    Ok(progress)
 }
 
 /// Body of one worker thread.
-fn run(index: usize, listener: std::net::TcpListener, shared: &WorkerShared) {
+fn run(index: usize, listener: std::net::TcpListener, shared: &WorkerShared, report: Report) {
     crate::worker::enter(index);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -94,15 +103,23 @@ fn run(index: usize, listener: std::net::TcpListener, shared: &WorkerShared) {
                 return;
             }
         };
-        let tracker = TaskTracker::new();
-        accept_loop(
-            listener,
-            &shared.conn,
-            &shared.limit,
-            &tracker,
-            &shared.stop,
-        )
-        .await;
-        drain(&tracker, &shared.hard, shared.grace).await;
+        serve(listener, shared, report).await;
     });
+}
+
+/// Accepts until shutdown (the listener is closed when `accept_loop` returns), reports
+/// that, then drains this listener's connections and reports that.
+async fn serve(listener: tokio::net::TcpListener, shared: &WorkerShared, report: Report) {
+    let tracker = TaskTracker::new();
+    accept_loop(
+        listener,
+        &shared.conn,
+        &shared.limit,
+        &tracker,
+        &shared.stop,
+    )
+    .await;
+    let _ = report.closed.send(());
+    drain(&tracker, &shared.hard, shared.grace).await;
+    let _ = report.done.send(());
 }
