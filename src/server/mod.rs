@@ -4,7 +4,8 @@
 //! Shutdown has two phases. The graceful phase stops accepting, asks every connection to
 //! finish its in-flight requests (HTTP/1 closes after the current response, HTTP/2 sends
 //! GOAWAY) and waits up to `server.shutdown_timeout`. The hard phase then drops whatever
-//! is left. `/readyz` answers 503 from the moment draining starts.
+//! is left. `/readyz` answers 503 from the moment every accept loop has closed its
+//! listener.
 
 mod activity;
 mod conn;
