@@ -4,7 +4,8 @@
 //! the flood, other clients must keep being served, and nothing may leak.
 
 use crate::common::get;
-use crate::support::{Load, Recorder, Watched, config, h2_attack, rss_kib};
+use crate::support::{Recorder, Watched, config, rss_kib};
+use crate::traffic::{Load, h2_attack};
 
 #[tokio::test]
 async fn rapid_reset_gets_goaway_and_never_reaches_the_upstream_in_bulk() {

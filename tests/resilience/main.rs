@@ -20,3 +20,4 @@ mod reload;
 mod slow;
 mod smuggling;
 mod support;
+mod traffic;

@@ -4,7 +4,8 @@
 //! plugin must come back, and no process or descriptor may be left behind.
 
 use crate::common::client::{empty, h1};
-use crate::support::{CHAOS, Recorder, Watched, children, config, file_plugin, plugin_ready};
+use crate::support::{CHAOS, Recorder, Watched, children, config, file_plugin};
+use crate::traffic::plugin_ready;
 use http_body_util::BodyExt;
 use std::time::Duration;
 

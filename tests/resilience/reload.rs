@@ -7,8 +7,9 @@ use crate::common::client::full;
 use crate::common::{TestUpstream, get, request};
 use crate::registry::{Registry, push, settings, store};
 use crate::support::{
-    ENRICHER, Load, Recorder, Watched, children, config, config_url, file_plugin, gone,
+    ENRICHER, Recorder, Watched, children, config, config_url, file_plugin, gone,
 };
+use crate::traffic::Load;
 use std::time::Duration;
 
 /// `POST` to the admin API (open on loopback without a token) with an optional JSON body.

@@ -3,7 +3,8 @@
 //! stalled upload. The gateway must cut such connections at `header_read_timeout` and
 //! `body_read_timeout` while serving everyone else.
 
-use crate::support::{Load, Recorder, Watched, config};
+use crate::support::{Recorder, Watched, config};
+use crate::traffic::Load;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
