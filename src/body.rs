@@ -210,13 +210,14 @@ where
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + *this.timeout;
-                // One timer per body, re-armed at the start of every wait.
+                // One timer per body, re-armed at the start of every wait (not on
+                // every poll of the same wait).
+                let timeout = *this.timeout;
                 let sleep = this
                     .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 if !*this.waiting {
-                    sleep.as_mut().reset(deadline);
+                    sleep.as_mut().reset(tokio::time::Instant::now() + timeout);
                     *this.waiting = true;
                 }
                 match sleep.as_mut().poll(cx) {

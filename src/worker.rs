@@ -23,11 +23,15 @@ pub fn enter(index: usize) {
     INDEX.with(|i| i.set(index));
 }
 
-/// The number of workers for `server.workers = configured`: the configured value, or
-/// one per available CPU when it is 0.
-pub fn count(configured: usize) -> usize {
-    if configured > 0 {
-        return configured;
+/// The number of proxy worker threads for `server`: none when the proxy runs on the
+/// shared runtime (`thread_per_core = false`), else `workers`, or one per available CPU
+/// when that is 0.
+pub fn count(server: &crate::config::ServerConfig) -> usize {
+    if !server.thread_per_core {
+        return 0;
+    }
+    if server.workers > 0 {
+        return server.workers;
     }
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

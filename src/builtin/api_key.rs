@@ -61,11 +61,14 @@ struct Identity {
 }
 
 /// The file-backed part of the key store, reloaded when the file's mtime changes.
+/// Key digest → identity, shared with the cache without copying.
+type KeyIndex = HashMap<Digest32, Arc<Identity>>;
+
 struct FileKeys {
     path: PathBuf,
     mtime: Option<SystemTime>,
     checked: Instant,
-    keys: HashMap<Digest32, Identity>,
+    keys: KeyIndex,
 }
 
 /// The API-key plugin.
@@ -74,7 +77,7 @@ pub struct ApiKey {
     instance: String,
     header: HeaderName,
     bearer: bool,
-    inline: HashMap<Digest32, Arc<Identity>>,
+    inline: KeyIndex,
     file: Option<Mutex<FileKeys>>,
     cache: Cache<Digest32, Option<Arc<Identity>>>,
     ttl: Duration,
@@ -85,10 +88,7 @@ impl ApiKey {
     pub fn new(config: &PluginConfig) -> Result<ApiKey, PluginError> {
         let s: Settings = settings(config)?;
         let header = super::header_name(&config.name, &s.header)?;
-        let inline = index(&config.name, &s.keys)?
-            .into_iter()
-            .map(|(digest, id)| (digest, Arc::new(id)))
-            .collect::<HashMap<_, _>>();
+        let inline = index(&config.name, &s.keys)?;
         let file = match s.keys_file {
             Some(path) => {
                 let (keys, mtime) = read_file(&config.name, &path)?;
@@ -159,7 +159,7 @@ impl ApiKey {
                     }
                 }
             }
-            file.keys.get(&digest).cloned().map(Arc::new)
+            file.keys.get(&digest).cloned()
         })
     }
 }
@@ -194,7 +194,8 @@ impl Plugin for ApiKey {
     }
 }
 
-fn index(plugin: &str, entries: &[KeyEntry]) -> Result<HashMap<Digest32, Identity>, PluginError> {
+/// Key digest → identity for `entries` (clear keys are hashed, `sha256:` ones parsed).
+fn index(plugin: &str, entries: &[KeyEntry]) -> Result<KeyIndex, PluginError> {
     let mut map = HashMap::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let digest = match e.key.strip_prefix("sha256:") {
@@ -214,7 +215,7 @@ fn index(plugin: &str, entries: &[KeyEntry]) -> Result<HashMap<Digest32, Identit
             identity: e.identity.clone(),
             app_id: e.app_id.clone(),
         };
-        map.insert(digest, identity);
+        map.insert(digest, Arc::new(identity));
     }
     Ok(map)
 }
@@ -222,7 +223,7 @@ fn index(plugin: &str, entries: &[KeyEntry]) -> Result<HashMap<Digest32, Identit
 fn read_file(
     plugin: &str,
     path: &std::path::Path,
-) -> Result<(HashMap<Digest32, Identity>, Option<SystemTime>), PluginError> {
+) -> Result<(KeyIndex, Option<SystemTime>), PluginError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         PluginError::Load(format!(
             "plugins.{plugin}.config.keys_file {}: {e}",

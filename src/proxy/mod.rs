@@ -90,11 +90,7 @@ impl Proxy {
     pub async fn build(config: &Config, mut registry: Registry) -> Result<Proxy, ProxyBuildError> {
         registry.set_runtime(config.plugin_runtime.clone(), config.oci.clone());
         // Without worker threads every request runs on the shared runtime (index 0).
-        let workers = if config.server.thread_per_core {
-            crate::worker::count(config.server.workers)
-        } else {
-            0
-        };
+        let workers = crate::worker::count(&config.server);
         let upstreams = config
             .upstreams
             .iter()

@@ -211,7 +211,7 @@ pub async fn start_full(
 
     // Worker runtimes register their own clones of the socket.
     let listener = listener.into_std().map_err(ServerError::Worker)?;
-    let count = crate::worker::count(config.server.workers);
+    let count = crate::worker::count(&config.server);
     let workers = Arc::new(workers::WorkerShared {
         conn: shared.clone(),
         limit: Arc::new(Semaphore::new(config.server.max_connections)),
@@ -219,7 +219,7 @@ pub async fn start_full(
         hard,
         grace: config.server.shutdown_timeout,
     });
-    let done = if config.server.thread_per_core {
+    let done = if count > 0 {
         let done = workers::spawn(&listener, count, &workers)?;
         drop(listener);
         done
