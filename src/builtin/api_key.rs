@@ -60,10 +60,10 @@ struct Identity {
     app_id: String,
 }
 
-/// The file-backed part of the key store, reloaded when the file's mtime changes.
 /// Key digest → identity, shared with the cache without copying.
 type KeyIndex = HashMap<Digest32, Arc<Identity>>;
 
+/// The file-backed part of the key store, reloaded when the file's mtime changes.
 struct FileKeys {
     path: PathBuf,
     mtime: Option<SystemTime>,
