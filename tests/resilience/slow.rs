@@ -3,11 +3,10 @@
 //! stalled upload. The gateway must cut such connections at `header_read_timeout` and
 //! `body_read_timeout` while serving everyone else.
 
-use crate::support::{Recorder, Watched, config};
+use crate::support::{Recorder, Watched, config, exchange};
 use crate::traffic::Load;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One row of slowhttptest's CSV report.
 #[derive(Debug)]
@@ -139,18 +138,10 @@ async fn slow_bodies_are_cut_by_the_body_read_timeout() {
 async fn stalled_upload_gets_408_and_the_connection_closes() {
     let up = Recorder::start().await;
     let gw = Watched::start(&config(&up, &["body_read_timeout = \"1s\""], "")).await;
-    let mut tcp = tokio::net::TcpStream::connect(gw.gw.proxy_addr)
-        .await
-        .unwrap();
-    tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n0123456789")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out))
-        .await
-        .is_ok();
-    let text = String::from_utf8_lossy(&out);
-    assert!(closed, "connection left open: {text}");
+    let payload = "POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n0123456789";
+    let reply = exchange(gw.gw.proxy_addr, payload, Duration::from_secs(10)).await;
+    let text = reply.text;
+    assert!(reply.closed, "connection left open: {text}");
     assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
     assert!(text.contains("\"type\":\"body_read_timeout\""), "{text}");
     assert!(

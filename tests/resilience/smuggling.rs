@@ -3,43 +3,10 @@
 //! request for `/smuggled` behind the first; whatever the gateway answers, the upstream
 //! must never receive that second request, and an ambiguous connection must be closed.
 
-use crate::support::{Recorder, Watched, config};
-use std::net::SocketAddr;
+use crate::support::{Recorder, Watched, config, exchange};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: gw\r\n\r\n";
-
-/// What came back on one raw connection.
-struct Exchange {
-    text: String,
-    closed: bool,
-}
-
-impl Exchange {
-    /// Status codes of every response in the stream, in order.
-    fn statuses(&self) -> Vec<u16> {
-        self.text
-            .match_indices("HTTP/1.1 ")
-            .filter_map(|(i, _)| self.text.get(i + 9..i + 12)?.parse().ok())
-            .collect()
-    }
-}
-
-/// Writes `payload` and reads until the gateway closes the connection (at most 5 s).
-async fn exchange(addr: SocketAddr, payload: &str) -> Exchange {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(payload.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
-        .await
-        .is_ok();
-    Exchange {
-        text: String::from_utf8_lossy(&out).into_owned(),
-        closed,
-    }
-}
 
 #[tokio::test]
 async fn content_length_with_transfer_encoding_is_read_as_chunked_and_closed() {
@@ -56,7 +23,7 @@ async fn content_length_with_transfer_encoding_is_read_as_chunked_and_closed() {
         "POST /te-cl HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n{SMUGGLED}"
     );
     for (payload, body) in [(cl_te, "ok 5"), (te_cl, "ok 0")] {
-        let reply = exchange(addr, &payload).await;
+        let reply = exchange(addr, &payload, Duration::from_secs(5)).await;
         assert_eq!(reply.statuses(), vec![200], "{}", reply.text);
         assert!(reply.text.ends_with(body), "{}", reply.text);
         assert!(
@@ -94,7 +61,7 @@ async fn obfuscated_transfer_encodings_are_refused() {
         let payload = format!(
             "POST /obfuscated HTTP/1.1\r\nHost: gw\r\nContent-Length: 15\r\n{te}\r\n{body}{SMUGGLED}"
         );
-        let reply = exchange(addr, &payload).await;
+        let reply = exchange(addr, &payload, Duration::from_secs(5)).await;
         assert_eq!(reply.statuses(), vec![400], "{te:?}: {}", reply.text);
         assert!(reply.closed, "{te:?}: connection kept open");
     }
@@ -102,7 +69,7 @@ async fn obfuscated_transfer_encodings_are_refused() {
     let payload = format!(
         "POST /obfuscated HTTP/1.0\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n{body}{SMUGGLED}"
     );
-    let reply = exchange(addr, &payload).await;
+    let reply = exchange(addr, &payload, Duration::from_secs(5)).await;
     assert_eq!(reply.statuses(), vec![400], "HTTP/1.0 TE: {}", reply.text);
     assert_eq!(up.count("/obfuscated"), 0, "{:?}", up.seen());
     assert_eq!(up.count("/smuggled"), 0, "{:?}", up.seen());
@@ -124,7 +91,7 @@ async fn ambiguous_lengths_are_refused() {
     ];
     for cl in variants {
         let payload = format!("POST /ambiguous HTTP/1.1\r\nHost: gw\r\n{cl}\r\nhello{SMUGGLED}");
-        let reply = exchange(addr, &payload).await;
+        let reply = exchange(addr, &payload, Duration::from_secs(5)).await;
         assert_eq!(reply.statuses(), vec![400], "{cl:?}: {}", reply.text);
         assert!(reply.closed, "{cl:?}: connection kept open");
     }
@@ -137,7 +104,7 @@ async fn ambiguous_lengths_are_refused() {
         let payload = format!(
             "POST /bad-chunk HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}{SMUGGLED}"
         );
-        let reply = exchange(addr, &payload).await;
+        let reply = exchange(addr, &payload, Duration::from_secs(5)).await;
         assert!(reply.closed, "{chunks:?}: connection kept open");
         assert!(
             reply.statuses().iter().all(|&s| s != 200),
@@ -150,7 +117,7 @@ async fn ambiguous_lengths_are_refused() {
     let payload = format!(
         "POST /underscore HTTP/1.1\r\nHost: gw\r\nTransfer_Encoding: chunked\r\n\r\n0\r\n\r\n{SMUGGLED}"
     );
-    let reply = exchange(addr, &payload).await;
+    let reply = exchange(addr, &payload, Duration::from_secs(5)).await;
     assert_eq!(reply.statuses(), vec![200, 400], "{}", reply.text);
     assert!(reply.closed);
     assert_eq!(up.count("/ambiguous"), 0, "{:?}", up.seen());

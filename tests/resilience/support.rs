@@ -287,3 +287,37 @@ impl Watched {
         }
     }
 }
+
+/// What came back on one raw connection.
+pub struct Exchange {
+    /// Everything the gateway sent.
+    pub text: String,
+    /// Whether it closed the connection within the limit.
+    pub closed: bool,
+}
+
+impl Exchange {
+    /// Status codes of every response in the stream, in order.
+    pub fn statuses(&self) -> Vec<u16> {
+        self.text
+            .match_indices("HTTP/1.1 ")
+            .filter_map(|(i, _)| self.text.get(i + 9..i + 12)?.parse().ok())
+            .collect()
+    }
+}
+
+/// Writes `payload` on a new connection and reads until the gateway closes it (at most
+/// `limit`).
+pub async fn exchange(addr: SocketAddr, payload: &str, limit: Duration) -> Exchange {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(payload.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(limit, tcp.read_to_end(&mut out))
+        .await
+        .is_ok();
+    Exchange {
+        text: String::from_utf8_lossy(&out).into_owned(),
+        closed,
+    }
+}
