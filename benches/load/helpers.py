@@ -14,33 +14,38 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cpu_ticks(pid):
-    """User plus system CPU time of ``pid`` and all its descendants, in clock ticks."""
+def tree_sum(pid, read):
+    """Sum of ``read(pid)`` over ``pid`` and all its descendants; a process that is gone
+    (or goes while it is read) counts what was read before."""
     total = 0
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total = int(fields[11]) + int(fields[12])
+        total = read(pid)
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             children = [int(c) for c in f.read().split()]
     except (FileNotFoundError, ProcessLookupError):
         return total
-    return total + sum(cpu_ticks(c) for c in children)
+    return total + sum(tree_sum(c, read) for c in children)
+
+
+def _cpu_ticks_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _rss_kib_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return sum(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def cpu_ticks(pid):
+    """User plus system CPU time of ``pid`` and all its descendants, in clock ticks."""
+    return tree_sum(pid, _cpu_ticks_of)
 
 
 def rss_kib(pid):
     """Resident set size of ``pid`` and all its descendants, in KiB."""
-    total = 0
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(c) for c in f.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return total
-    return total + sum(rss_kib(c) for c in children)
+    return tree_sum(pid, _rss_kib_of)
 
 
 def parse_duration(text):
