@@ -157,3 +157,43 @@ pub fn json_error(
     );
     response
 }
+
+/// Renders an error and its sources once each, outermost first, joined by `": "`: the
+/// one reporter for logs, CLI output and API bodies. A source whose text the message
+/// so far already ends with (an error that also printed its cause) is not repeated.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !part.is_empty() && !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read config file /x")]
+    struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("layer: {0}")]
+    struct Echoing(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_appears_once() {
+        let io = || std::io::Error::from_raw_os_error(2);
+        let text = chain(&Outer(io()));
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+        assert!(text.starts_with("cannot read config file /x: "), "{text}");
+        let text = chain(&Echoing(io()));
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+    }
+}

@@ -110,7 +110,7 @@ async fn serve(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Resu
             microgateway::sdnotify::reloading();
             match manager.reload_config_file().await {
                 Ok(()) => tracing::info!("plugins reloaded"),
-                Err(e) => tracing::error!(error = %e, "reload failed; running plugins unchanged"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP"),
             }
             microgateway::sdnotify::notify("READY=1");
         }

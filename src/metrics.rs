@@ -27,6 +27,8 @@ const PLUGIN_FAIL_OPEN: &str = "microgateway_plugin_fail_open_total";
 const COLLECT_DROPPED: &str = "microgateway_collect_dropped_total";
 const LLM_REQUESTS: &str = "microgateway_llm_requests_total";
 const LLM_TOKENS: &str = "microgateway_llm_tokens_total";
+const ADMIN_REFUSED: &str = "microgateway_admin_refused_total";
+const PLUGIN_LOAD_FAILURES: &str = "microgateway_plugin_load_failures_total";
 
 /// Latency buckets in seconds, from 100 µs to 30 s.
 const BUCKETS: [f64; 16] = [
@@ -185,6 +187,17 @@ impl HookMetrics {
             fail_open: counter!(PLUGIN_FAIL_OPEN, &labels),
         }
     }
+}
+
+/// Records an admin API request refused before it reached a handler (`reason`: bad
+/// host, foreign origin, wrong content type, missing or wrong token).
+pub fn admin_refused(reason: &'static str) {
+    counter!(ADMIN_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Records a plugin that could not be loaded and now runs as an unavailable stand-in.
+pub fn plugin_load_failure(plugin: &str) {
+    counter!(PLUGIN_LOAD_FAILURES, "plugin" => plugin.to_string()).increment(1);
 }
 
 /// Records a completed-request record dropped at a full queue.

@@ -3,8 +3,9 @@
 //!
 //! Every change (API call, SIGHUP, config-file change, health-triggered reload) takes the
 //! same path under one lock: compute the complete plugin list, validate it against the
-//! configuration, build the whole new set off the request path, swap it in, and only then
-//! persist. A failure leaves both the running set and the stored state untouched.
+//! configuration, build the whole new set off the request path, persist the list, and
+//! only then swap the set in. A failure leaves both the running set and the stored state
+//! untouched, so the answer, the running set and a restart always agree.
 
 use super::records::{self, FieldErrors, PluginRecord, Source};
 use crate::config::{Config, PluginConfig};
@@ -114,13 +115,37 @@ impl PluginManager {
         }
     }
 
-    /// True when some running instance gave up (state `failed`).
+    /// True when some running instance gave up (state `failed`); stand-ins of plugins
+    /// that never loaded are retried by [`PluginManager::retry_stand_ins`] instead.
     pub fn any_failed(&self) -> bool {
         self.proxy
             .plugins()
             .instances()
             .iter()
-            .any(|i| i.plugin.health().state == HealthState::Failed)
+            .any(|i| i.load_error.is_none() && i.plugin.health().state == HealthState::Failed)
+    }
+
+    /// Required plugins that are not serving (stand-ins, or instances that gave up);
+    /// `/readyz` is 503 while this is not empty.
+    pub fn unready_required(&self) -> Vec<String> {
+        self.proxy
+            .plugins()
+            .instances()
+            .iter()
+            .filter(|i| i.required)
+            .filter(|i| i.load_error.is_some() || i.plugin.health().state == HealthState::Failed)
+            .map(|i| i.name.to_string())
+            .collect()
+    }
+
+    /// Retries plugins that could not load, under the same lock as every other change;
+    /// other instances keep running untouched.
+    pub async fn retry_stand_ins(&self) -> bool {
+        if !self.proxy.plugins().has_stand_ins() {
+            return false;
+        }
+        let _serial = self.serial.lock().await;
+        self.proxy.retry_stand_ins().await
     }
 
     /// Validates `api` together with the file plugins, returning per-field errors for `focus`.
@@ -170,20 +195,57 @@ impl PluginManager {
         Ok(plugins)
     }
 
-    /// Builds and swaps in the set for `api` (+ file plugins); persists on success.
+    /// Prepares the set for `api` (+ file plugins), persists `api`, and only then swaps
+    /// the set in: what runs is always what a restart will load. A failure at any step
+    /// leaves the running set and the state file as they were.
     async fn apply(&self, api: Vec<PluginRecord>, focus: Option<&str>) -> Result<(), ManagerError> {
         let config = self.config();
         let plugins = self.check(&config, &api, focus)?;
-        self.proxy
-            .reload_plugins(&plugins, DRAIN)
+        let prepared = self
+            .proxy
+            .prepare_plugins(&plugins, focus.and_then(|id| name_of(&api, id)))
             .await
-            .map_err(|e| ManagerError::Reload(e.to_string()))?;
-        let changed = api != self.api();
-        *self.api.lock().unwrap_or_else(|p| p.into_inner()) = api.clone();
-        if changed {
-            records::save_state(&self.state_path, &api).map_err(ManagerError::Persist)?;
+            .map_err(|e| ManagerError::Reload(crate::error::chain(&e)))?;
+        if api != self.api()
+            && let Err(e) = records::save_state(&self.state_path, &api)
+        {
+            prepared.shutdown().await;
+            return Err(ManagerError::Persist(e));
         }
+        *self.api.lock().unwrap_or_else(|p| p.into_inner()) = api;
+        self.proxy.commit_plugins(prepared, DRAIN);
         Ok(())
+    }
+
+    /// Through the API, a `file://` command must lie in a standard plugin directory or
+    /// match an allowlisted path pattern, unless `plugin_runtime.allow_api_file_paths`.
+    /// The configuration file is trusted; a request is not.
+    fn api_command_rule(&self, record: &PluginRecord) -> Result<(), ManagerError> {
+        if !record.command.starts_with("file://") {
+            return Ok(());
+        }
+        let runtime = self.config().plugin_runtime;
+        let invalid =
+            |m: String| ManagerError::Invalid(FieldErrors::from([("command".to_string(), m)]));
+        let policy = crate::remote::security::Policy::new(
+            &runtime.command_allowlist,
+            runtime.allow_internal_network_access,
+        )
+        .map_err(invalid)?;
+        let canonical = policy
+            .check_file(&record.command)
+            .map_err(|e| invalid(e.rule))?;
+        let standard = crate::remote::security::STANDARD_DIRS
+            .iter()
+            .any(|d| canonical.starts_with(d));
+        if standard || policy.has_path_rules() || runtime.allow_api_file_paths {
+            return Ok(());
+        }
+        Err(invalid(format!(
+            "{} is outside the standard plugin directories ({}); through the API only those, PLUGIN_COMMAND_ALLOWLIST paths, or any path with plugin_runtime.allow_api_file_paths = true",
+            canonical.display(),
+            crate::remote::security::STANDARD_DIRS.join(", ")
+        )))
     }
 
     fn taken(&self, record: &PluginRecord, except: Option<&str>) -> Option<ManagerError> {
@@ -214,6 +276,7 @@ impl PluginManager {
         if let Some(e) = self.taken(&record, None) {
             return Err(e);
         }
+        self.api_command_rule(&record)?;
         let mut api = self.api();
         api.push(record.clone());
         self.apply(api, Some(&record.id)).await?;
@@ -250,6 +313,7 @@ impl PluginManager {
         if let Some(e) = self.taken(&record, Some(id)) {
             return Err(e);
         }
+        self.api_command_rule(&record)?;
         let api: Vec<PluginRecord> = self
             .api()
             .into_iter()
@@ -280,22 +344,7 @@ impl PluginManager {
         api.push(record.clone());
         let config = self.config();
         self.check(&config, &api, Some(&record.id))?;
-        if let Some(path) = record
-            .to_config()
-            .command
-            .strip_prefix("file://")
-            .map(|p| format!("file://{p}"))
-        {
-            let runtime = &config.plugin_runtime;
-            let policy = crate::remote::security::Policy::new(
-                &runtime.command_allowlist,
-                runtime.allow_internal_network_access,
-            )
-            .map_err(|e| ManagerError::Invalid(FieldErrors::from([("command".to_string(), e)])))?;
-            policy.check_file(&path).map_err(|e| {
-                ManagerError::Invalid(FieldErrors::from([("command".to_string(), e.rule)]))
-            })?;
-        }
+        self.api_command_rule(&record)?;
         Ok(record)
     }
 
@@ -323,4 +372,9 @@ impl PluginManager {
         }
         result
     }
+}
+
+/// The instance name of the record with `id` in `api`.
+fn name_of<'a>(api: &'a [PluginRecord], id: &str) -> Option<&'a str> {
+    api.iter().find(|r| r.id == id).map(|r| r.name.as_str())
 }

@@ -1,11 +1,13 @@
 //! The admin listener: `/healthz`, `/readyz`, Prometheus `/metrics` and the plugin API
-//! under `/api/v1` (bearer token, see [`auth`]).
+//! under `/api/v1` (bearer token, see [`auth`]; `Host`, `Origin` and content-type rules,
+//! see [`guard`]).
 //!
 //! It listens on loopback by default and serves HTTP/1.1 only. It stays up while the
 //! proxy drains so orchestrators can watch `/readyz` turn 503.
 
 pub mod api;
 pub mod auth;
+pub mod guard;
 pub mod manager;
 pub mod records;
 pub mod triggers;
@@ -19,6 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -31,8 +34,10 @@ pub struct Admin {
     pub state: Arc<GatewayState>,
     /// Prometheus handle.
     pub metrics: Option<PrometheusHandle>,
-    /// API token; without one the API is open (only allowed on loopback).
-    pub token: Option<auth::AdminToken>,
+    /// API token; there is always one (configured or generated).
+    pub token: auth::AdminToken,
+    /// `Host` and `Origin` rules of `/api/v1`.
+    pub guard: guard::Guard,
     /// The plugin manager behind `/api/v1`.
     pub manager: Arc<manager::PluginManager>,
 }
@@ -45,7 +50,10 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, stop: CancellationT
             _ = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, _) = match accepted {
+        let (stream, local) = match accepted.and_then(|(s, _)| {
+            let local = s.local_addr()?;
+            Ok((s, local))
+        }) {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");
@@ -58,7 +66,7 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, stop: CancellationT
         tracker.spawn(async move {
             let service = service_fn(move |req| {
                 let admin = admin.clone();
-                async move { Ok::<_, Infallible>(route(req, &admin).await) }
+                async move { Ok::<_, Infallible>(route(req, &admin, local).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -79,15 +87,22 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, stop: CancellationT
     tracker.wait().await;
 }
 
-async fn route(req: Request<Incoming>, admin: &Admin) -> Response<Body> {
+async fn route(req: Request<Incoming>, admin: &Admin, local: SocketAddr) -> Response<Body> {
     if req.uri().path().starts_with("/api/v1/") {
-        if let Some(token) = &admin.token
-            && let Err(reason) = token.check(req.headers(), req.uri().query())
-        {
+        if let Err(refusal) = admin.guard.check_origin(req.headers(), local) {
+            crate::metrics::admin_refused(refusal.kind);
+            return json_error(refusal.status, refusal.kind, &refusal.message, "");
+        }
+        if let Err(reason) = admin.token.check(req.headers(), req.uri().query()) {
+            crate::metrics::admin_refused("unauthorized");
             let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized", reason, "");
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
+        }
+        if let Err(refusal) = guard::check_content_type(req.headers()) {
+            crate::metrics::admin_refused(refusal.kind);
+            return json_error(refusal.status, refusal.kind, &refusal.message, "");
         }
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -105,8 +120,26 @@ async fn route(req: Request<Incoming>, admin: &Admin) -> Response<Body> {
     }
     match req.uri().path() {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
-        "/readyz" if state.is_ready() => json(StatusCode::OK, r#"{"status":"ready"}"#),
-        "/readyz" => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#),
+        "/readyz" if !state.is_ready() => {
+            json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+        }
+        "/readyz" => {
+            // Only required plugins decide readiness; others degrade by `on_error`.
+            let unready = admin.manager.unready_required();
+            if unready.is_empty() {
+                json(StatusCode::OK, r#"{"status":"ready"}"#)
+            } else {
+                let body =
+                    serde_json::json!({ "status": "plugins_unavailable", "plugins": unready });
+                let mut r = Response::new(body::full(body.to_string()));
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+        }
         "/metrics" => match metrics {
             Some(handle) => {
                 let mut response = Response::new(body::full(handle.render()));

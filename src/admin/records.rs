@@ -53,6 +53,9 @@ pub struct PluginRecord {
     /// Extra environment for `file://` plugins.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Whether a load failure stops a reload; default from `on_error`.
+    #[serde(default)]
+    pub required: Option<bool>,
     /// Origin.
     pub source: Source,
     /// Unix seconds.
@@ -103,6 +106,7 @@ impl PluginRecord {
             timeout: c.timeout,
             on_error: c.on_error,
             env: c.env.clone(),
+            required: c.required,
             source: Source::Config,
             created_at: 0,
             updated_at: 0,
@@ -124,6 +128,7 @@ impl PluginRecord {
             env: self.env.clone(),
             tls: None,
             oci_reference: self.oci_reference.clone(),
+            required: self.required,
         }
     }
 
@@ -138,7 +143,7 @@ impl PluginRecord {
             errors.insert("body".into(), "must be a JSON object".into());
             return Err(errors);
         };
-        const KNOWN: [&str; 13] = [
+        const KNOWN: [&str; 14] = [
             "name",
             "slug",
             "command",
@@ -152,6 +157,7 @@ impl PluginRecord {
             "timeout",
             "on_error",
             "env",
+            "required",
         ];
         for key in obj.keys() {
             if !KNOWN.contains(&key.as_str())
@@ -240,6 +246,15 @@ impl PluginRecord {
                     BTreeMap::new()
                 }),
         };
+        let required = match obj.get("required") {
+            None => base.and_then(|b| b.required),
+            Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                errors.insert("required".into(), "must be a boolean".into());
+                None
+            }
+        };
         let timeout = match obj.get("timeout") {
             None => base.map_or(Duration::from_secs(1), |b| b.timeout),
             Some(Value::String(s)) => humantime::parse_duration(s).unwrap_or_else(|_| {
@@ -317,6 +332,7 @@ impl PluginRecord {
             timeout,
             on_error,
             env,
+            required,
             source: Source::Api,
             created_at: base.map_or(now, |b| b.created_at),
             updated_at: now,

@@ -59,14 +59,15 @@ pub fn watch_config(manager: Arc<PluginManager>, path: PathBuf, stop: Cancellati
             match manager.reload_config_file().await {
                 Ok(()) => tracing::info!("plugins reloaded from the configuration file"),
                 Err(e) => {
-                    tracing::error!(error = %e, "configuration reload failed; running plugins unchanged")
+                    tracing::error!(error = %e, "configuration file change")
                 }
             }
         }
     });
 }
 
-/// Reloads the plugin set when an instance has given up (state `failed`).
+/// Reloads the plugin set when an instance has given up (state `failed`), and retries
+/// plugins that could not load, every `every`.
 pub fn watch_health(manager: Arc<PluginManager>, every: Duration, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -81,6 +82,8 @@ pub fn watch_health(manager: Arc<PluginManager>, every: Duration, stop: Cancella
                     tracing::error!(error = %e, "health-triggered reload failed");
                 }
             }
+            // Plugins that could not load are retried on the same beat, alone.
+            manager.retry_stand_ins().await;
         }
     });
 }

@@ -7,16 +7,18 @@
 //! checked by [`validate`](validate::validate), whose errors name the offending key.
 
 mod plugins;
+mod sandbox;
 mod types;
 mod validate;
 
 pub use plugins::{
     GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginRuntimeConfig,
 };
+pub use sandbox::{SandboxConfig, env_refusal};
 pub use types::duration as duration_serde;
 
 pub use types::{
-    AdminConfig, Config, LogConfig, LogFormat, RouteConfig, ServerConfig, TlsConfig,
+    AdminConfig, Config, LogConfig, LogFormat, RouteConfig, Secret, ServerConfig, TlsConfig,
     UpstreamConfig, UpstreamProtocol,
 };
 
@@ -34,12 +36,12 @@ pub const ENV_PREFIX: &str = "MICROGATEWAY_";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The configuration file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// Path given by the operator.
         path: PathBuf,
-        /// Underlying I/O error.
-        source: std::io::Error,
+        /// Underlying I/O error, shown in the message (and so not also its `source`).
+        error: std::io::Error,
     },
     /// Parsing or type errors reported by figment; the message names the key and source.
     #[error("invalid configuration: {0}")]
@@ -69,9 +71,9 @@ impl Config {
         let mut figment = Figment::from(Toml::string(EMBEDDED_DEFAULT));
         if let Some(path) = file {
             // Reading first turns a missing or unreadable file into a clear error of its own.
-            std::fs::metadata(path).map_err(|source| ConfigError::Read {
+            std::fs::metadata(path).map_err(|error| ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
             // Arrays such as `routes` in the file replace the embedded ones as a whole.
             figment = figment.merge(Toml::file_exact(path));
@@ -92,6 +94,10 @@ impl Config {
                 .ok()
                 .as_deref(),
         )?;
+        config.admin.token_env = std::env::var("MICROGATEWAY_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret);
         validate::validate(&config)?;
         Ok(config)
     }

@@ -52,6 +52,12 @@ pub struct PluginConfig {
     /// OCI reference (`registry/repo:tag` or `@sha256:…`); same as `command = "oci://…"`.
     #[serde(default)]
     pub oci_reference: Option<String>,
+    /// Whether the gateway needs this plugin: a required plugin that cannot load stops a
+    /// start or a reload; any other is reported `failed`, retried in the background, and
+    /// its hooks fail by `on_error` meanwhile. Default: true for `fail_closed`, false for
+    /// `fail_open`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
 }
 
 impl PluginConfig {
@@ -147,6 +153,15 @@ pub struct PluginRuntimeConfig {
     /// Longest wait between restarts of a crashed plugin (backoff doubles from 200 ms).
     #[serde(with = "super::types::duration")]
     pub max_restart_backoff: std::time::Duration,
+    /// Variable names a plugin's `env` may set although the deny list names them
+    /// (loader and interpreter variables such as `LD_PRELOAD` or `PYTHONPATH`).
+    pub env_allow_names: Vec<String>,
+    /// Let the admin API create `file://` plugins outside the standard plugin
+    /// directories and the allowlisted paths. A configuration file is trusted; the
+    /// network is not, so this is off by default.
+    pub allow_api_file_paths: bool,
+    /// What a `file://` or `oci://` plugin process may do.
+    pub sandbox: super::SandboxConfig,
 }
 
 impl Default for PluginRuntimeConfig {
@@ -162,6 +177,9 @@ impl Default for PluginRuntimeConfig {
             ping_interval: std::time::Duration::from_secs(10),
             shutdown_grace: std::time::Duration::from_secs(2),
             max_restart_backoff: std::time::Duration::from_secs(30),
+            env_allow_names: Vec::new(),
+            allow_api_file_paths: false,
+            sandbox: super::SandboxConfig::default(),
         }
     }
 }
@@ -173,6 +191,12 @@ impl PluginConfig {
             HookType::Auth => OnError::FailClosed,
             _ => OnError::FailOpen,
         })
+    }
+
+    /// Whether a load failure stops the start or reload (see [`PluginConfig::required`]).
+    pub fn required(&self) -> bool {
+        self.required
+            .unwrap_or(self.on_error() == OnError::FailClosed)
     }
 }
 

@@ -93,7 +93,8 @@ pub struct AdminConfig {
     /// Socket address of the admin listener; loopback by default.
     pub listen: SocketAddr,
     /// File holding the admin API bearer token (`MICROGATEWAY_ADMIN_TOKEN` also works).
-    /// Required when `listen` is not a loopback address.
+    /// Without either, a token is generated into `data_dir/admin-token` on first start
+    /// (loopback listeners only; any other listener needs a configured token).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     /// Directory of the persisted plugin registry (`plugins.json`).
@@ -102,12 +103,36 @@ pub struct AdminConfig {
     /// Watch the configuration file and reload plugins when it changes.
     #[serde(default = "default_true")]
     pub watch_config: bool,
-    /// How often plugin health is checked; instances that gave up trigger a reload.
+    /// How often plugin health is checked; instances that gave up trigger a reload, and
+    /// plugins that could not load are retried.
     #[serde(
         default = "default_health_interval",
         deserialize_with = "duration::deserialize"
     )]
     pub health_check_interval: Duration,
+    /// `Host` values accepted on `/api/v1` besides the listener's own address and the
+    /// loopback names (`localhost`, `127.0.0.1`, `[::1]`): `name` or `name:port`.
+    /// Anything else is refused, which closes DNS rebinding.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` values (`scheme://host[:port]`) accepted on `/api/v1`. A request that
+    /// carries any other `Origin` is refused: browsers send one on cross-site requests.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The token from `MICROGATEWAY_ADMIN_TOKEN`, read by `Config::load` (never from a
+    /// file, so tests and embedders are not steered by the caller's environment).
+    #[serde(skip)]
+    pub token_env: Option<Secret>,
+}
+
+/// A secret string whose `Debug` form never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 fn default_data_dir() -> PathBuf {

@@ -153,6 +153,12 @@ fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), 
     ) {
         return Err(ConfigError::invalid("plugin_runtime.command_allowlist", e));
     }
+    if let Some((key, message)) = config.plugin_runtime.sandbox.problem() {
+        return Err(ConfigError::invalid(
+            format!("plugin_runtime.sandbox.{key}"),
+            message,
+        ));
+    }
     nonzero(
         "plugin_runtime.start_timeout",
         config.plugin_runtime.start_timeout,
@@ -198,6 +204,13 @@ fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), 
             }
         }
         nonzero(&format!("{key}.timeout"), p.timeout)?;
+        for (name, value) in &p.env {
+            if let Some(why) =
+                super::env_refusal(name, value, &config.plugin_runtime.env_allow_names)
+            {
+                return Err(ConfigError::invalid(format!("{key}.env.{name}"), why));
+            }
+        }
         if !(p.config.is_object() || p.config.is_null()) {
             return Err(ConfigError::invalid(
                 format!("{key}.config"),

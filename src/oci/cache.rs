@@ -59,12 +59,12 @@ pub struct RefMeta {
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// An I/O operation failed.
-    #[error("plugin cache {path}: {source}")]
+    #[error("plugin cache {path}: {error}")]
     Io {
         /// Path involved.
         path: PathBuf,
-        /// OS error.
-        source: std::io::Error,
+        /// OS error, shown in the message (and so not also returned as `source`).
+        error: std::io::Error,
     },
     /// Downloaded or cached content does not match its digest.
     #[error("digest mismatch: expected {expected}, got {actual}")]
@@ -83,9 +83,9 @@ pub enum CacheError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io {
+    move |error| CacheError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -6,6 +6,7 @@ mod health;
 pub mod proto;
 mod registry;
 mod set;
+mod standin;
 mod types;
 
 pub use api::{HookFuture, HookResult, Plugin};

@@ -17,12 +17,12 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
     /// An instance could not be loaded or initialised.
-    #[error("plugin {plugin:?}: {source}")]
+    #[error("plugin {plugin:?}: {error}")]
     Load {
         /// Instance name.
         plugin: String,
-        /// Why.
-        source: PluginError,
+        /// Why, shown in the message (and so not also returned as `source`).
+        error: PluginError,
     },
     /// The plugin does not implement any hook of the configured stage.
     #[error("plugin {plugin:?} implements none of the hooks of hook_type {hook_type}")]
@@ -54,6 +54,13 @@ pub struct Instance {
     pub on_error: OnError,
     /// The plugin.
     pub plugin: Arc<dyn Plugin>,
+    /// A load failure stops a start or reload (see `PluginConfig::required`).
+    pub required: bool,
+    /// Why the plugin could not load: this instance is an unavailable stand-in whose
+    /// hooks fail by `on_error` until a background retry replaces it.
+    pub load_error: Option<Arc<str>>,
+    /// The configuration the instance was built from (routes, retries).
+    pub(super) config: PluginConfig,
     metrics: Vec<Option<HookMetrics>>,
 }
 
@@ -84,8 +91,20 @@ impl Instance {
             timeout: config.timeout,
             on_error: config.on_error(),
             plugin,
+            required: config.required(),
+            load_error: None,
+            config: config.clone(),
             metrics,
         }
+    }
+
+    /// An unavailable stand-in for a plugin that failed to load with `error`.
+    pub fn stand_in(config: &PluginConfig, error: &PluginError) -> Instance {
+        let message: Arc<str> = Arc::from(error.to_string());
+        let plugin = Arc::new(super::standin::StandIn::new(config, message.clone()));
+        let mut instance = Instance::new(config, plugin);
+        instance.load_error = Some(message);
+        instance
     }
 
     /// Metric handles for `hook`, registered when the instance runs it.
@@ -93,7 +112,7 @@ impl Instance {
         self.metrics.get(hook.index()).and_then(Option::as_ref)
     }
 
-    fn runs(&self, hook: Hook) -> bool {
+    pub(super) fn runs(&self, hook: Hook) -> bool {
         self.metrics(hook).is_some()
     }
 }
@@ -152,6 +171,7 @@ impl RoutePlan {
 pub struct PluginSet {
     instances: Vec<Arc<Instance>>,
     plans: Vec<RoutePlan>,
+    routes: Vec<String>,
     empty: RoutePlan,
 }
 
@@ -167,6 +187,19 @@ impl PluginSet {
         configs: &[PluginConfig],
         routes: &[String],
         registry: &Registry,
+    ) -> Result<PluginSet, SetError> {
+        Self::build_tolerant(configs, routes, registry, &|_| false).await
+    }
+
+    /// Like [`PluginSet::build`], except that an out-of-process plugin for which
+    /// `tolerate` is true and that cannot load becomes an unavailable stand-in (its
+    /// hooks fail by `on_error`, its health is `failed`) instead of failing the set.
+    /// Built-in plugins never load "later": their errors are configuration errors.
+    pub async fn build_tolerant(
+        configs: &[PluginConfig],
+        routes: &[String],
+        registry: &Registry,
+        tolerate: &(dyn Fn(&PluginConfig) -> bool + Sync),
     ) -> Result<PluginSet, SetError> {
         let mut active: Vec<&PluginConfig> = configs.iter().filter(|c| c.is_active).collect();
         // A stable sort keeps file order for equal `order` values.
@@ -185,14 +218,25 @@ impl PluginSet {
                     .await);
                 }
             }
-            let plugin = match registry.load(config).await {
-                Ok(p) => p,
+            let instance = match registry.load(config).await {
+                Ok(p) => Arc::new(Instance::new(config, p)),
+                Err(source) if tolerate(config) && !config.command.starts_with("builtin://") => {
+                    tracing::error!(plugin = %config.name, error = %source, required = config.required(), "plugin cannot load; its hooks fail by on_error until a retry succeeds");
+                    crate::metrics::plugin_load_failure(&config.name);
+                    Arc::new(Instance::stand_in(config, &source))
+                }
                 Err(source) => {
                     let plugin = config.name.clone();
-                    return Err(fail(&loaded, SetError::Load { plugin, source }).await);
+                    return Err(fail(
+                        &loaded,
+                        SetError::Load {
+                            plugin,
+                            error: source,
+                        },
+                    )
+                    .await);
                 }
             };
-            let instance = Arc::new(Instance::new(config, plugin));
             if !config.hook_type.hooks().iter().any(|&h| instance.runs(h)) {
                 let _ = super::pipeline_shutdown(&instance).await;
                 return Err(fail(
@@ -206,23 +250,38 @@ impl PluginSet {
             }
             loaded.push((instance, config));
         }
+        Ok(PluginSet::assemble(
+            loaded.into_iter().map(|(i, _)| i).collect(),
+            routes,
+        ))
+    }
+
+    /// Compiles the per-route plans of already loaded instances (in execution order).
+    pub(super) fn assemble(instances: Vec<Arc<Instance>>, routes: &[String]) -> PluginSet {
         let plans = routes
             .iter()
             .map(|route| {
                 let mut plan = RoutePlan::default();
-                for (instance, config) in &loaded {
-                    if config.routes.is_empty() || config.routes.contains(route) {
+                for instance in &instances {
+                    let only = &instance.config.routes;
+                    if only.is_empty() || only.contains(route) {
                         add_to_plan(&mut plan, instance);
                     }
                 }
                 plan
             })
             .collect();
-        Ok(PluginSet {
-            instances: loaded.into_iter().map(|(i, _)| i).collect(),
+        PluginSet {
+            instances,
             plans,
+            routes: routes.to_vec(),
             empty: RoutePlan::default(),
-        })
+        }
+    }
+
+    /// Route names the plans were compiled for.
+    pub(super) fn routes(&self) -> &[String] {
+        &self.routes
     }
 
     /// The plan for the route at `index` (configuration order).

@@ -87,7 +87,18 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// Builds routes, upstream clients and the initial plugin set. Must run inside a
     /// Tokio runtime (it starts the data-collection worker).
-    pub async fn build(config: &Config, mut registry: Registry) -> Result<Proxy, ProxyBuildError> {
+    pub async fn build(config: &Config, registry: Registry) -> Result<Proxy, ProxyBuildError> {
+        Self::build_tolerating(config, registry, &[]).await
+    }
+
+    /// Like [`Proxy::build`]; plugins that are not required, and the plugins named in
+    /// `persisted` (created through the API, so the API must come up to fix them), that
+    /// cannot load start as unavailable stand-ins instead of stopping the start.
+    pub async fn build_tolerating(
+        config: &Config,
+        mut registry: Registry,
+        persisted: &[String],
+    ) -> Result<Proxy, ProxyBuildError> {
         registry.set_runtime(config.plugin_runtime.clone(), config.oci.clone());
         // Without worker threads every request runs on the shared runtime (index 0).
         let workers = crate::worker::count(&config.server);
@@ -114,7 +125,9 @@ impl Proxy {
                 ConfigError::invalid("server.request_id_header", "not a valid header name")
             })?;
         let route_names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
-        let set = PluginSet::build(&config.plugins, &route_names, &registry).await?;
+        let tolerate = |c: &PluginConfig| !c.required() || persisted.contains(&c.name);
+        let set =
+            PluginSet::build_tolerant(&config.plugins, &route_names, &registry, &tolerate).await?;
         Ok(Proxy {
             router: Router::new(routes),
             upstreams,
@@ -156,10 +169,41 @@ impl Proxy {
         configs: &[PluginConfig],
         drain: Duration,
     ) -> Result<(), SetError> {
-        let new = PluginSet::build(configs, &self.route_names, &self.registry).await?;
-        let old = self.plugins.swap(Arc::new(new));
-        tokio::spawn(retire(old, drain));
+        let new = self.prepare_plugins(configs, None).await?;
+        self.commit_plugins(new, drain);
         Ok(())
+    }
+
+    /// Builds a complete set for `configs` without touching the running one. A plugin
+    /// that is not required (and is not `focus`, the one an API call is about) and
+    /// cannot load becomes an unavailable stand-in; anything else that fails fails it.
+    pub async fn prepare_plugins(
+        &self,
+        configs: &[PluginConfig],
+        focus: Option<&str>,
+    ) -> Result<PluginSet, SetError> {
+        let tolerate = |c: &PluginConfig| !c.required() && Some(c.name.as_str()) != focus;
+        PluginSet::build_tolerant(configs, &self.route_names, &self.registry, &tolerate).await
+    }
+
+    /// Swaps a prepared set in (infallible), then retires the old one once no request
+    /// holds it (waiting at most `drain`).
+    pub fn commit_plugins(&self, set: PluginSet, drain: Duration) {
+        let old = self.plugins.swap(Arc::new(set));
+        tokio::spawn(retire(old, drain));
+    }
+
+    /// Retries the stand-ins of plugins that could not load; true when one was replaced.
+    /// The new set shares every other instance, so the old one is dropped, not retired.
+    pub async fn retry_stand_ins(&self) -> bool {
+        let current = self.plugins.load_full();
+        match current.retry_stand_ins(&self.registry).await {
+            Some(next) => {
+                self.plugins.store(Arc::new(next));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Waits until queued stream-complete and collect hooks have run, at most `timeout`.

@@ -21,7 +21,12 @@ pub async fn unix(path: PathBuf, timeout: Duration) -> Result<Channel, String> {
             }
         }))
         .await
-        .map_err(|e| format!("cannot connect to plugin socket: {}", chain(&e)))
+        .map_err(|e| {
+            format!(
+                "cannot connect to plugin socket: {}",
+                crate::error::chain(&e)
+            )
+        })
 }
 
 /// Connects to exactly `addr` (already resolved and checked); `host` is used for TLS
@@ -54,7 +59,7 @@ pub async fn tcp(
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }))
         .await
-        .map_err(|e| format!("cannot connect to {addr}: {}", chain(&e)))
+        .map_err(|e| format!("cannot connect to {addr}: {}", crate::error::chain(&e)))
 }
 
 fn client_tls(t: &GrpcTlsConfig, host: &str) -> Result<ClientTlsConfig, String> {
@@ -72,18 +77,6 @@ fn client_tls(t: &GrpcTlsConfig, host: &str) -> Result<ClientTlsConfig, String> 
         _ => return Err("tls.cert and tls.key must be set together".into()),
     }
     Ok(cfg)
-}
-
-/// Renders an error with its sources.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Splits `host:port` (IPv6 in brackets).

@@ -12,9 +12,11 @@ mod addr;
 mod authcache;
 mod convert;
 mod dial;
+pub mod exec;
 mod handshake;
 mod orphan;
 mod process;
+pub mod sandbox;
 pub mod security;
 mod supervisor;
 
@@ -178,6 +180,8 @@ impl RemotePlugin {
             grace: runtime.shutdown_grace,
             max_backoff: runtime.max_restart_backoff,
             config_json,
+            sandbox: runtime.sandbox.clone(),
+            env_allow_names: runtime.env_allow_names.clone(),
         };
         let mut launched = supervisor::launch(&spec).await?;
         let manifest = match supervisor::manifest(&mut launched.client, spec.start_timeout).await {

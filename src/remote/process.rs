@@ -3,6 +3,8 @@
 //! and stderr to the log, and kill the whole group on the way out.
 
 use super::handshake::{self, Handshake, MAX_LINE};
+use super::sandbox::ChildPlan;
+use crate::config::SandboxConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -30,14 +32,22 @@ pub const DEFAULT_ENV_ALLOWLIST: [&str; 8] = [
 /// Errors starting a plugin process.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    /// The executable could not be started.
-    #[error("cannot start {path}: {source}")]
+    /// The executable could not be started (an EPERM here is often the sandbox: a
+    /// uid switch without root, or a Landlock restriction the kernel refused).
+    #[error("cannot start {path}")]
     Spawn {
         /// Executable.
         path: PathBuf,
         /// OS error.
+        #[source]
         source: std::io::Error,
     },
+    /// The executable or its environment broke a rule checked right before the spawn.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The sandbox could not be prepared.
+    #[error(transparent)]
+    Sandbox(#[from] super::sandbox::SandboxError),
     /// No handshake within the start timeout.
     #[error("no handshake within {0:?}")]
     StartTimeout(Duration),
@@ -64,21 +74,38 @@ pub struct Running {
     pub _socket_dir: tempfile::TempDir,
 }
 
-/// Spawns `path` and waits for its handshake.
+/// Spawns `path` and waits for its handshake. The executable is opened and checked
+/// again right before the spawn (see [`super::exec`]), the environment is rebuilt from
+/// the allowlist, and the child enters `sandbox` before `exec`.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     name: &str,
     path: &Path,
     env_allowlist: &[String],
     extra_env: &BTreeMap<String, String>,
     start_timeout: Duration,
+    sandbox: &SandboxConfig,
+    env_allow_names: &[String],
 ) -> Result<Running, ProcessError> {
+    for (key, value) in extra_env {
+        if let Some(why) = crate::config::env_refusal(key, value, env_allow_names) {
+            return Err(ProcessError::Refused(format!("env.{key}: {why}")));
+        }
+    }
     let socket_dir = tempfile::Builder::new()
         .prefix("microgateway-plugin-")
         .tempdir()
         .map_err(ProcessError::SocketDir)?;
-    let mut cmd = Command::new(path);
+    let plan = ChildPlan::new(sandbox, socket_dir.path())?;
+    let checked = super::exec::open(path).map_err(ProcessError::Refused)?;
+    let mut cmd = Command::new(checked.program());
+    cmd.arg0(checked.path());
     cmd.env_clear();
     for key in env_allowlist {
+        // The socket directory is the plugin's TMPDIR (set below), whatever the gateway's is.
+        if key == "TMPDIR" {
+            continue;
+        }
         if let Some(value) = std::env::var_os(key) {
             cmd.env(key, value);
         }
@@ -90,6 +117,8 @@ pub async fn start(
             handshake::APP_VERSION.to_string(),
         )
         .env("PLUGIN_UNIX_SOCKET_DIR", socket_dir.path())
+        // go-plugin before 1.5 ignores PLUGIN_UNIX_SOCKET_DIR and uses TMPDIR.
+        .env("TMPDIR", socket_dir.path())
         .env("PLUGIN_MIN_PORT", "10000")
         .env("PLUGIN_MAX_PORT", "25000")
         .stdin(Stdio::null())
@@ -97,8 +126,14 @@ pub async fn start(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    super::orphan::die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+    if let Some(uid) = sandbox.uid {
+        cmd.uid(uid).gid(sandbox.gid.unwrap_or(uid));
+    }
+    super::orphan::prepare_child(&mut cmd, plan);
+    let spawned = cmd.spawn();
+    // The descriptor had to stay open until the child executed it.
+    drop(checked);
+    let mut child = spawned.map_err(|source| ProcessError::Spawn {
         path: path.to_path_buf(),
         source,
     })?;

@@ -125,6 +125,9 @@ impl Policy {
         if meta.permissions().mode() & 0o111 == 0 {
             return Err(refuse(format!("{} is not executable", canonical.display())));
         }
+        // Owner, mode, parent directories and file type; repeated on the opened
+        // descriptor right before every spawn.
+        super::exec::inspect(&canonical).map_err(refuse)?;
         if !self.paths.is_empty() {
             let matches = |p: &Path| self.paths.iter().any(|(_, g)| g.is_match(p));
             if !matches(&canonical) {
@@ -154,6 +157,11 @@ impl Policy {
             );
         }
         Ok(canonical)
+    }
+
+    /// True when the allowlist has `file://` path patterns (which then bind every path).
+    pub fn has_path_rules(&self) -> bool {
+        !self.paths.is_empty()
     }
 
     /// Whether an allowlisted host pattern names `host:port`.

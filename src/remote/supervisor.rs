@@ -34,6 +34,8 @@ pub struct Spec {
     pub grace: Duration,
     pub max_backoff: Duration,
     pub config_json: String,
+    pub sandbox: crate::config::SandboxConfig,
+    pub env_allow_names: Vec<String>,
 }
 
 /// A started, healthy and initialised plugin process.
@@ -51,9 +53,11 @@ pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
         &spec.env_allowlist,
         &spec.env,
         spec.start_timeout,
+        &spec.sandbox,
+        &spec.env_allow_names,
     )
     .await
-    .map_err(|e| PluginError::Load(e.to_string()))?;
+    .map_err(|e| PluginError::Load(crate::error::chain(&e)))?;
     match connect_and_init(spec, &running).await {
         Ok((client, channel)) => Ok(Launched {
             running,

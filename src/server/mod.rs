@@ -30,14 +30,14 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr} ({what}): {source}")]
+    #[error("cannot listen on {addr} ({what}): {error}")]
     Bind {
         /// Which listener.
         what: &'static str,
         /// Configured address.
         addr: SocketAddr,
-        /// OS error.
-        source: std::io::Error,
+        /// OS error, shown in the message (and so not also returned as `source`).
+        error: std::io::Error,
     },
     /// TLS material is unusable.
     #[error("TLS configuration: {0}")]
@@ -102,6 +102,33 @@ impl RunningGateway {
     }
 }
 
+/// Says where the admin token came from, never its value.
+fn log_token_source(source: &crate::admin::auth::TokenSource) {
+    use crate::admin::auth::TokenSource;
+    match source {
+        TokenSource::File(path) => {
+            tracing::info!(path = %path.display(), "admin API token from admin.token_file");
+        }
+        TokenSource::Environment => {
+            tracing::info!("admin API token from MICROGATEWAY_ADMIN_TOKEN");
+        }
+        TokenSource::Generated {
+            path,
+            created: true,
+        } => tracing::warn!(
+            path = %path.display(),
+            "no admin token configured: generated one; send it as Authorization: Bearer $(cat {})",
+            path.display()
+        ),
+        TokenSource::Generated {
+            path,
+            created: false,
+        } => {
+            tracing::info!(path = %path.display(), "admin API token from the generated token file");
+        }
+    }
+}
+
 /// Loads everything `start` would load from files (TLS material, CA bundles) without
 /// binding or starting anything; `microgateway check` runs this.
 pub fn preflight(config: &Config) -> Result<(), crate::config::ConfigError> {
@@ -140,14 +167,9 @@ pub async fn start_full(
     registry: Registry,
     config_path: Option<std::path::PathBuf>,
 ) -> Result<RunningGateway, ServerError> {
-    let token = crate::admin::auth::AdminToken::load(config.admin.token_file.as_deref())
-        .map_err(ServerError::Admin)?;
-    if token.is_none() && !config.admin.listen.ip().is_loopback() {
-        return Err(ServerError::Admin(format!(
-            "admin.listen {} is not a loopback address: set admin.token_file or MICROGATEWAY_ADMIN_TOKEN",
-            config.admin.listen
-        )));
-    }
+    let (token, source) =
+        crate::admin::auth::AdminToken::resolve(&config.admin).map_err(ServerError::Admin)?;
+    log_token_source(&source);
     // Plugins persisted through the API join the configuration file's plugins.
     let persisted = crate::admin::records::load_state(&crate::admin::records::state_path(
         &config.admin.data_dir,
@@ -166,7 +188,9 @@ pub async fn start_full(
     })?;
     let metrics = crate::metrics::install();
     crate::metrics::spawn_upkeep();
-    let proxy = Arc::new(Proxy::build(&initial, registry).await?);
+    // A plugin created through the API that cannot load must not keep the API down.
+    let persisted_names: Vec<String> = persisted.iter().map(|r| r.name.clone()).collect();
+    let proxy = Arc::new(Proxy::build_tolerating(&initial, registry, &persisted_names).await?);
     let manager = Arc::new(
         crate::admin::manager::PluginManager::new(
             proxy.clone(),
@@ -189,6 +213,7 @@ pub async fn start_full(
         state: state.clone(),
         metrics,
         token,
+        guard: admin::guard::Guard::new(&config.admin.allowed_hosts, &config.admin.allowed_origins),
         manager: manager.clone(),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin, admin_stop.clone()));
@@ -271,7 +296,7 @@ pub async fn start_full(
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServerError::Bind { what, addr, source })
+        .map_err(|error| ServerError::Bind { what, addr, error })
 }
 
 fn local_addr(
@@ -281,7 +306,7 @@ fn local_addr(
 ) -> Result<SocketAddr, ServerError> {
     listener
         .local_addr()
-        .map_err(|source| ServerError::Bind { what, addr, source })
+        .map_err(|error| ServerError::Bind { what, addr, error })
 }
 
 /// Accepts connections until `stop` fires, holding one semaphore permit per connection.

@@ -171,10 +171,13 @@ async fn invalid_bodies_name_their_fields() {
         gw.admin_addr,
         "POST",
         "/api/v1/plugins",
-        &[(
-            "authorization",
-            &format!("Bearer {}", crate::support::TOKEN),
-        )],
+        &[
+            (
+                "authorization",
+                &format!("Bearer {}", crate::support::TOKEN),
+            ),
+            ("content-type", "application/json"),
+        ],
         crate::common::client::full("{not json"),
     )
     .await;

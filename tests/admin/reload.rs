@@ -20,7 +20,10 @@ fn install(src: &str, dest: &std::path::Path) {
 #[tokio::test]
 async fn reload_picks_up_a_changed_plugin_binary() {
     let admin = Admin::new().await;
-    let gw = admin.start("").await;
+    // The binary lives in a temporary directory, outside the standard plugin directories.
+    let gw = admin
+        .start("[plugin_runtime]\nallow_api_file_paths = true")
+        .await;
     let binary = admin.dir.path().join("plugin");
     install(ENRICHER, &binary);
     let body = json!({ "name": "swap", "command": format!("file://{}", binary.display()), "hook_type": "pre_auth" });
@@ -40,7 +43,9 @@ async fn reload_picks_up_a_changed_plugin_binary() {
 #[tokio::test]
 async fn failed_prepare_keeps_the_running_set() {
     let admin = Admin::new().await;
-    let gw = admin.start("").await;
+    let gw = admin
+        .start("[plugin_runtime]\nallow_api_file_paths = true")
+        .await;
     let good = json!({ "name": "good", "command": "builtin://headers", "hook_type": "pre_auth", "config": { "set": { "x-good": "1" } } });
     assert_eq!(
         call(gw.admin_addr, "POST", "/api/v1/plugins", Some(good))

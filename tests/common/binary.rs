@@ -1,8 +1,9 @@
 //! Driving the real `microgateway` binary: `check` runs with a temporary config file, and
 //! a running gateway process whose bound ports are read from its JSON start-up log line.
 //!
-//! Every command starts from an environment without `MICROGATEWAY_*` and `RUST_LOG`, so
-//! the developer's shell cannot change the outcome.
+//! Every command starts from an environment without the gateway's own variables
+//! (`MICROGATEWAY_*`, `OCI_PLUGINS_*`, `PLUGIN_*`, `ALLOW_INTERNAL_NETWORK_ACCESS`,
+//! `RUST_LOG`, `NO_COLOR`), so the developer's shell cannot change the outcome.
 
 use super::gateway::GatewayConfig;
 use std::net::SocketAddr;
@@ -18,12 +19,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_microgateway");
 /// A `std::process::Command` for the binary with a clean configuration environment.
 pub fn command() -> std::process::Command {
     let mut cmd = std::process::Command::new(BIN);
+    const PREFIXES: [&str; 3] = ["MICROGATEWAY_", "OCI_PLUGINS_", "PLUGIN_"];
+    const NAMES: [&str; 3] = ["ALLOW_INTERNAL_NETWORK_ACCESS", "RUST_LOG", "NO_COLOR"];
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MICROGATEWAY_") {
+        let key_text = key.to_string_lossy();
+        if PREFIXES.iter().any(|p| key_text.starts_with(p)) || NAMES.contains(&&*key_text) {
             cmd.env_remove(&key);
         }
     }
-    cmd.env_remove("RUST_LOG");
     cmd
 }
 
@@ -123,6 +126,7 @@ impl GatewayProcess {
         let mut cmd = tokio::process::Command::from(command());
         cmd.arg("--config")
             .arg(config.path())
+            .env("MICROGATEWAY_ADMIN_TOKEN", super::gateway::ADMIN_TOKEN)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

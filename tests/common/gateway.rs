@@ -7,6 +7,13 @@
 use super::upstream::TestUpstream;
 use microgateway::{Config, RunningGateway};
 
+/// The admin token of every test gateway that configures none of its own (handed to
+/// in-process gateways as if from `MICROGATEWAY_ADMIN_TOKEN`, and to the binary in it).
+pub const ADMIN_TOKEN: &str = "test-admin-token-common-0123456789";
+
+/// `Authorization` header value for [`ADMIN_TOKEN`].
+pub const ADMIN_AUTH: &str = "Bearer test-admin-token-common-0123456789";
+
 /// A test configuration under construction.
 #[derive(Debug, Clone, Default)]
 pub struct GatewayConfig {
@@ -94,7 +101,10 @@ impl GatewayConfig {
     /// The configuration as the gateway would load it.
     pub fn config(&self) -> Config {
         let toml = self.toml();
-        Config::from_toml(&toml).unwrap_or_else(|e| panic!("test config rejected: {e}\n{toml}"))
+        let mut config = Config::from_toml(&toml)
+            .unwrap_or_else(|e| panic!("test config rejected: {e}\n{toml}"));
+        config.admin.token_env = Some(microgateway::config::Secret(ADMIN_TOKEN.into()));
+        config
     }
 
     /// Starts an in-process gateway; it is listening when this returns.

@@ -18,12 +18,13 @@ async fn admin_post(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> crate::common::Reply {
+    let auth = ("authorization", crate::common::gateway::ADMIN_AUTH);
     let (headers, payload) = match body {
         Some(v) => (
-            vec![("content-type", "application/json")],
+            vec![auth, ("content-type", "application/json")],
             full(v.to_string()),
         ),
-        None => (Vec::new(), crate::common::client::empty()),
+        None => (vec![auth], crate::common::client::empty()),
     };
     request(gw.gw.admin_addr, "POST", path, &headers, payload).await
 }

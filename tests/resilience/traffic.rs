@@ -137,7 +137,9 @@ pub async fn h2_attack(mode: &str, addr: SocketAddr, count: usize) -> serde_json
 pub async fn plugin_ready(admin: SocketAddr, name: &str) {
     let mut last = String::new();
     for _ in 0..150 {
-        let reply = crate::common::get(admin, &format!("/api/v1/plugins/{name}/health")).await;
+        let path = format!("/api/v1/plugins/{name}/health");
+        let auth = [("authorization", crate::common::gateway::ADMIN_AUTH)];
+        let reply = crate::common::get_with(admin, &path, &auth).await;
         if reply.status == 200 && reply.json()["state"] == "ready" {
             return;
         }
