@@ -52,6 +52,8 @@ pub struct Route {
     pub timeout: Duration,
     /// Forward the client's Host header.
     pub preserve_host: bool,
+    /// Accept `%2F` and `%5C` in request paths (dot segments are refused regardless).
+    pub allow_encoded_slashes: bool,
     host: HostMatch,
     prefix: String,
     replacement: Option<String>,
@@ -83,6 +85,7 @@ impl Route {
             upstream,
             timeout: config.timeout,
             preserve_host: config.preserve_host,
+            allow_encoded_slashes: config.allow_encoded_slashes,
             host,
             prefix,
             replacement,
@@ -175,6 +178,7 @@ mod tests {
                 rewrite_prefix: rewrite.map(Into::into),
                 timeout: Duration::from_secs(1),
                 preserve_host: false,
+                allow_encoded_slashes: false,
             },
             0,
             0,

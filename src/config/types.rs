@@ -271,6 +271,12 @@ pub struct RouteConfig {
     /// Forward the client's Host header instead of the upstream's authority.
     #[serde(default)]
     pub preserve_host: bool,
+    /// Accept encoded slashes and backslashes (`%2F`, `%5C`) in request paths, for
+    /// upstreams that take them as data (object keys, encoded identifiers). Off by
+    /// default, because an upstream that decodes them sees more path segments than the
+    /// gateway matched. Dot segments are refused either way, also encoded (`..%2F`).
+    #[serde(default)]
+    pub allow_encoded_slashes: bool,
 }
 
 fn default_prefix() -> String {

@@ -284,12 +284,21 @@ impl Proxy {
         let host = forward::request_host(&req);
         let route = self
             .router
-            .find(crate::routing::host_without_port(&host), req.uri().path())
-            .ok_or_else(|| GatewayError::NoRoute {
-                host: host.clone(),
-                path: req.uri().path().to_string(),
-            })?;
-        state.route = Some(route.name.clone());
+            .find(crate::routing::host_without_port(&host), req.uri().path());
+        if let Some(route) = route {
+            state.route = Some(route.name.clone());
+        }
+        // Before any plugin sees the request and before the route rewrite: whether an
+        // encoded slash may pass is the matched route's choice; traversal never passes,
+        // with or without a route.
+        forward::check_path(
+            req.uri().path(),
+            route.is_some_and(|r| r.allow_encoded_slashes),
+        )?;
+        let route = route.ok_or_else(|| GatewayError::NoRoute {
+            host: host.clone(),
+            path: req.uri().path().to_string(),
+        })?;
         let upstream = self
             .upstreams
             .get(route.upstream)

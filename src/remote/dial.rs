@@ -94,7 +94,7 @@ pub(super) fn split_host_port(s: &str) -> Option<(String, u16)> {
 /// Resolves a host without the C resolver; IP literals in every `inet_aton` form are
 /// recognised first so they are checked as the addresses they denote.
 pub(super) async fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
-    if let Some(ip) = super::security::parse_ip_literal(host) {
+    if let Some(ip) = super::addr::parse_ip_literal(host) {
         return Ok(vec![ip]);
     }
     let resolver = crate::upstream::resolver().map_err(|e| e.to_string())?;

@@ -2,8 +2,9 @@
 //! `grpc://`/`grpcs://` (a running plugin server), both behind the same
 //! [`Plugin`](crate::plugin::Plugin) trait as the built-ins.
 //!
-//! - [`security`]: path rules, allowlist and the SSRF guard.
-//! - `handshake`, `process`, `orphan`: starting and killing plugin processes.
+//! - [`security`]: path rules, allowlist and the SSRF guard (`addr`, `ranges`).
+//! - `handshake`, `process`, `orphan`, `exec`, `sandbox`: checking, sandboxing, starting
+//!   and killing plugin processes.
 //! - `dial`: gRPC channels over unix sockets, checked TCP addresses, TLS.
 //! - `supervisor`: restarts, health pings and graceful stop.
 //! - `convert`: native types ↔ protobuf.
@@ -16,6 +17,7 @@ pub mod exec;
 mod handshake;
 mod orphan;
 mod process;
+mod ranges;
 pub mod sandbox;
 pub mod security;
 mod supervisor;
@@ -115,29 +117,17 @@ impl RemotePlugin {
                 .map_err(|e| PluginError::Load(e.to_string()))?;
             return Self::launch_file(config, path, runtime).await;
         }
-        let (tls, rest) = match config.command.strip_prefix("grpcs://") {
-            Some(rest) => (Some(config.tls.clone().unwrap_or_default()), rest),
-            None => match config.command.strip_prefix("grpc://") {
-                Some(rest) => (None, rest),
-                None => {
-                    return Err(PluginError::Load(format!(
-                        "unsupported plugin command {:?}",
-                        config.command
-                    )));
-                }
-            },
-        };
-        let (host, port) = dial::split_host_port(rest).ok_or_else(|| {
-            PluginError::Load(format!("{:?}: expected grpc://HOST:PORT", config.command))
-        })?;
-        let addrs = dial::resolve(&host)
+        let target = security::check_grpc_target(&policy, &config.command)
             .await
-            .map_err(|e| PluginError::Load(format!("{}: {e}", config.command)))?;
-        let addr = policy
-            .check_addresses(&config.command, &host, port, &addrs)
             .map_err(|e| PluginError::Load(e.to_string()))?;
-        let mut client =
-            dial::connect_with_retries(addr, &host, tls.as_ref(), runtime.start_timeout).await?;
+        let tls = target.tls.then(|| config.tls.clone().unwrap_or_default());
+        let mut client = dial::connect_with_retries(
+            target.addr,
+            &target.host,
+            tls.as_ref(),
+            runtime.start_timeout,
+        )
+        .await?;
         let manifest = supervisor::manifest(&mut client, runtime.start_timeout).await?;
         supervisor::initialize(
             &mut client,

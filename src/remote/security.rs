@@ -5,10 +5,13 @@
 //! symlinks and `..`) to a regular executable file, and, when path patterns are
 //! allowlisted, match one of them *after* canonicalisation (globs with literal
 //! separators). `grpc://` hosts are resolved without the system resolver, every address
-//! is canonicalised and checked against internal ranges, and the connection then goes
-//! to the checked address, so DNS rebinding cannot swap it.
+//! is canonicalised and checked against the IANA special-purpose ranges (also the IPv4
+//! address a NAT64, 6to4, Teredo or SIIT address embeds), and the connection then goes
+//! to the checked address, so DNS rebinding cannot swap it. [`check_grpc_target`] is
+//! that whole check, shared by plugin creation and validation.
 
-pub use super::addr::{canonical, is_internal, parse_ip_literal};
+pub use super::addr::{canonical, embedded_ipv4, parse_ip_literal};
+pub use super::ranges::{Internal, is_internal, special_purpose};
 use globset::{Glob, GlobMatcher};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
@@ -197,9 +200,11 @@ impl Policy {
                     "{ip} matches no grpc:// entry of PLUGIN_COMMAND_ALLOWLIST"
                 )));
             }
-            if is_internal(ip) && !(self.allow_internal || in_cidr || host_ok) {
+            if let Some(why) = special_purpose(ip)
+                && !(self.allow_internal || in_cidr || host_ok)
+            {
                 return Err(refuse(format!(
-                    "{host} resolves to the internal address {ip}; set ALLOW_INTERNAL_NETWORK_ACCESS=true or allowlist grpc://CIDR"
+                    "{host} resolves to the internal address {ip} ({why}); set ALLOW_INTERNAL_NETWORK_ACCESS=true or allowlist grpc://CIDR"
                 )));
             }
         }
@@ -207,52 +212,46 @@ impl Policy {
     }
 }
 
+/// A `grpc://` or `grpcs://` plugin target that passed [`check_grpc_target`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcTarget {
+    /// The checked address; the channel connects to exactly this one.
+    pub addr: SocketAddr,
+    /// The host as written in the command, for TLS server-name verification.
+    pub host: String,
+    /// Whether the command is `grpcs://` (TLS).
+    pub tls: bool,
+}
+
+/// Splits a `grpc://HOST:PORT` or `grpcs://HOST:PORT` command, resolves the host (IP
+/// literals in every `inet_aton` form first, then hickory, never the C resolver) and
+/// checks every address with [`Policy::check_addresses`]. This is the whole check before
+/// a `grpc://` plugin is dialled; creating and validating a plugin both call it.
+pub async fn check_grpc_target(
+    policy: &Policy,
+    command: &str,
+) -> Result<GrpcTarget, SecurityError> {
+    let refuse = |rule: String| SecurityError {
+        command: command.to_string(),
+        rule,
+    };
+    let (tls, rest) = match command.strip_prefix("grpcs://") {
+        Some(rest) => (true, rest),
+        None => match command.strip_prefix("grpc://") {
+            Some(rest) => (false, rest),
+            None => return Err(refuse("must start with grpc:// or grpcs://".into())),
+        },
+    };
+    let (host, port) = super::dial::split_host_port(rest)
+        .ok_or_else(|| refuse("expected grpc://HOST:PORT".into()))?;
+    let addrs = super::dial::resolve(&host).await.map_err(refuse)?;
+    let addr = policy.check_addresses(command, &host, port, &addrs)?;
+    Ok(GrpcTarget { addr, host, tls })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn inet_aton_forms_are_loopback() {
-        for form in [
-            "127.1",
-            "2130706433",
-            "0x7f.1",
-            "0177.0.0.1",
-            "127.0.0.1",
-            "0x7f000001",
-            "[::1]",
-            "::ffff:127.0.0.1",
-            "[::ffff:7f00:1]",
-        ] {
-            let ip = parse_ip_literal(form).unwrap_or_else(|| panic!("{form} not parsed"));
-            assert!(is_internal(ip), "{form} -> {ip}");
-            assert!(canonical(ip).is_loopback(), "{form} -> {ip}");
-        }
-        assert_eq!(parse_ip_literal("0"), Some("0.0.0.0".parse().unwrap()));
-        assert_eq!(parse_ip_literal("example.com"), None);
-        assert_eq!(parse_ip_literal("256.1.1.1"), None);
-    }
-
-    #[test]
-    fn internal_ranges() {
-        for ip in [
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "fe80::1",
-            "fd00::1",
-            "::",
-            "::7f00:1",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:4860::8888"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
-        }
-    }
 
     #[test]
     fn address_policy() {
@@ -288,6 +287,72 @@ mod tests {
             deny.check_addresses("c", "x", 1, &[public, mapped])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn embedded_internal_addresses_are_refused_by_name() {
+        let deny = Policy::new(&[], false).unwrap();
+        for (text, shown) in [
+            ("64:ff9b::a9fe:a9fe", "NAT64 of 169.254.169.254"),
+            ("2002:a00:1::1", "6to4 of 10.0.0.1"),
+            ("::ffff:0:7f00:1", "IPv4-translated (SIIT) of 127.0.0.1"),
+            ("fec0::1", "site-local fec0::/10"),
+            ("198.18.0.1", "benchmarking 198.18.0.0/15"),
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            let err = deny.check_addresses("c", text, 1, &[ip]).unwrap_err();
+            assert!(err.rule.contains("internal address"), "{err}");
+            assert!(err.rule.contains(&ip.to_string()), "{err}");
+            assert!(err.rule.contains(shown), "{err}");
+        }
+        let nat64_public: IpAddr = "64:ff9b::808:808".parse().unwrap();
+        assert_eq!(
+            deny.check_addresses("c", "x", 1, &[nat64_public]).unwrap(),
+            SocketAddr::new(nat64_public, 1)
+        );
+        let open = Policy::new(&[], true).unwrap();
+        assert!(
+            open.check_addresses("c", "x", 1, &["64:ff9b::7f00:1".parse().unwrap()])
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn grpc_targets_are_split_resolved_and_checked() {
+        let deny = Policy::new(&[], false).unwrap();
+        for command in [
+            "grpc://[64:ff9b::a9fe:a9fe]:80",
+            "grpcs://[2002:a00:1::1]:443",
+            "grpc://[::ffff:0:7f00:1]:50051",
+            "grpc://[fec0::1]:80",
+            "grpc://198.18.0.1:80",
+            "grpc://240.0.0.1:80",
+            "grpc://0x7f.1:80",
+        ] {
+            let err = check_grpc_target(&deny, command).await.unwrap_err();
+            assert_eq!(err.command, command);
+            assert!(err.rule.contains("internal address"), "{err}");
+        }
+        let target = check_grpc_target(&deny, "grpcs://[64:ff9b::808:808]:443")
+            .await
+            .unwrap();
+        assert_eq!(
+            target,
+            GrpcTarget {
+                addr: "[64:ff9b::808:808]:443".parse().unwrap(),
+                host: "64:ff9b::808:808".into(),
+                tls: true,
+            }
+        );
+        // Mapped addresses are dialled as the IPv4 address they denote.
+        let mapped = check_grpc_target(&deny, "grpc://[::ffff:8.8.8.8]:80/")
+            .await
+            .unwrap();
+        assert_eq!(mapped.addr, "8.8.8.8:80".parse().unwrap());
+        assert!(!mapped.tls);
+        let rule = |r: Result<GrpcTarget, SecurityError>| r.unwrap_err().rule;
+        assert!(rule(check_grpc_target(&deny, "grpc://8.8.8.8").await).contains("HOST:PORT"));
+        assert!(rule(check_grpc_target(&deny, "http://8.8.8.8:80").await).contains("grpc://"));
     }
 
     #[test]
