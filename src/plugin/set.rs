@@ -220,7 +220,11 @@ impl PluginSet {
             }
             let instance = match registry.load(config).await {
                 Ok(p) => Arc::new(Instance::new(config, p)),
-                Err(source) if tolerate(config) && !config.command.starts_with("builtin://") => {
+                Err(source)
+                    if tolerate(config)
+                        && !config.command.starts_with("builtin://")
+                        && !matches!(source, PluginError::Refused(_)) =>
+                {
                     tracing::error!(plugin = %config.name, error = %source, required = config.required(), "plugin cannot load; its hooks fail by on_error until a retry succeeds");
                     crate::metrics::plugin_load_failure(&config.name);
                     Arc::new(Instance::stand_in(config, &source))

@@ -394,4 +394,8 @@ pub enum PluginError {
     /// The plugin could not be configured or loaded.
     #[error("{0}")]
     Load(String),
+    /// The plugin command breaks the operator's security policy (allowlist, file rules,
+    /// internal address): a configuration error, never loaded later by a retry.
+    #[error("{0}")]
+    Refused(String),
 }

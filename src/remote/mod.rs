@@ -104,7 +104,7 @@ impl RemotePlugin {
             &runtime.command_allowlist,
             runtime.allow_internal_network_access,
         )
-        .map_err(PluginError::Load)?;
+        .map_err(PluginError::Refused)?;
         let config_json = if config.config.is_null() {
             "{}".to_string()
         } else {
@@ -114,12 +114,12 @@ impl RemotePlugin {
         if config.command.starts_with("file://") {
             let path = policy
                 .check_file(&config.command)
-                .map_err(|e| PluginError::Load(e.to_string()))?;
+                .map_err(security::SecurityError::into_plugin_error)?;
             return Self::launch_file(config, path, runtime).await;
         }
         let target = security::check_grpc_target(&policy, &config.command)
             .await
-            .map_err(|e| PluginError::Load(e.to_string()))?;
+            .map_err(security::SecurityError::into_plugin_error)?;
         let tls = target.tls.then(|| config.tls.clone().unwrap_or_default());
         let mut client = dial::connect_with_retries(
             target.addr,

@@ -52,6 +52,24 @@ pub struct Policy {
     allow_internal: bool,
 }
 
+impl SecurityError {
+    /// True when the refusal is that something does not exist yet (a path or a host
+    /// name that does not resolve), which a later retry may find; every other rule is
+    /// the operator's policy.
+    pub fn is_missing(&self) -> bool {
+        self.rule.starts_with("cannot resolve")
+    }
+
+    /// The plugin error this refusal becomes.
+    pub fn into_plugin_error(self) -> crate::plugin::PluginError {
+        if self.is_missing() {
+            crate::plugin::PluginError::Load(self.to_string())
+        } else {
+            crate::plugin::PluginError::Refused(self.to_string())
+        }
+    }
+}
+
 impl Policy {
     /// Parses allowlist entries: path globs (`/opt/plugins/*`), `grpc://CIDR` and
     /// `grpc://HOSTGLOB[:PORT]`.

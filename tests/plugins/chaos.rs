@@ -105,7 +105,7 @@ async fn oversized_answer_is_a_plugin_error() {
 #[tokio::test]
 async fn garbage_handshake_is_refused() {
     let up = TestUpstream::start("up").await;
-    let err = start_error(&config(&up, &chaos("junk", "garbage", ""))).await;
+    let err = start_error(&config(&up, &chaos("junk", "garbage", "required = true"))).await;
     assert!(
         err.contains("invalid plugin handshake") && err.contains("junk"),
         "{err}"
@@ -115,14 +115,14 @@ async fn garbage_handshake_is_refused() {
 #[tokio::test]
 async fn non_loopback_handshake_is_refused() {
     let up = TestUpstream::start("up").await;
-    let err = start_error(&config(&up, &chaos("bad", "bad_handshake", ""))).await;
+    let err = start_error(&config(&up, &chaos("bad", "bad_handshake", "required = true"))).await;
     assert!(err.contains("not loopback"), "{err}");
 }
 
 #[tokio::test]
 async fn silent_plugin_hits_the_start_timeout() {
     let up = TestUpstream::start("up").await;
-    let cfg = config(&up, &chaos("quiet", "silent", "")).raw("");
+    let cfg = config(&up, &chaos("quiet", "silent", "required = true")).raw("");
     let toml = cfg
         .toml()
         .replace("start_timeout = \"5s\"", "start_timeout = \"700ms\"");

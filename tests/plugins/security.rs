@@ -71,7 +71,8 @@ async fn file_command_rules_name_the_rule() {
         ),
     ];
     for (command, rule) in cases {
-        let cfg = strict_config(&up, &plugin("p", &command, "pre_auth", ""));
+        // Required, so that a missing file stops the start instead of degrading.
+        let cfg = strict_config(&up, &plugin("p", &command, "pre_auth", "required = true"));
         let err = match microgateway::Config::from_toml(&cfg.toml()) {
             Err(e) => e.to_string(),
             Ok(c) => match microgateway::start(c).await {
