@@ -101,7 +101,7 @@ pub async fn handle(
         },
         (Method::POST, ["plugins", "validate"]) => match read_json(body).await {
             Err(r) => r,
-            Ok(v) => match manager.validate(&v) {
+            Ok(v) => match manager.validate(&v).await {
                 Ok(record) => json(
                     StatusCode::OK,
                     &serde_json::json!({ "valid": true, "plugin": record }),

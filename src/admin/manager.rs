@@ -337,7 +337,10 @@ impl PluginManager {
     }
 
     /// `POST /api/v1/plugins/validate`: checks a definition without loading anything.
-    pub fn validate(&self, body: &serde_json::Value) -> Result<PluginRecord, ManagerError> {
+    /// Runs every check creation runs before loading: the configuration rules, the
+    /// API path rule for `file://`, and for `grpc://` the same resolution and address
+    /// checks that precede a dial.
+    pub async fn validate(&self, body: &serde_json::Value) -> Result<PluginRecord, ManagerError> {
         let record = PluginRecord::from_json(body, None).map_err(ManagerError::Invalid)?;
         let mut api = self.api();
         api.retain(|r| r.id != record.id);
@@ -345,6 +348,19 @@ impl PluginManager {
         let config = self.config();
         self.check(&config, &api, Some(&record.id))?;
         self.api_command_rule(&record)?;
+        if record.command.starts_with("grpc://") || record.command.starts_with("grpcs://") {
+            let runtime = &config.plugin_runtime;
+            let invalid =
+                |m: String| ManagerError::Invalid(FieldErrors::from([("command".to_string(), m)]));
+            let policy = crate::remote::security::Policy::new(
+                &runtime.command_allowlist,
+                runtime.allow_internal_network_access,
+            )
+            .map_err(invalid)?;
+            crate::remote::security::check_grpc_target(&policy, &record.command)
+                .await
+                .map_err(|e| invalid(e.rule))?;
+        }
         Ok(record)
     }
 

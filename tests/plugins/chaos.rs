@@ -115,7 +115,11 @@ async fn garbage_handshake_is_refused() {
 #[tokio::test]
 async fn non_loopback_handshake_is_refused() {
     let up = TestUpstream::start("up").await;
-    let err = start_error(&config(&up, &chaos("bad", "bad_handshake", "required = true"))).await;
+    let err = start_error(&config(
+        &up,
+        &chaos("bad", "bad_handshake", "required = true"),
+    ))
+    .await;
     assert!(err.contains("not loopback"), "{err}");
 }
 

@@ -6,5 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
 mod paths;
+mod plugins;
 mod ssrf;
