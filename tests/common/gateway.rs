@@ -19,6 +19,7 @@ pub const ADMIN_AUTH: &str = "Bearer test-admin-token-common-0123456789";
 pub struct GatewayConfig {
     server: Vec<String>,
     admin_listen: Option<String>,
+    admin: Vec<String>,
     log: Option<String>,
     sections: Vec<String>,
 }
@@ -39,6 +40,18 @@ impl GatewayConfig {
     pub fn admin_listen(mut self, addr: &str) -> GatewayConfig {
         self.admin_listen = Some(addr.to_string());
         self
+    }
+
+    /// Adds a `key = value` line to `[admin]`, e.g. `health_check_interval = "200ms"`.
+    pub fn admin(mut self, line: &str) -> GatewayConfig {
+        self.admin.push(line.to_string());
+        self
+    }
+
+    /// Sets `admin.data_dir` (where API plugins and a generated token are kept).
+    pub fn admin_data_dir(self, dir: &std::path::Path) -> GatewayConfig {
+        let line = format!("data_dir = {:?}", dir.display().to_string());
+        self.admin(&line)
     }
 
     /// Replaces the `[log]` table body (default: `level = "warn"`).
@@ -88,7 +101,12 @@ impl GatewayConfig {
             out.push('\n');
         }
         let admin = self.admin_listen.as_deref().unwrap_or("127.0.0.1:0");
-        out.push_str(&format!("\n[admin]\nlisten = {admin:?}\n\n[log]\n"));
+        out.push_str(&format!("\n[admin]\nlisten = {admin:?}\n"));
+        for line in &self.admin {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("\n[log]\n");
         out.push_str(self.log.as_deref().unwrap_or("level = \"warn\""));
         out.push_str("\n\n");
         for section in &self.sections {

@@ -10,3 +10,4 @@ mod admin;
 mod paths;
 mod plugins;
 mod ssrf;
+mod state;
