@@ -4,11 +4,16 @@
 //! binary from `config/microgateway.toml`, the file given with `--config`, then
 //! environment variables `MICROGATEWAY_<SECTION>__<KEY>`. The merged document is
 //! deserialised into [`Config`] (unknown keys are errors, so typos surface) and then
-//! checked by [`validate`](validate::validate), whose errors name the offending key.
+//! checked by [`validate`](validate::validate), whose errors name the offending key:
+//! first every numeric and duration key against its documented range ([`ranges`]), then
+//! cross-references and files.
 
 mod plugins;
+pub mod ranges;
 mod types;
 mod validate;
+
+pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
 
 pub use plugins::{
     GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginRuntimeConfig,
