@@ -1,8 +1,8 @@
 //! Regressions through the binary's `check`: values that once passed validation and then
-//! panicked or left a dead proxy behind. Also: the README's range table says what
-//! `RANGES` enforces.
+//! panicked or left a dead proxy behind, and the `FILE:LINE:COL` first line of a TOML
+//! syntax error. Also: the README's range table says what `RANGES` enforces.
 
-use crate::common::binary;
+use crate::common::binary::{self, ConfigFile};
 
 /// The largest integer TOML can express (`i64::MAX`).
 const HUGE: &str = "9223372036854775807";
@@ -75,6 +75,27 @@ fn check_refuses_intervals_that_overflowed_timers() {
 }
 
 #[test]
+fn check_names_file_line_and_column_of_a_toml_syntax_error() {
+    let file =
+        ConfigFile::new("[server]\nlisten = \"127.0.0.1:0\"\n\n[admin\nlisten = \"127.0.0.1:0\"\n");
+    let run: binary::Run = binary::command()
+        .arg("check")
+        .arg("--config")
+        .arg(file.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let first = run.stderr.lines().next().unwrap_or_default();
+    let path = file.path().display().to_string();
+    assert!(first.contains(&format!("{path}:4:7")), "{run:?}");
+    assert!(first.contains("TOML parse error"), "{run:?}");
+    // The caret diagram still follows.
+    assert!(run.stderr.contains("[admin"), "{run:?}");
+    assert!(run.stderr.contains('^'), "{run:?}");
+}
+
+#[test]
 fn readme_documents_every_range() {
     let readme = include_str!("../../README.md");
     for range in microgateway::config::ranges::RANGES {
@@ -90,4 +111,15 @@ fn readme_documents_every_range() {
             range.limit
         );
     }
+}
+
+#[test]
+fn from_toml_puts_line_and_column_first_too() {
+    let message = match microgateway::Config::from_toml("[server]\nlisten =\n") {
+        Ok(_) => panic!("a broken document was accepted"),
+        Err(e) => e.to_string(),
+    };
+    let first = message.lines().next().unwrap_or_default();
+    assert!(first.ends_with(":2:9: TOML parse error"), "{message}");
+    assert!(message.contains("listen ="), "{message}");
 }
