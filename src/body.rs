@@ -217,7 +217,9 @@ where
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 if !*this.waiting {
-                    sleep.as_mut().reset(tokio::time::Instant::now() + timeout);
+                    sleep
+                        .as_mut()
+                        .reset(crate::deadline::after(tokio::time::Instant::now(), timeout));
                     *this.waiting = true;
                 }
                 match sleep.as_mut().poll(cx) {

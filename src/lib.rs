@@ -16,6 +16,7 @@
 //! - [`headers`]: hop-by-hop stripping, forwarding headers, request ids.
 //! - [`error`]: the request-path error type and its single mapping to HTTP responses.
 //! - [`body`]: the streaming body type shared by the whole request path.
+//! - [`deadline`]: deadline and timer arithmetic that cannot overflow.
 //! - [`admin`]: health, readiness and metrics endpoints.
 //! - [`metrics`]: the Prometheus recorder and metric names.
 //! - [`logging`]: tracing subscriber setup.
@@ -26,6 +27,7 @@ pub mod admin;
 pub mod body;
 pub mod builtin;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod headers;
 pub mod llm;

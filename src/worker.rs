@@ -24,14 +24,15 @@ pub fn enter(index: usize) {
 }
 
 /// The number of proxy worker threads for `server`: none when the proxy runs on the
-/// shared runtime (`thread_per_core = false`), else `workers`, or one per available CPU
-/// when that is 0.
+/// shared runtime (`thread_per_core = false`), else `workers` (at most
+/// [`MAX_WORKERS`](crate::config::MAX_WORKERS), even for a hand-built `Config`), or one
+/// per available CPU when that is 0.
 pub fn count(server: &crate::config::ServerConfig) -> usize {
     if !server.thread_per_core {
         return 0;
     }
     if server.workers > 0 {
-        return server.workers;
+        return server.workers.min(crate::config::MAX_WORKERS);
     }
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

@@ -71,6 +71,9 @@ struct FileKeys {
     keys: KeyIndex,
 }
 
+/// The longest `config.cache_ttl`.
+const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// The API-key plugin.
 pub struct ApiKey {
     manifest: Manifest,
@@ -87,6 +90,16 @@ impl ApiKey {
     /// Loads keys from the instance config and the optional file.
     pub fn new(config: &PluginConfig) -> Result<ApiKey, PluginError> {
         let s: Settings = settings(config)?;
+        // moka panics on lifetimes beyond 1000 years; a day bounds how long a removed key
+        // from `keys_file` can still be accepted.
+        if s.cache_ttl > MAX_CACHE_TTL {
+            return Err(PluginError::Load(format!(
+                "plugins.{}.config.cache_ttl: at most {}, got {}",
+                config.name,
+                humantime::format_duration(MAX_CACHE_TTL),
+                humantime::format_duration(s.cache_ttl)
+            )));
+        }
         let header = super::header_name(&config.name, &s.header)?;
         let inline = index(&config.name, &s.keys)?;
         let file = match s.keys_file {

@@ -4,12 +4,17 @@
 //! binary from `config/microgateway.toml`, the file given with `--config`, then
 //! environment variables `MICROGATEWAY_<SECTION>__<KEY>`. The merged document is
 //! deserialised into [`Config`] (unknown keys are errors, so typos surface) and then
-//! checked by [`validate`](validate::validate), whose errors name the offending key.
+//! checked by [`validate`](validate::validate), whose errors name the offending key:
+//! first every numeric and duration key against its documented range ([`ranges`]), then
+//! cross-references and files. A TOML syntax error starts with `FILE:LINE:COLUMN`.
 
 mod plugins;
+pub mod ranges;
 mod sandbox;
 mod types;
 mod validate;
+
+pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
 
 pub use plugins::{
     GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginRuntimeConfig,
@@ -154,6 +159,9 @@ impl Config {
 fn describe_figment_error(err: figment::Error) -> String {
     err.into_iter()
         .map(|e| {
+            if let Some(syntax) = describe_syntax_error(&e) {
+                return syntax;
+            }
             let key = if e.path.is_empty() {
                 String::from("<root>")
             } else {
@@ -168,4 +176,30 @@ fn describe_figment_error(err: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A TOML syntax error as one line `FILE:LINE:COLUMN: TOML parse error` followed by the
+/// toml crate's caret diagram, whose own first line (`TOML parse error at line L,
+/// column C`) it replaces; `None` for every other error.
+fn describe_syntax_error(e: &figment::Error) -> Option<String> {
+    let figment::error::Kind::Message(message) = &e.kind else {
+        return None;
+    };
+    let (first, diagram) = message.split_once('\n').unwrap_or((message.as_str(), ""));
+    let (line, column) = first
+        .strip_prefix("TOML parse error at line ")?
+        .split_once(", column ")?;
+    let line: u64 = line.trim().parse().ok()?;
+    let column: u64 = column.trim().parse().ok()?;
+    let origin = match &e.metadata {
+        Some(m) => match &m.source {
+            Some(figment::Source::File(path)) => path.display().to_string(),
+            _ => m.name.to_string(),
+        },
+        None => String::from("<configuration>"),
+    };
+    Some(format!(
+        "{origin}:{line}:{column}: TOML parse error\n{}",
+        diagram.trim_end()
+    ))
 }

@@ -1,24 +1,15 @@
 //! Semantic validation of a deserialised [`Config`]; every error names the offending key.
+//! The numeric and duration ranges live in [`super::ranges`].
 
 use super::{Config, ConfigError};
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
 
-/// Checks cross-references, ranges and file presence; the first problem found is returned.
+/// Checks ranges (see [`super::ranges`]), cross-references and file presence; the first
+/// problem found is returned.
 pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+    super::ranges::check(config)?;
     let s = &config.server;
-    positive("server.max_connections", s.max_connections as u64)?;
-    nonzero("server.header_read_timeout", s.header_read_timeout)?;
-    nonzero("server.body_read_timeout", s.body_read_timeout)?;
-    nonzero("server.idle_timeout", s.idle_timeout)?;
-    positive("server.max_header_count", s.max_header_count as u64)?;
-    if s.max_header_bytes < 256 {
-        return Err(ConfigError::invalid(
-            "server.max_header_bytes",
-            "must be at least 256 bytes",
-        ));
-    }
     if http::HeaderName::from_bytes(s.request_id_header.as_bytes()).is_err() {
         return Err(ConfigError::invalid(
             "server.request_id_header",
@@ -78,7 +69,6 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         if let Some(ca) = &u.ca_file {
             readable_file(&format!("{key}.ca_file"), ca)?;
         }
-        nonzero(&format!("{key}.connect_timeout"), u.connect_timeout)?;
     }
 
     let mut route_names = HashSet::new();
@@ -134,7 +124,6 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 ));
             }
         }
-        nonzero(&format!("{key}.timeout"), r.timeout)?;
     }
     validate_plugins(config, &route_names)
 }
@@ -143,10 +132,6 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
 pub const PLUGIN_SCHEMES: [&str; 5] = ["builtin://", "file://", "grpc://", "grpcs://", "oci://"];
 
 fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), ConfigError> {
-    positive(
-        "pipeline.collect_queue_capacity",
-        config.pipeline.collect_queue_capacity as u64,
-    )?;
     if let Err(e) = crate::remote::security::Policy::new(
         &config.plugin_runtime.command_allowlist,
         config.plugin_runtime.allow_internal_network_access,
@@ -159,14 +144,6 @@ fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), 
             message,
         ));
     }
-    nonzero(
-        "plugin_runtime.start_timeout",
-        config.plugin_runtime.start_timeout,
-    )?;
-    nonzero(
-        "plugin_runtime.ping_interval",
-        config.plugin_runtime.ping_interval,
-    )?;
     let mut names = HashSet::new();
     for (i, p) in config.plugins.iter().enumerate() {
         let key = format!("plugins[{i}]");
@@ -203,7 +180,6 @@ fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), 
                 ));
             }
         }
-        nonzero(&format!("{key}.timeout"), p.timeout)?;
         for (name, value) in &p.env {
             if let Some(why) =
                 super::env_refusal(name, value, &config.plugin_runtime.env_allow_names)
@@ -217,20 +193,6 @@ fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), 
                 "must be a table of plugin settings",
             ));
         }
-    }
-    Ok(())
-}
-
-fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(ConfigError::invalid(key, "must be greater than zero"));
-    }
-    Ok(())
-}
-
-fn nonzero(key: &str, value: Duration) -> Result<(), ConfigError> {
-    if value.is_zero() {
-        return Err(ConfigError::invalid(key, "must be greater than zero"));
     }
     Ok(())
 }

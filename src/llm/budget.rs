@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The longest time a window is kept; moka refuses lifetimes beyond 1000 years.
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Counters of one app in one window.
 #[derive(Debug, Default)]
 pub struct Window {
@@ -37,7 +40,7 @@ impl Budgets {
             window,
             windows: Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(window * 2)
+                .time_to_live(crate::deadline::doubled(window).min(MAX_TTL))
                 .build(),
         });
         let mut all = registry().lock().unwrap_or_else(|p| p.into_inner());

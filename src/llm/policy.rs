@@ -59,6 +59,9 @@ impl Default for Settings {
     }
 }
 
+/// The longest budget window (`config.window`).
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// The LLM policy plugin.
 pub struct LlmPolicy {
     manifest: Manifest,
@@ -112,10 +115,13 @@ impl LlmPolicy {
             serde_json::from_value(config.config.clone())
                 .map_err(|e| PluginError::Load(format!("plugins.{}.config: {e}", config.name)))?
         };
-        if settings.window.as_secs() == 0 {
+        // Windows longer than a year would outlive the usage caches that hold them.
+        if settings.window.as_secs() == 0 || settings.window > MAX_WINDOW {
             return Err(PluginError::Load(format!(
-                "plugins.{}.config.window: at least 1s",
-                config.name
+                "plugins.{}.config.window: at least 1s and at most {}, got {}",
+                config.name,
+                humantime::format_duration(MAX_WINDOW),
+                humantime::format_duration(settings.window)
             )));
         }
         Ok(LlmPolicy {

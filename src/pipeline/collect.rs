@@ -41,7 +41,9 @@ impl std::fmt::Debug for Collector {
 impl Collector {
     /// Starts the worker on the current Tokio runtime.
     pub fn spawn(capacity: usize) -> Collector {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        // Tokio panics on a capacity of zero or beyond its semaphore's permit count.
+        let capacity = capacity.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let (tx, rx) = mpsc::channel(capacity);
         let busy = Arc::new(AtomicUsize::new(0));
         tokio::spawn(worker(rx, busy.clone()));
         Collector { tx, busy }
@@ -56,7 +58,7 @@ impl Collector {
 
     /// Waits until the queue is empty and the worker idle, or `timeout` passes.
     pub async fn flush(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::deadline::after(tokio::time::Instant::now(), timeout);
         loop {
             let idle = self.tx.capacity() == self.tx.max_capacity()
                 && self.busy.load(Ordering::Acquire) == 0;

@@ -340,7 +340,7 @@ struct RequestState {
 
 /// Waits until no request holds `old`, then shuts its instances down.
 async fn retire(old: Arc<PluginSet>, drain: Duration) {
-    let deadline = tokio::time::Instant::now() + drain;
+    let deadline = crate::deadline::after(tokio::time::Instant::now(), drain);
     while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -59,8 +59,13 @@ impl AuthCache {
     /// Caches `result` when it carries a TTL.
     pub fn put(&self, key: [u8; 32], result: &AuthResult) {
         if let Some(ttl) = result.cache_ttl.filter(|t| !t.is_zero()) {
-            self.entries
-                .insert(key, (result.clone(), Instant::now() + ttl));
+            self.entries.insert(
+                key,
+                (
+                    result.clone(),
+                    crate::deadline::after_std(Instant::now(), ttl),
+                ),
+            );
         }
     }
 }

@@ -111,7 +111,7 @@ pub(super) async fn connect_with_retries(
     tls: Option<&crate::config::GrpcTlsConfig>,
     timeout: Duration,
 ) -> Result<super::Client, crate::plugin::PluginError> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = crate::deadline::after(tokio::time::Instant::now(), timeout);
     let mut backoff = Duration::from_millis(100);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -122,7 +122,7 @@ pub(super) async fn connect_with_retries(
         };
         match attempt.await {
             Ok(client) => return Ok(client),
-            Err(e) if tokio::time::Instant::now() + backoff >= deadline => {
+            Err(e) if crate::deadline::after(tokio::time::Instant::now(), backoff) >= deadline => {
                 return Err(crate::plugin::PluginError::Load(format!(
                     "plugin server at {addr} not ready within {timeout:?}: {e}"
                 )));
@@ -130,6 +130,6 @@ pub(super) async fn connect_with_retries(
             Err(e) => tracing::debug!(%addr, error = %e, "plugin server not ready; retrying"),
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        backoff = crate::deadline::doubled(backoff).min(Duration::from_secs(2));
     }
 }

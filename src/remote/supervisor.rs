@@ -218,7 +218,7 @@ pub async fn supervise_process(
                 _ = shared.stop.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
-            backoff = (backoff * 2).min(spec.max_backoff);
+            backoff = crate::deadline::doubled(backoff).min(spec.max_backoff);
             match launch(&spec).await {
                 Ok(mut l) => match self::manifest(&mut l.client, spec.start_timeout).await {
                     Ok(m)
@@ -247,11 +247,18 @@ pub async fn supervise_process(
     }
 }
 
+/// A ping period a Tokio interval accepts: a zero period panics, and every tick adds the
+/// period to the last deadline, so it stays between 1 ms and [`crate::deadline::FAR_FUTURE`].
+fn ping_period(interval: Duration) -> Duration {
+    crate::deadline::cap(interval).max(Duration::from_millis(1))
+}
+
 /// Returns why the process stopped serving: exit, or three failed health checks in a row.
 async fn watch(launched: &mut Launched, spec: &Spec) -> String {
+    let every = ping_period(spec.ping_interval);
     let mut ticker = tokio::time::interval_at(
-        tokio::time::Instant::now() + spec.ping_interval,
-        spec.ping_interval,
+        crate::deadline::after(tokio::time::Instant::now(), every),
+        every,
     );
     let mut failures = 0;
     loop {
@@ -281,7 +288,11 @@ async fn watch(launched: &mut Launched, spec: &Spec) -> String {
 pub async fn supervise_remote(shared: Arc<Shared>, mut client: Client, interval: Duration) {
     shared.publish(Some(client.clone()));
     shared.set_health(HealthState::Ready, None, false);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let every = ping_period(interval);
+    let mut ticker = tokio::time::interval_at(
+        crate::deadline::after(tokio::time::Instant::now(), every),
+        every,
+    );
     let mut nonce = 0u64;
     loop {
         tokio::select! {

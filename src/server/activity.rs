@@ -39,7 +39,8 @@ impl Activity {
 
     /// When the connection becomes idle if nothing happens meanwhile.
     pub fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        crate::deadline::after(crate::deadline::after(self.start, last), idle)
     }
 
     /// True when no request is in flight and the idle deadline has passed.

@@ -51,13 +51,18 @@ impl ConnShared {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // hyper enforces a slightly looser hard cap (it answers 431 itself beyond it);
         // the exact configured limits are checked per request so the client gets the JSON error.
+        // hyper adds the header read timeout to the current time and allocates room for
+        // `max_headers` per request, so both stay within what validation allows even for
+        // a hand-built `Config`.
+        let max_headers = s.max_header_count.min(crate::config::MAX_HEADER_COUNT);
+        let max_header_bytes = s.max_header_bytes.min(crate::config::MAX_HEADER_BYTES);
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(s.header_read_timeout)
-            .max_headers(s.max_header_count + 32)
-            .max_buf_size((s.max_header_bytes + 8192).max(8192));
-        let list_size = u32::try_from(s.max_header_bytes + 8192).unwrap_or(u32::MAX);
+            .header_read_timeout(crate::deadline::cap(s.header_read_timeout))
+            .max_headers(max_headers + 32)
+            .max_buf_size((max_header_bytes + 8192).max(8192));
+        let list_size = u32::try_from(max_header_bytes + 8192).unwrap_or(u32::MAX);
         // HTTP/2 abuse limits, spelled out rather than inherited from hyper's defaults:
         // at most 200 concurrent streams per connection (REFUSED_STREAM beyond), GOAWAY
         // ENHANCE_YOUR_CALM after 20 streams reset by the client before they were served
@@ -173,7 +178,11 @@ where
                 // Busy or recently active: look again when it could next become idle.
                 let now = tokio::time::Instant::now();
                 let deadline = activity.idle_deadline(idle);
-                next_check = if deadline > now { deadline } else { now + idle };
+                next_check = if deadline > now {
+                    deadline
+                } else {
+                    crate::deadline::after(now, idle)
+                };
             }
         }
     }

@@ -220,9 +220,11 @@ pub async fn start_full(
     if let Some(path) = config_path.filter(|_| config.admin.watch_config) {
         admin::triggers::watch_config(manager.clone(), path, admin_stop.clone());
     }
+    // The health ticker adds its period to the current time on every tick, and a zero
+    // period panics: keep it between 1 ms and a year even for a hand-built `Config`.
     admin::triggers::watch_health(
         manager.clone(),
-        config.admin.health_check_interval,
+        crate::deadline::cap(config.admin.health_check_interval).max(Duration::from_millis(1)),
         admin_stop.clone(),
     );
     let shared = Arc::new(conn::ConnShared::new(
@@ -239,7 +241,10 @@ pub async fn start_full(
     let count = crate::worker::count(&config.server);
     let workers = Arc::new(workers::WorkerShared {
         conn: shared.clone(),
-        limit: Arc::new(Semaphore::new(config.server.max_connections)),
+        // Tokio panics on more permits than `Semaphore::MAX_PERMITS`.
+        limit: Arc::new(Semaphore::new(
+            config.server.max_connections.min(Semaphore::MAX_PERMITS),
+        )),
         stop: graceful.clone(),
         hard,
         grace: config.server.shutdown_timeout,

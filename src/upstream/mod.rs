@@ -289,7 +289,8 @@ fn build_client(
     };
     let mut client = Client::builder(TokioExecutor::new());
     client
-        .pool_idle_timeout(config.pool_idle_timeout)
+        // The pool's idle sweeper adds the timeout to the current time.
+        .pool_idle_timeout(crate::deadline::cap(config.pool_idle_timeout))
         .pool_max_idle_per_host(config.pool_max_idle_per_host)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())

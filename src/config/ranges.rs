@@ -1,0 +1,396 @@
+//! The documented range of every numeric and duration key, and the check enforcing it.
+//!
+//! [`RANGES`] is the one table: `check` (and so `validate`, `microgateway check` and
+//! start-up) enforces it, and the README's range table repeats it (`tests/config`
+//! compares them). Code that hands configured values to Tokio or hyper clamps them too
+//! ([`crate::deadline`], [`MAX_WORKERS`]…), for embedders that build a `Config` by hand.
+//! A key inside an array is written with `[]` (`upstreams[].connect_timeout`); an error
+//! names the element (`upstreams[2].connect_timeout`).
+//!
+//! The ranges are what an operator can sensibly mean, well inside what the runtime can
+//! represent: Tokio panics on semaphores and channels beyond `usize::MAX >> 3` permits,
+//! hyper allocates room for `max_header_count` headers per request, and adding a
+//! duration near `u64::MAX` seconds to the current time overflows.
+
+use super::{Config, ConfigError};
+use std::fmt;
+use std::time::Duration;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+const TIB: u64 = 1024 * GIB;
+
+const MS: Duration = Duration::from_millis(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Largest `server.workers` (proxy worker threads).
+pub const MAX_WORKERS: usize = 1024;
+/// Largest `server.max_header_count`.
+pub const MAX_HEADER_COUNT: usize = 10_000;
+/// Largest `server.max_header_bytes` (1 MiB).
+pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+/// The values one key accepts, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A number of things (connections, headers, threads, entries).
+    Count {
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// A signed number (`plugins[].order`).
+    Signed {
+        /// Smallest accepted value.
+        min: i64,
+        /// Largest accepted value.
+        max: i64,
+    },
+    /// A size in bytes.
+    Bytes {
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// A duration (`"30s"`).
+    Duration {
+        /// Shortest accepted value.
+        min: Duration,
+        /// Longest accepted value.
+        max: Duration,
+    },
+}
+
+/// A configured value as [`Limit::admits`] compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    /// A count or a size in bytes.
+    Unsigned(u64),
+    /// A signed number.
+    Signed(i64),
+    /// A duration.
+    Duration(Duration),
+}
+
+/// One row of [`RANGES`].
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    /// Dotted key; `[]` stands for any element of an array.
+    pub key: &'static str,
+    /// The accepted values.
+    pub limit: Limit,
+}
+
+const fn count(key: &'static str, min: u64, max: u64) -> Range {
+    Range {
+        key,
+        limit: Limit::Count { min, max },
+    }
+}
+
+const fn bytes(key: &'static str, min: u64, max: u64) -> Range {
+    Range {
+        key,
+        limit: Limit::Bytes { min, max },
+    }
+}
+
+const fn duration(key: &'static str, min: Duration, max: Duration) -> Range {
+    Range {
+        key,
+        limit: Limit::Duration { min, max },
+    }
+}
+
+/// Every numeric and duration key of the configuration with its range, in file order.
+pub const RANGES: &[Range] = &[
+    count("server.workers", 0, MAX_WORKERS as u64),
+    count("server.max_connections", 1, 1_000_000),
+    duration("server.header_read_timeout", MS, DAY),
+    duration("server.body_read_timeout", MS, DAY),
+    duration("server.idle_timeout", MS, DAY),
+    duration("server.shutdown_timeout", Duration::ZERO, HOUR),
+    count("server.max_header_count", 1, MAX_HEADER_COUNT as u64),
+    bytes("server.max_header_bytes", 256, MAX_HEADER_BYTES as u64),
+    bytes("server.max_body_bytes", 0, TIB),
+    duration(
+        "admin.health_check_interval",
+        Duration::from_millis(100),
+        DAY,
+    ),
+    duration("upstreams[].connect_timeout", MS, DAY),
+    duration("upstreams[].pool_idle_timeout", Duration::ZERO, DAY),
+    count("upstreams[].pool_max_idle_per_host", 0, 100_000),
+    duration("routes[].timeout", MS, DAY),
+    Range {
+        key: "plugins[].order",
+        limit: Limit::Signed {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+    },
+    duration("plugins[].timeout", MS, DAY),
+    count("pipeline.collect_queue_capacity", 1, 10_000_000),
+    bytes("pipeline.max_response_buffer_bytes", 0, GIB),
+    bytes("pipeline.stream_accumulate_bytes", 0, GIB),
+    duration("plugin_runtime.start_timeout", MS, DAY),
+    duration(
+        "plugin_runtime.ping_interval",
+        Duration::from_millis(100),
+        DAY,
+    ),
+    duration("plugin_runtime.shutdown_grace", Duration::ZERO, HOUR),
+    duration("plugin_runtime.max_restart_backoff", MS, DAY),
+    count("oci.keep_versions", 1, 1000),
+    bytes("oci.max_cache_bytes", 0, TIB),
+    bytes("oci.max_plugin_bytes", 1, 4 * GIB),
+    duration("oci.resolve_timeout", MS, DAY),
+];
+
+impl Limit {
+    /// True when `value` is of this kind and within both ends.
+    pub fn admits(&self, value: Value) -> bool {
+        match (*self, value) {
+            (Limit::Count { min, max } | Limit::Bytes { min, max }, Value::Unsigned(v)) => {
+                (min..=max).contains(&v)
+            }
+            (Limit::Signed { min, max }, Value::Signed(v)) => (min..=max).contains(&v),
+            (Limit::Duration { min, max }, Value::Duration(v)) => (min..=max).contains(&v),
+            _ => false,
+        }
+    }
+
+    /// `value` written the way this limit writes its ends (bytes with a unit).
+    pub fn show(&self, value: Value) -> String {
+        match (self, value) {
+            (Limit::Bytes { .. }, Value::Unsigned(v)) => show_bytes(v),
+            (_, Value::Unsigned(v)) => v.to_string(),
+            (_, Value::Signed(v)) => v.to_string(),
+            (_, Value::Duration(v)) => humantime::format_duration(v).to_string(),
+        }
+    }
+
+    fn ends(&self) -> (String, String) {
+        match *self {
+            Limit::Count { min, max } => (min.to_string(), max.to_string()),
+            Limit::Signed { min, max } => (min.to_string(), max.to_string()),
+            Limit::Bytes { min, max } => (show_bytes(min), show_bytes(max)),
+            Limit::Duration { min, max } => (
+                humantime::format_duration(min).to_string(),
+                humantime::format_duration(max).to_string(),
+            ),
+        }
+    }
+}
+
+/// `min–max`, as in the README's range table.
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (min, max) = self.ends();
+        write!(f, "{min} – {max}")
+    }
+}
+
+/// Bytes in the largest binary unit that divides them exactly (`16 KiB`, `100 B`).
+fn show_bytes(n: u64) -> String {
+    for (unit, name) in [(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+        if n >= unit && n % unit == 0 {
+            return format!("{} {name}", n / unit);
+        }
+    }
+    format!("{n} B")
+}
+
+/// The row of [`RANGES`] for `key`, with array indices written as `[]`.
+pub fn range_of(key: &str) -> Option<&'static Range> {
+    let generic = generic_key(key);
+    RANGES.iter().find(|r| r.key == generic)
+}
+
+/// `upstreams[2].connect_timeout` → `upstreams[].connect_timeout`.
+fn generic_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut in_index = false;
+    for c in key.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every numeric and duration value of `config` under its dotted key, in file order.
+pub fn values(config: &Config) -> Vec<(String, Value)> {
+    let n = |v: usize| Value::Unsigned(u64::try_from(v).unwrap_or(u64::MAX));
+    let (u, d) = (Value::Unsigned, Value::Duration);
+    let (s, p, r, o) = (
+        &config.server,
+        &config.pipeline,
+        &config.plugin_runtime,
+        &config.oci,
+    );
+    let named = |pairs: &[(&str, Value)]| -> Vec<(String, Value)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    let mut out = named(&[
+        ("server.workers", n(s.workers)),
+        ("server.max_connections", n(s.max_connections)),
+        ("server.header_read_timeout", d(s.header_read_timeout)),
+        ("server.body_read_timeout", d(s.body_read_timeout)),
+        ("server.idle_timeout", d(s.idle_timeout)),
+        ("server.shutdown_timeout", d(s.shutdown_timeout)),
+        ("server.max_header_count", n(s.max_header_count)),
+        ("server.max_header_bytes", n(s.max_header_bytes)),
+        ("server.max_body_bytes", u(s.max_body_bytes)),
+        (
+            "admin.health_check_interval",
+            d(config.admin.health_check_interval),
+        ),
+    ]);
+    for (i, up) in config.upstreams.iter().enumerate() {
+        out.extend([
+            (
+                format!("upstreams[{i}].connect_timeout"),
+                d(up.connect_timeout),
+            ),
+            (
+                format!("upstreams[{i}].pool_idle_timeout"),
+                d(up.pool_idle_timeout),
+            ),
+            (
+                format!("upstreams[{i}].pool_max_idle_per_host"),
+                n(up.pool_max_idle_per_host),
+            ),
+        ]);
+    }
+    for (i, route) in config.routes.iter().enumerate() {
+        out.push((format!("routes[{i}].timeout"), d(route.timeout)));
+    }
+    for (i, plugin) in config.plugins.iter().enumerate() {
+        let order = Value::Signed(i64::from(plugin.order));
+        out.push((format!("plugins[{i}].order"), order));
+        out.push((format!("plugins[{i}].timeout"), d(plugin.timeout)));
+    }
+    out.extend(named(&[
+        (
+            "pipeline.collect_queue_capacity",
+            n(p.collect_queue_capacity),
+        ),
+        (
+            "pipeline.max_response_buffer_bytes",
+            n(p.max_response_buffer_bytes),
+        ),
+        (
+            "pipeline.stream_accumulate_bytes",
+            n(p.stream_accumulate_bytes),
+        ),
+        ("plugin_runtime.start_timeout", d(r.start_timeout)),
+        ("plugin_runtime.ping_interval", d(r.ping_interval)),
+        ("plugin_runtime.shutdown_grace", d(r.shutdown_grace)),
+        (
+            "plugin_runtime.max_restart_backoff",
+            d(r.max_restart_backoff),
+        ),
+        ("oci.keep_versions", n(o.keep_versions)),
+        ("oci.max_cache_bytes", u(o.max_cache_bytes)),
+        ("oci.max_plugin_bytes", u(o.max_plugin_bytes)),
+        ("oci.resolve_timeout", d(o.resolve_timeout)),
+    ]));
+    out
+}
+
+/// Refuses the first value outside its range, naming its key.
+pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
+    for (key, value) in values(config) {
+        let Some(range) = range_of(&key) else {
+            return Err(ConfigError::invalid(key, "has no documented range"));
+        };
+        if !range.limit.admits(value) {
+            let (min, max) = range.limit.ends();
+            let got = range.limit.show(value);
+            return Err(ConfigError::invalid(
+                key,
+                format!("must be between {min} and {max}, got {got}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded default with one plugin, so every key of the table has a value.
+    fn full() -> Config {
+        Config::from_toml(
+            "[[plugins]]\nname = \"h\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_value_has_exactly_one_range_of_its_kind() {
+        let config = full();
+        let values = values(&config);
+        for (key, value) in &values {
+            let range = range_of(key).unwrap_or_else(|| panic!("{key} has no range"));
+            assert!(
+                range.limit.admits(*value),
+                "default {key} outside {}",
+                range.limit
+            );
+        }
+        for range in RANGES {
+            let n = values
+                .iter()
+                .filter(|(k, _)| generic_key(k) == range.key)
+                .count();
+            assert_eq!(n, 1, "{} has {n} values", range.key);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_and_both_ends() {
+        let mut config = full();
+        config.server.idle_timeout = Duration::new(u64::MAX, 0);
+        let e = check(&config).unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid configuration: server.idle_timeout: must be between 1ms and 1day, got 584542046090years"),
+            "{e}"
+        );
+        let mut config = full();
+        config.upstreams[0].pool_max_idle_per_host = usize::MAX;
+        let e = check(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("upstreams[0].pool_max_idle_per_host: must be between 0 and 100000, got 18446744073709551615"),
+            "{e}"
+        );
+        let mut config = full();
+        config.server.max_header_bytes = 100;
+        let e = check(&config).unwrap_err().to_string();
+        assert!(
+            e.ends_with("must be between 256 B and 1 MiB, got 100 B"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn generic_keys_drop_indices() {
+        assert_eq!(generic_key("routes[12].timeout"), "routes[].timeout");
+        assert_eq!(generic_key("server.workers"), "server.workers");
+    }
+}
