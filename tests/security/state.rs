@@ -41,8 +41,9 @@ fn config(up: &TestUpstream, data: &Path, extra: &str) -> GatewayConfig {
         .admin_data_dir(data)
 }
 
-/// A tmpfs mounted for the test and unmounted when dropped.
-struct Tmpfs(PathBuf, tempfile::TempDir);
+/// A tmpfs mounted for the test and unmounted when dropped (before its parent
+/// temporary directory, which the second field keeps alive).
+struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
