@@ -18,7 +18,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_microgateway");
 
 /// A `std::process::Command` for the binary with a clean configuration environment.
 pub fn command() -> std::process::Command {
-    let mut cmd = std::process::Command::new(BIN);
+    command_for(BIN)
+}
+
+/// A `std::process::Command` for `program` with the same clean environment (for
+/// wrappers such as `script` that run the binary).
+pub fn command_for(program: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
     const PREFIXES: [&str; 3] = ["MICROGATEWAY_", "OCI_PLUGINS_", "PLUGIN_"];
     const NAMES: [&str; 3] = ["ALLOW_INTERNAL_NETWORK_ACCESS", "RUST_LOG", "NO_COLOR"];
     for (key, _) in std::env::vars_os() {

@@ -7,6 +7,7 @@
 mod common;
 
 mod admin;
+mod cli;
 mod paths;
 mod plugins;
 mod ssrf;
