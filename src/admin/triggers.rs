@@ -70,7 +70,8 @@ pub fn watch_config(manager: Arc<PluginManager>, path: PathBuf, stop: Cancellati
 /// plugins that could not load, every `every`.
 pub fn watch_health(manager: Arc<PluginManager>, every: Duration, stop: CancellationToken) {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let start = crate::deadline::after(tokio::time::Instant::now(), every);
+        let mut ticker = tokio::time::interval_at(start, every);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,

@@ -14,7 +14,10 @@ fn a_missing_config_file_names_its_cause_once() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
-    assert!(stderr.contains("/nonexistent/microgateway.toml"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/microgateway.toml"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -26,14 +29,13 @@ fn a_busy_port_names_its_cause_once() {
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
         dir.path().display().to_string()
     ));
-    let out = command()
-        .arg("--config")
-        .arg(file.path())
-        .output()
-        .unwrap();
+    let out = command().arg("--config").arg(file.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
     assert_eq!(error.matches("in use").count(), 1, "{stderr}");
 }
 
@@ -63,7 +65,11 @@ fn first_lines(tty: bool, no_color: bool) -> Option<String> {
     if no_color {
         cmd.env("NO_COLOR", "1");
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
     std::thread::sleep(Duration::from_millis(800));
     let _ = child.kill();
     let out = child.wait_with_output().ok()?;
