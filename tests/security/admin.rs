@@ -14,7 +14,8 @@ use std::path::Path;
 fn perl_attack(marker: &Path) -> String {
     json!({
         "name": "pwn", "hook_type": "pre_auth", "command": "file:///usr/bin/perl",
-        "env": { "PERL5OPT": format!("-Mstrict;system(\"touch {}\")", marker.display()) }
+        // No spaces: perl splits PERL5OPT on white space. On the old main this ran.
+        "env": { "PERL5OPT": format!("-Mstrict;system(q(touch),q({}))", marker.display()) }
     })
     .to_string()
 }
