@@ -225,23 +225,17 @@ impl PluginManager {
             return Ok(());
         }
         let runtime = self.config().plugin_runtime;
-        let invalid =
-            |m: String| ManagerError::Invalid(FieldErrors::from([("command".to_string(), m)]));
-        let policy = crate::remote::security::Policy::new(
-            &runtime.command_allowlist,
-            runtime.allow_internal_network_access,
-        )
-        .map_err(invalid)?;
+        let policy = command_policy(&runtime)?;
         let canonical = policy
             .check_file(&record.command)
-            .map_err(|e| invalid(e.rule))?;
+            .map_err(|e| invalid_command(e.rule))?;
         let standard = crate::remote::security::STANDARD_DIRS
             .iter()
             .any(|d| canonical.starts_with(d));
         if standard || policy.has_path_rules() || runtime.allow_api_file_paths {
             return Ok(());
         }
-        Err(invalid(format!(
+        Err(invalid_command(format!(
             "{} is outside the standard plugin directories ({}); through the API only those, PLUGIN_COMMAND_ALLOWLIST paths, or any path with plugin_runtime.allow_api_file_paths = true",
             canonical.display(),
             crate::remote::security::STANDARD_DIRS.join(", ")
@@ -349,17 +343,10 @@ impl PluginManager {
         self.check(&config, &api, Some(&record.id))?;
         self.api_command_rule(&record)?;
         if record.command.starts_with("grpc://") || record.command.starts_with("grpcs://") {
-            let runtime = &config.plugin_runtime;
-            let invalid =
-                |m: String| ManagerError::Invalid(FieldErrors::from([("command".to_string(), m)]));
-            let policy = crate::remote::security::Policy::new(
-                &runtime.command_allowlist,
-                runtime.allow_internal_network_access,
-            )
-            .map_err(invalid)?;
+            let policy = command_policy(&config.plugin_runtime)?;
             crate::remote::security::check_grpc_target(&policy, &record.command)
                 .await
-                .map_err(|e| invalid(e.rule))?;
+                .map_err(|e| invalid_command(e.rule))?;
         }
         Ok(record)
     }
@@ -393,4 +380,20 @@ impl PluginManager {
 /// The instance name of the record with `id` in `api`.
 fn name_of<'a>(api: &'a [PluginRecord], id: &str) -> Option<&'a str> {
     api.iter().find(|r| r.id == id).map(|r| r.name.as_str())
+}
+
+/// A validation error of the `command` field.
+fn invalid_command(message: String) -> ManagerError {
+    ManagerError::Invalid(FieldErrors::from([("command".to_string(), message)]))
+}
+
+/// The plugin command policy of `runtime`, as the loaders build it.
+fn command_policy(
+    runtime: &crate::config::PluginRuntimeConfig,
+) -> Result<crate::remote::security::Policy, ManagerError> {
+    crate::remote::security::Policy::new(
+        &runtime.command_allowlist,
+        runtime.allow_internal_network_access,
+    )
+    .map_err(invalid_command)
 }
