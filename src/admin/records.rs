@@ -26,20 +26,21 @@ pub struct PluginRecord {
     pub id: String,
     /// Display name; also the instance name in logs and metrics.
     pub name: String,
-    /// URL-safe identifier.
+    /// URL-safe identifier: lower-case letters, digits and dashes, derived from `name`
+    /// when not given; equal to `id`.
     pub slug: String,
     /// `builtin://`, `file://`, `grpc://`, `grpcs://` or `oci://` command.
     pub command: String,
     /// OCI reference, when the plugin comes from a registry.
     #[serde(default)]
     pub oci_reference: Option<String>,
-    /// Stage.
+    /// The stage the instance is attached to; decides which hooks of the plugin run.
     pub hook_type: HookType,
     /// Free-form classification (default `gateway`).
     pub plugin_type: String,
     /// Loaded only when true.
     pub is_active: bool,
-    /// Plugin settings.
+    /// Settings handed to the plugin as JSON (`Initialize`); a JSON object or null.
     pub config: Value,
     /// Position within the stage.
     pub order: i32,
@@ -56,11 +57,11 @@ pub struct PluginRecord {
     /// Whether a load failure stops a reload; default from `on_error`.
     #[serde(default)]
     pub required: Option<bool>,
-    /// Origin.
+    /// Configuration file or API: only API records can be changed through the API.
     pub source: Source,
-    /// Unix seconds.
+    /// Unix seconds of the first creation; kept by PUT and PATCH (0 for config entries).
     pub created_at: u64,
-    /// Unix seconds.
+    /// Unix seconds of the last change (0 for config entries).
     pub updated_at: u64,
 }
 

@@ -93,9 +93,9 @@ pub struct Manifest {
 /// The config blob of a plugin artifact.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PluginConfigBlob {
-    /// OS.
+    /// `GOOS` spelling (`linux`), compared with the host when an index is resolved.
     pub os: String,
-    /// Architecture.
+    /// `GOARCH` spelling (`amd64`, `arm64`), not Rust's (`x86_64`, `aarch64`).
     pub architecture: String,
     /// Plugin name (informational).
     #[serde(default)]

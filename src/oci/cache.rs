@@ -51,7 +51,7 @@ pub struct RefMeta {
     pub size: u64,
     /// Unix seconds of the pull.
     pub pulled_at: u64,
-    /// Signature state.
+    /// What signature check this binary passed when it was cached; re-verified on load.
     pub signature: SignatureRecord,
 }
 
@@ -61,7 +61,7 @@ pub enum CacheError {
     /// An I/O operation failed.
     #[error("plugin cache {path}: {error}")]
     Io {
-        /// Path involved.
+        /// The file or directory the operation was on (the cause names the operation).
         path: PathBuf,
         /// OS error, shown in the message (and so not also returned as `source`).
         error: std::io::Error,
@@ -69,9 +69,9 @@ pub enum CacheError {
     /// Downloaded or cached content does not match its digest.
     #[error("digest mismatch: expected {expected}, got {actual}")]
     Digest {
-        /// Declared digest.
+        /// The digest the manifest or reference promised (`sha256:…`).
         expected: String,
-        /// Computed digest.
+        /// The digest of the bytes actually received or read back from the cache.
         actual: String,
     },
     /// The blob is larger than declared or allowed.

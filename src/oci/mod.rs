@@ -25,9 +25,9 @@ pub enum OciError {
     /// The reference does not parse.
     #[error("invalid OCI reference {reference:?}: {reason}")]
     Reference {
-        /// As given.
+        /// The reference exactly as configured, so the operator can find it.
         reference: String,
-        /// Why.
+        /// Which part did not parse (registry, repository, tag or digest).
         reason: String,
     },
     /// The registry is not in `allowed_registries`.
@@ -42,9 +42,9 @@ pub enum OciError {
     /// The plugin binary is larger than allowed.
     #[error("plugin binary of {size} bytes exceeds the limit of {max} bytes")]
     TooLarge {
-        /// Declared size.
+        /// The size the descriptor declares, checked before any byte is downloaded.
         size: u64,
-        /// Limit.
+        /// `oci.max_plugin_bytes`.
         max: u64,
     },
     /// A signature is missing or invalid where one is required.

@@ -83,7 +83,7 @@ impl OciStore {
         })
     }
 
-    /// The cache.
+    /// The content-addressed cache behind this store (for `plugin` CLI commands and GC).
     pub fn cache(&self) -> &Cache {
         &self.cache
     }

@@ -17,7 +17,8 @@ pub enum HealthState {
 /// Health of a plugin instance, as reported by the admin API.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PluginHealth {
-    /// Current state.
+    /// Current state; a `failed` instance is reloaded by the health trigger, a `failed`
+    /// stand-in (a plugin that never loaded) is retried.
     pub state: HealthState,
     /// Most recent error, if any.
     pub last_error: Option<String>,

@@ -36,9 +36,9 @@ pub enum ProcessError {
     /// uid switch without root, or a Landlock restriction the kernel refused).
     #[error("cannot start {path}")]
     Spawn {
-        /// Executable.
+        /// The checked executable (the spawn may go through its descriptor).
         path: PathBuf,
-        /// OS error.
+        /// The OS error from `fork`/`exec` or from the sandbox applied between them.
         #[source]
         source: std::io::Error,
     },

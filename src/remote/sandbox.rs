@@ -25,7 +25,7 @@ pub enum SandboxError {
     Chown {
         /// Target user id.
         uid: u32,
-        /// Why.
+        /// The OS error from `chown`: usually EPERM, when the gateway is not root.
         #[source]
         source: std::io::Error,
     },

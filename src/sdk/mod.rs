@@ -53,7 +53,7 @@ pub trait Handler: Send + Sync + 'static {
         async { Ok(()) }
     }
 
-    /// `PreAuth`.
+    /// `PreAuth`: runs before authentication; may edit the request or answer it.
     fn pre_auth(
         &self,
         req: pb::HookRequest,
@@ -62,7 +62,7 @@ pub trait Handler: Send + Sync + 'static {
         async { Ok(pass()) }
     }
 
-    /// `Auth`.
+    /// `Auth`: returns the caller's identity, a refusal, or nothing (the next auth plugin decides).
     fn auth(
         &self,
         req: pb::HookRequest,
@@ -71,7 +71,7 @@ pub trait Handler: Send + Sync + 'static {
         async { Ok(pass()) }
     }
 
-    /// `PostAuth`.
+    /// `PostAuth`: runs with the authenticated identity, before the upstream is called.
     fn post_auth(
         &self,
         req: pb::HookRequest,
@@ -80,7 +80,7 @@ pub trait Handler: Send + Sync + 'static {
         async { Ok(pass()) }
     }
 
-    /// `OnResponseHeaders`.
+    /// `OnResponseHeaders`: edits the status and headers before any body byte is sent.
     fn on_response_headers(
         &self,
         req: pb::ResponseHeadersRequest,
@@ -111,7 +111,8 @@ pub trait Handler: Send + Sync + 'static {
         }
     }
 
-    /// `OnStreamComplete`.
+    /// `OnStreamComplete`: sees the finished exchange off the request path; its answer
+    /// cannot change what the client got.
     fn on_stream_complete(
         &self,
         req: pb::StreamCompleteRequest,
@@ -161,7 +162,7 @@ pub fn set_header(name: &str, value: &str) -> pb::Continue {
     }
 }
 
-/// One header.
+/// A single-valued protobuf header (the contract's headers are multi-valued).
 pub fn header(name: &str, value: &str) -> pb::Header {
     pb::Header {
         name: name.to_string(),
