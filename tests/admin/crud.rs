@@ -1,6 +1,6 @@
 //! Plugin CRUD through the API, persistence across restarts, field errors.
 
-use crate::common::get;
+use crate::common::{PluginEntry, get};
 use crate::support::{Admin, call};
 use serde_json::json;
 
@@ -228,8 +228,10 @@ async fn validate_is_a_dry_run() {
 #[tokio::test]
 async fn configuration_file_plugins_are_read_only_and_names_unique() {
     let admin = Admin::new().await;
-    let file_plugin = "[[plugins]]\nname = \"from-file\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\nconfig = { set = { \"x-file\" = \"1\" } }\n";
-    let gw = admin.start(file_plugin).await;
+    let file_plugin = PluginEntry::new("from-file", "builtin://headers", "pre_auth")
+        .extra("config = { set = { \"x-file\" = \"1\" } }")
+        .toml();
+    let gw = admin.start(&file_plugin).await;
     let list = call(gw.admin_addr, "GET", "/api/v1/plugins", None)
         .await
         .json();

@@ -2,7 +2,7 @@
 //! and the binary reloads on SIGHUP and on configuration-file changes.
 
 use crate::common::binary::GatewayProcess;
-use crate::common::get;
+use crate::common::{PluginEntry, get};
 use crate::support::{Admin, call};
 use serde_json::json;
 use std::time::Duration;
@@ -81,9 +81,11 @@ async fn failed_prepare_keeps_the_running_set() {
 }
 
 fn plugin_toml(value: &str) -> String {
-    format!(
-        "[[plugins]]\nname = \"tag\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\nconfig = {{ set = {{ \"x-tag\" = \"{value}\" }} }}\n"
-    )
+    PluginEntry::new("tag", "builtin://headers", "pre_auth")
+        .extra(&format!(
+            "config = {{ set = {{ \"x-tag\" = \"{value}\" }} }}"
+        ))
+        .toml()
 }
 
 async fn tag(addr: std::net::SocketAddr) -> Option<String> {

@@ -1,6 +1,7 @@
 //! An admin-enabled gateway with a token file and a private data directory.
 
 use crate::common::client::{Reply, empty, full, request};
+use crate::common::gateway::toml_path;
 use crate::common::{GatewayConfig, TestUpstream};
 use microgateway::RunningGateway;
 use std::net::SocketAddr;
@@ -28,9 +29,9 @@ impl Admin {
             .upstream("main", &[&self.upstream])
             .route("main", "main", "")
             .raw(&format!(
-                "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = {:?}\ndata_dir = {:?}\n",
-                self.dir.path().join("token").display().to_string(),
-                self.dir.path().join("data").display().to_string()
+                "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = {}\ndata_dir = {}\n",
+                toml_path(&self.dir.path().join("token")),
+                toml_path(&self.dir.path().join("data"))
             ))
             .raw(extra)
     }

@@ -29,6 +29,13 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+impl Default for TestPki {
+    /// A fresh PKI, as [`TestPki::new`].
+    fn default() -> TestPki {
+        TestPki::new()
+    }
+}
+
 impl TestPki {
     /// Generates a fresh CA and a leaf valid for `localhost` and `127.0.0.1`.
     pub fn new() -> TestPki {
@@ -69,11 +76,6 @@ impl TestPki {
             cert_path,
             key_path,
         }
-    }
-
-    /// A TOML-ready (forward slashes, quoted) rendering of a path.
-    pub fn toml_path(path: &std::path::Path) -> String {
-        format!("{:?}", path.display().to_string())
     }
 
     /// Server config presenting the leaf, offering h2 and http/1.1 via ALPN.

@@ -1,6 +1,6 @@
-//! A minimal HTTP/1.1 server on 127.0.0.1:0 around a handler closure, for the tests and
-//! benchmarks that need their own upstream behaviour (fake providers, echo servers).
-#![allow(dead_code)]
+//! A minimal HTTP/1.1 server on 127.0.0.1:0 around a handler closure, for peers that are
+//! not a `TestUpstream`: the fake LLM providers and the benchmarks' upstreams (the
+//! benchmarks include this file on its own).
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};

@@ -6,7 +6,8 @@
 //! on 127.0.0.1:0, serves a request through a real upstream, answers `/readyz` and shuts
 //! down cleanly, with no panic on any thread.
 
-use crate::common::TestUpstream;
+use crate::common::gateway::toml_str;
+use crate::common::{PluginEntry, TestUpstream};
 use microgateway::Config;
 use microgateway::config::ConfigError;
 use microgateway::config::ranges::{self, Limit, RANGES, Value};
@@ -56,7 +57,7 @@ impl Literal {
         match self {
             Literal::Unsigned(v) => v.to_string(),
             Literal::Signed(v) => v.to_string(),
-            Literal::Text(t) => format!("{t:?}"),
+            Literal::Text(t) => toml_str(t),
         }
     }
 }
@@ -93,7 +94,8 @@ fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) ->
     doc.push_str(only("admin"));
     doc.push_str("\n[log]\nlevel = \"warn\"\n");
     doc.push_str(&format!(
-        "\n[[upstreams]]\nname = \"u\"\ntargets = [{upstream:?}]\n{}",
+        "\n[[upstreams]]\nname = \"u\"\ntargets = [{}]\n{}",
+        toml_str(upstream),
         only("upstreams")
     ));
     doc.push_str(&format!(
@@ -101,14 +103,14 @@ fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) ->
         only("routes")
     ));
     if section == "plugins" {
-        doc.push_str(&format!(
-            "\n[[plugins]]\nname = \"h\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\nconfig = {{ set = {{ x-range = \"1\" }} }}\n{line}"
-        ));
+        let entry = PluginEntry::new("h", "builtin://headers", "pre_auth")
+            .extra("config = { set = { x-range = \"1\" } }")
+            .extra(line.trim_end());
+        doc.push_str(&format!("\n{}", entry.toml()));
     }
     if section == "plugin_runtime" && with_process {
-        doc.push_str(&format!(
-            "\n[[plugins]]\nname = \"p\"\ncommand = \"file://{ENRICHER}\"\nhook_type = \"pre_auth\"\n"
-        ));
+        let entry = PluginEntry::file("p", ENRICHER, "pre_auth");
+        doc.push_str(&format!("\n{}", entry.toml()));
     }
     for name in ["pipeline", "plugin_runtime", "oci"] {
         if section == name {

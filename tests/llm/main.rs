@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 
 mod provider;
 mod python_sdk;

@@ -1,6 +1,7 @@
 //! The gateway in front of the fake provider: key injection, usage metering for JSON and
 //! streams (both providers), allowlists, budgets and OpenAI-style errors.
 
+use crate::common::PluginEntry;
 use crate::common::client::{Reply, full, request};
 use crate::provider::{self, ANTHROPIC_KEY, OPENAI_KEY, Seen};
 use microgateway::RunningGateway;
@@ -38,6 +39,15 @@ pub async fn setup_with(policy: &str, collector: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("openai.key"), format!("{OPENAI_KEY}\n")).unwrap();
     std::fs::write(dir.path().join("anthropic.key"), ANTHROPIC_KEY).unwrap();
+    let mut plugins = PluginEntry::new("client-keys", "builtin://api_key", "auth")
+        .extra(r#"config = { keys = [{ key = "client-a", identity = "alice", app_id = "app-a" }, { key = "client-b", identity = "bob", app_id = "app-b" }, { key = "client-c", identity = "carol", app_id = "app-c" }, { key = "client-d", identity = "dave", app_id = "app-metrics" }] }"#)
+        .toml()
+        + &PluginEntry::new("policy", "builtin://llm_policy", "post_auth")
+            .extra(&format!("config = {policy}"))
+            .toml();
+    if collector {
+        plugins += &PluginEntry::new("collector", "builtin://collector", "data_collection").toml();
+    }
     let toml = format!(
         r#"
 [server]
@@ -63,24 +73,8 @@ upstream = "anthropic"
 name = "openai"
 path_prefix = "/v1"
 upstream = "openai"
-[[plugins]]
-name = "client-keys"
-command = "builtin://api_key"
-hook_type = "auth"
-config = {{ keys = [{{ key = "client-a", identity = "alice", app_id = "app-a" }}, {{ key = "client-b", identity = "bob", app_id = "app-b" }}, {{ key = "client-c", identity = "carol", app_id = "app-c" }}, {{ key = "client-d", identity = "dave", app_id = "app-metrics" }}] }}
-[[plugins]]
-name = "policy"
-command = "builtin://llm_policy"
-hook_type = "post_auth"
-config = {policy}
-{collector}
-"#,
+{plugins}"#,
         dir = dir.path().display(),
-        collector = if collector {
-            "[[plugins]]\nname = \"collector\"\ncommand = \"builtin://collector\"\nhook_type = \"data_collection\""
-        } else {
-            ""
-        }
     );
     let collected = Arc::new(Mutex::new(Vec::new()));
     let mut registry = Registry::with_builtins();

@@ -1,6 +1,8 @@
 //! Pulling into the cache: tags, digests, auth, tampering, offline starts, disk-full,
 //! concurrency, size limits, GC, and an `oci://` plugin running end to end.
 
+use crate::common::PluginEntry;
+use crate::common::gateway::{toml_path, toml_str};
 use crate::registry::{Registry, creds, push, settings, store};
 use microgateway::oci::OciError;
 use std::sync::Arc;
@@ -261,19 +263,24 @@ async fn oci_plugin_runs_end_to_end() {
     let binary = std::fs::read(env!("CARGO_BIN_EXE_mg-plugin-header-enricher")).unwrap();
     push(&s, &format!("{}/plugins/enricher:1.0", reg.host), &binary).await;
     let up = crate::common::TestUpstream::start("up").await;
-    let plugins = format!(
-        "[oci]\ncache_dir = {:?}\ninsecure_registries = [{:?}]\n\
-         [[plugins]]\nname = \"by-command\"\ncommand = \"oci://{}/plugins/enricher:1.0\"\nhook_type = \"pre_auth\"\nconfig = {{ headers = {{ \"x-oci\" = \"1\" }} }}\n\
-         [[plugins]]\nname = \"by-field\"\ncommand = \"oci://\"\noci_reference = \"{}/plugins/enricher:1.0\"\nhook_type = \"on_response\"\nconfig = {{ headers = {{ \"x-oci\" = \"1\" }}, response_headers = {{ \"x-oci-resp\" = \"1\" }} }}\n",
-        cache.path().display().to_string(),
-        reg.host,
-        reg.host,
-        reg.host
+    let oci = format!(
+        "[oci]\ncache_dir = {}\ninsecure_registries = [{}]\n",
+        toml_path(cache.path()),
+        toml_str(&reg.host)
     );
+    let reference = format!("{}/plugins/enricher:1.0", reg.host);
+    let by_command = PluginEntry::new("by-command", &format!("oci://{reference}"), "pre_auth")
+        .extra("config = { headers = { \"x-oci\" = \"1\" } }");
+    let by_field = PluginEntry::new("by-field", "oci://", "on_response").extra(&format!(
+        "oci_reference = {}\nconfig = {{ headers = {{ \"x-oci\" = \"1\" }}, response_headers = {{ \"x-oci-resp\" = \"1\" }} }}",
+        toml_str(&reference)
+    ));
     let gw = crate::common::GatewayConfig::new()
         .upstream("main", &[&up])
         .route("main", "main", "")
-        .raw(&plugins)
+        .raw(&oci)
+        .plugin(by_command)
+        .plugin(by_field)
         .start()
         .await;
     let reply = crate::common::get(gw.proxy_addr, "/x").await;

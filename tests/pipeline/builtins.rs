@@ -1,6 +1,9 @@
 //! Built-in plugins end to end: api_key, headers, ip_filter, rate_limit, request_guard.
 
-use crate::support::{Journal, entry, gateway, get, send, upstream};
+use crate::common::client::{empty, full};
+use crate::common::gateway::toml_path;
+use crate::common::{PluginEntry, get, request};
+use crate::support::{Journal, gateway, upstream};
 use std::sync::Arc;
 
 #[tokio::test]
@@ -15,36 +18,33 @@ async fn api_key_accepts_known_keys_only() {
     .unwrap();
     let hashed = "sha256:8a2cd8eb6df1a0a4cdc6f4e3f4bbd7a0c4a2aa1e14e6c5b0fe49a4e43f1b3f36";
     let extra = format!(
-        "config = {{ keys = [{{ key = \"k1\", identity = \"alice\", app_id = \"demo\" }}, {{ key = \"{hashed}\", identity = \"h\" }}], keys_file = \"{}\" }}",
-        file.display()
+        "config = {{ keys = [{{ key = \"k1\", identity = \"alice\", app_id = \"demo\" }}, {{ key = \"{hashed}\", identity = \"h\" }}], keys_file = {} }}",
+        toml_path(&file)
     );
     let plugins = [
-        entry("keys", "builtin://api_key", "auth", &extra),
-        entry(
-            "echo-id",
-            "builtin://headers",
-            "post_auth",
-            "config = { set = { \"x-seen\" = \"yes\" } }",
-        ),
+        PluginEntry::new("keys", "builtin://api_key", "auth").extra(&extra),
+        PluginEntry::new("echo-id", "builtin://headers", "post_auth")
+            .extra("config = { set = { \"x-seen\" = \"yes\" } }"),
     ]
+    .map(|p| p.toml())
     .concat();
-    let gw = gateway(up.addr, &plugins, Arc::new(Journal::default())).await;
-    let ok = send(
+    let gw = gateway(&up, &plugins, Arc::new(Journal::default())).await;
+    let ok = request(
         gw.proxy_addr,
         "GET",
         "/x",
         &[("authorization", "Bearer k1")],
-        "",
+        empty(),
     )
     .await;
-    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["headers"]["x-seen"][0], "yes");
-    let from_file = send(
+    let from_file = request(
         gw.proxy_addr,
         "GET",
         "/x",
         &[("authorization", "bearer file-key")],
-        "",
+        empty(),
     )
     .await;
     assert_eq!(from_file.status, 200);
@@ -53,7 +53,7 @@ async fn api_key_accepts_known_keys_only() {
         vec![("authorization", "Bearer nope")],
         vec![("authorization", "Basic k1")],
     ] {
-        let denied = send(gw.proxy_addr, "GET", "/x", &headers, "").await;
+        let denied = request(gw.proxy_addr, "GET", "/x", &headers, empty()).await;
         assert_eq!(denied.status, 401, "{headers:?}");
         assert_eq!(denied.json()["error"]["type"], "unauthorized");
     }
@@ -61,9 +61,12 @@ async fn api_key_accepts_known_keys_only() {
 
 #[tokio::test]
 async fn api_key_rejects_bad_config_at_load() {
-    let config = microgateway::Config::from_toml(
-        "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:9\"]\n[[plugins]]\nname = \"k\"\ncommand = \"builtin://api_key\"\nhook_type = \"auth\"\nconfig = { keys = [], typo = 1 }",
-    )
+    let plugin = PluginEntry::new("k", "builtin://api_key", "auth")
+        .extra("config = { keys = [], typo = 1 }")
+        .toml();
+    let config = microgateway::Config::from_toml(&format!(
+        "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:9\"]\n{plugin}"
+    ))
     .unwrap();
     let err = microgateway::start(config).await.err().unwrap().to_string();
     assert!(
@@ -76,17 +79,18 @@ async fn api_key_rejects_bad_config_at_load() {
 async fn headers_plugin_edits_request_and_response() {
     let up = upstream().await;
     let plugins = [
-        entry("req", "builtin://headers", "pre_auth", "config = { set = { \"x-a\" = \"1\" }, add = { \"x-b\" = \"2\" }, remove = [\"x-drop\"], rename = { \"x-old\" = \"x-new\" } }"),
-        entry("resp", "builtin://headers", "on_response", "config = { set = { \"x-served-by\" = \"mg\" }, remove = [\"content-type\"] }"),
+        PluginEntry::new("req", "builtin://headers", "pre_auth").extra("config = { set = { \"x-a\" = \"1\" }, add = { \"x-b\" = \"2\" }, remove = [\"x-drop\"], rename = { \"x-old\" = \"x-new\" } }"),
+        PluginEntry::new("resp", "builtin://headers", "on_response").extra("config = { set = { \"x-served-by\" = \"mg\" }, remove = [\"content-type\"] }"),
     ]
+    .map(|p| p.toml())
     .concat();
-    let gw = gateway(up.addr, &plugins, Arc::new(Journal::default())).await;
-    let got = send(
+    let gw = gateway(&up, &plugins, Arc::new(Journal::default())).await;
+    let got = request(
         gw.proxy_addr,
         "GET",
         "/x",
         &[("x-drop", "1"), ("x-old", "v"), ("x-b", "0")],
-        "",
+        empty(),
     )
     .await;
     let h = &got.json()["headers"];
@@ -100,9 +104,12 @@ async fn headers_plugin_edits_request_and_response() {
 
 #[tokio::test]
 async fn headers_plugin_refuses_framing_headers_at_load() {
-    let config = microgateway::Config::from_toml(
-        "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:9\"]\n[[plugins]]\nname = \"h\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\nconfig = { set = { \"transfer-encoding\" = \"chunked\" } }",
-    )
+    let plugin = PluginEntry::new("h", "builtin://headers", "pre_auth")
+        .extra("config = { set = { \"transfer-encoding\" = \"chunked\" } }")
+        .toml();
+    let config = microgateway::Config::from_toml(&format!(
+        "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:9\"]\n{plugin}"
+    ))
     .unwrap();
     let err = microgateway::start(config).await.err().unwrap().to_string();
     assert!(err.contains("transfer-encoding"), "{err}");
@@ -112,21 +119,14 @@ async fn headers_plugin_refuses_framing_headers_at_load() {
 async fn ip_filter_denies_and_allows() {
     let up = upstream().await;
     let plugins = [
-        entry(
-            "deny-local",
-            "builtin://ip_filter",
-            "pre_auth",
-            "routes = [\"other\"]\nconfig = { deny = [\"127.0.0.0/8\"] }",
-        ),
-        entry(
-            "allow-local",
-            "builtin://ip_filter",
-            "pre_auth",
-            "routes = [\"r\"]\nconfig = { allow = [\"127.0.0.1\"] }",
-        ),
+        PluginEntry::new("deny-local", "builtin://ip_filter", "pre_auth")
+            .extra("routes = [\"other\"]\nconfig = { deny = [\"127.0.0.0/8\"] }"),
+        PluginEntry::new("allow-local", "builtin://ip_filter", "pre_auth")
+            .extra("routes = [\"r\"]\nconfig = { allow = [\"127.0.0.1\"] }"),
     ]
+    .map(|p| p.toml())
     .concat();
-    let gw = gateway(up.addr, &plugins, Arc::new(Journal::default())).await;
+    let gw = gateway(&up, &plugins, Arc::new(Journal::default())).await;
     let denied = get(gw.proxy_addr, "/other/x").await;
     assert_eq!(denied.status, 403);
     assert_eq!(denied.json()["error"]["type"], "forbidden");
@@ -136,18 +136,15 @@ async fn ip_filter_denies_and_allows() {
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after() {
     let up = upstream().await;
-    let plugin = entry(
-        "rl",
-        "builtin://rate_limit",
-        "pre_auth",
-        "config = { requests_per_second = 0.5, burst = 3, key = \"ip\" }",
-    );
-    let gw = gateway(up.addr, &plugin, Arc::new(Journal::default())).await;
+    let plugin = PluginEntry::new("rl", "builtin://rate_limit", "pre_auth")
+        .extra("config = { requests_per_second = 0.5, burst = 3, key = \"ip\" }")
+        .toml();
+    let gw = gateway(&up, &plugin, Arc::new(Journal::default())).await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
         statuses.push(get(gw.proxy_addr, "/x").await);
     }
-    let codes: Vec<u16> = statuses.iter().map(|g| g.status).collect();
+    let codes: Vec<u16> = statuses.iter().map(|g| g.status.as_u16()).collect();
     assert_eq!(codes, vec![200, 200, 200, 429, 429]);
     let limited = &statuses[3];
     assert_eq!(limited.json()["error"]["type"], "rate_limit_exceeded");
@@ -164,24 +161,23 @@ async fn rate_limit_answers_429_with_retry_after() {
 #[tokio::test]
 async fn request_guard_checks_method_and_size() {
     let up = upstream().await;
-    let plugin = entry(
-        "guard",
-        "builtin://request_guard",
-        "pre_auth",
-        "config = { methods = [\"GET\", \"post\"], max_body_bytes = 10 }",
-    );
-    let gw = gateway(up.addr, &plugin, Arc::new(Journal::default())).await;
+    let plugin = PluginEntry::new("guard", "builtin://request_guard", "pre_auth")
+        .extra("config = { methods = [\"GET\", \"post\"], max_body_bytes = 10 }")
+        .toml();
+    let gw = gateway(&up, &plugin, Arc::new(Journal::default())).await;
     assert_eq!(
-        send(gw.proxy_addr, "DELETE", "/x", &[], "").await.status,
+        request(gw.proxy_addr, "DELETE", "/x", &[], empty())
+            .await
+            .status,
         405
     );
     assert_eq!(
-        send(gw.proxy_addr, "POST", "/x", &[], "0123456789abc")
+        request(gw.proxy_addr, "POST", "/x", &[], full("0123456789abc"))
             .await
             .status,
         413
     );
-    let ok = send(gw.proxy_addr, "POST", "/x", &[], "small").await;
+    let ok = request(gw.proxy_addr, "POST", "/x", &[], full("small")).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["body"], "small");
 }

@@ -3,8 +3,8 @@
 //! under traffic. Real gateway, real upstream on 127.0.0.1:0, in-process plugins.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../common/serve.rs"]
-mod serve;
+#[path = "../common/mod.rs"]
+pub mod common;
 
 mod builtins;
 mod stages;

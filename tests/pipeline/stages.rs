@@ -1,12 +1,14 @@
 //! Request-stage semantics: ordering, short-circuit, auth fail-closed/fail-open,
 //! timeouts, header validation and path mutation.
 
-use crate::support::{Journal, entry, gateway, get, upstream};
+use crate::common::{PluginEntry, get};
+use crate::support::{Journal, gateway, upstream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 fn scripted(name: &str, hook: &str, extra: &str) -> String {
-    entry(name, "builtin://scripted", hook, extra)
+    PluginEntry::new(name, "builtin://scripted", hook)
+        .extra(extra)
+        .toml()
 }
 
 #[tokio::test]
@@ -28,9 +30,9 @@ async fn hooks_run_in_stage_then_order_sequence() {
         scripted("auth", "auth", "config = { action = \"auth\" }"),
     ]
     .concat();
-    let gw = gateway(up.addr, &plugins, Arc::new(Journal::default())).await;
+    let gw = gateway(&up, &plugins, Arc::new(Journal::default())).await;
     let got = get(gw.proxy_addr, "/x").await;
-    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.status, 200, "{}", got.text());
     let order = &got.json()["headers"]["x-order"];
     assert_eq!(order, &serde_json::json!(["pre-early", "pre-late", "post"]));
 }
@@ -47,20 +49,20 @@ async fn respond_short_circuits_later_hooks_and_upstream() {
         ),
     ]
     .concat();
-    let gw = gateway(up.addr, &plugins, Arc::new(Journal::default())).await;
+    let gw = gateway(&up, &plugins, Arc::new(Journal::default())).await;
     let got = get(gw.proxy_addr, "/x").await;
     assert_eq!(got.status, 418);
-    assert_eq!(got.body, "short-circuit");
+    assert_eq!(got.text(), "short-circuit");
     assert_eq!(got.headers["x-by"], "stop");
     assert!(got.headers.contains_key("x-request-id"));
-    assert_eq!(up.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(up.hits(), 0);
 }
 
 #[tokio::test]
 async fn auth_failure_is_fail_closed_by_default() {
     let up = upstream().await;
     let gw = gateway(
-        up.addr,
+        &up,
         &scripted("a", "auth", "config = { action = \"fail\" }"),
         Arc::new(Journal::default()),
     )
@@ -68,7 +70,7 @@ async fn auth_failure_is_fail_closed_by_default() {
     let got = get(gw.proxy_addr, "/x").await;
     assert_eq!(got.status, 503);
     assert_eq!(got.json()["error"]["type"], "plugin_unavailable");
-    assert_eq!(up.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(up.hits(), 0);
 }
 
 #[tokio::test]
@@ -79,9 +81,9 @@ async fn auth_failure_fail_open_lets_request_through() {
         "auth",
         "on_error = \"fail_open\"\nconfig = { action = \"fail\" }",
     );
-    let gw = gateway(up.addr, &plugin, Arc::new(Journal::default())).await;
+    let gw = gateway(&up, &plugin, Arc::new(Journal::default())).await;
     let got = get(gw.proxy_addr, "/x").await;
-    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.status, 200, "{}", got.text());
     let metrics = admin_metrics(gw.admin_addr).await;
     assert!(
         metrics
@@ -96,7 +98,7 @@ async fn auth_failure_fail_open_lets_request_through() {
 async fn auth_stage_without_identity_answers_401() {
     let up = upstream().await;
     let gw = gateway(
-        up.addr,
+        &up,
         &scripted("a", "auth", "config = { action = \"pass\" }"),
         Arc::new(Journal::default()),
     )
@@ -115,7 +117,7 @@ async fn timeout_applies_policy_and_is_counted() {
         scripted("slow-open", "pre_auth", "timeout = \"50ms\"\nroutes = [\"r\"]\nconfig = { action = \"sleep\", ms = 2000 }"),
     ]
     .concat();
-    let gw = gateway(up.addr, &plugins, Arc::new(Journal::default())).await;
+    let gw = gateway(&up, &plugins, Arc::new(Journal::default())).await;
     let closed = get(gw.proxy_addr, "/other/x").await;
     assert_eq!(closed.status, 503);
     assert!(
@@ -142,10 +144,14 @@ async fn forbidden_header_from_plugin_is_a_plugin_error() {
         scripted("bad-open", "pre_auth", "routes = [\"r\"]\nconfig = { action = \"bad_header\" }"),
     ]
     .concat();
-    let gw = gateway(up.addr, &plugins, Arc::new(Journal::default())).await;
+    let gw = gateway(&up, &plugins, Arc::new(Journal::default())).await;
     let closed = get(gw.proxy_addr, "/other/x").await;
     assert_eq!(closed.status, 503);
-    assert!(closed.body.contains("content-length"), "{}", closed.body);
+    assert!(
+        closed.text().contains("content-length"),
+        "{}",
+        closed.text()
+    );
     let open = get(gw.proxy_addr, "/x").await;
     assert_eq!(open.status, 200);
     // The rejected mutation was not applied.
@@ -156,13 +162,13 @@ async fn forbidden_header_from_plugin_is_a_plugin_error() {
 async fn plugin_path_is_forwarded_verbatim() {
     let up = upstream().await;
     let gw = gateway(
-        up.addr,
+        &up,
         &scripted("p", "post_auth", "config = { action = \"set_path\" }"),
         Arc::new(Journal::default()),
     )
     .await;
     let got = get(gw.proxy_addr, "/x?q=1").await;
-    assert_eq!(got.json()["path"], "/rewritten/by/plugin?q=1");
+    assert_eq!(got.json()["target"], "/rewritten/by/plugin?q=1");
 }
 
 #[tokio::test]
@@ -173,11 +179,11 @@ async fn plugins_apply_only_to_their_routes() {
         "pre_auth",
         "routes = [\"other\"]\nconfig = { action = \"respond\" }",
     );
-    let gw = gateway(up.addr, &plugin, Arc::new(Journal::default())).await;
+    let gw = gateway(&up, &plugin, Arc::new(Journal::default())).await;
     assert_eq!(get(gw.proxy_addr, "/other/x").await.status, 418);
     assert_eq!(get(gw.proxy_addr, "/x").await.status, 200);
 }
 
 pub async fn admin_metrics(addr: std::net::SocketAddr) -> String {
-    crate::support::get(addr, "/metrics").await.body
+    get(addr, "/metrics").await.text()
 }

@@ -1,7 +1,9 @@
 //! Response-side hooks: SSE chunk hooks see each event, stream-complete gets the
 //! accumulated response, and data collection receives every request.
 
-use crate::support::{Journal, entry, gateway, get, send, upstream};
+use crate::common::client::empty;
+use crate::common::{PluginEntry, get, request};
+use crate::support::{Journal, gateway, upstream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,16 +11,13 @@ use std::time::Duration;
 async fn sse_chunk_hook_sees_each_event_and_can_replace_it() {
     let up = upstream().await;
     let journal = Arc::new(Journal::default());
-    let plugin = entry(
-        "filter",
-        "builtin://scripted",
-        "on_response",
-        "config = { action = \"sse\" }",
-    );
-    let gw = gateway(up.addr, &plugin, journal.clone()).await;
+    let plugin = PluginEntry::new("filter", "builtin://scripted", "on_response")
+        .extra("config = { action = \"sse\" }")
+        .toml();
+    let gw = gateway(&up, &plugin, journal.clone()).await;
     let got = get(gw.proxy_addr, "/sse").await;
     assert_eq!(got.status, 200);
-    assert_eq!(got.body, "data: one\n\nDATA: TWO\n\ndata: three\n\n");
+    assert_eq!(got.text(), "data: one\n\nDATA: TWO\n\ndata: three\n\n");
     assert!(got.headers.get("content-length").is_none());
     assert_eq!(
         *journal.chunks.lock().unwrap(),
@@ -28,7 +27,7 @@ async fn sse_chunk_hook_sees_each_event_and_can_replace_it() {
     let completed = journal.completed.lock().unwrap();
     assert_eq!(completed.len(), 1);
     assert_eq!(completed[0].chunks, 3);
-    assert_eq!(&completed[0].accumulated[..], got.body.as_bytes());
+    assert_eq!(&completed[0].accumulated[..], &got.body[..]);
 }
 
 #[tokio::test]
@@ -36,11 +35,14 @@ async fn data_collection_receives_every_request() {
     let up = upstream().await;
     let journal = Arc::new(Journal::default());
     let plugins = [
-        entry("collector", "builtin://scripted", "data_collection", "config = { action = \"collect\" }"),
-        entry("keys", "builtin://api_key", "auth", "routes = [\"other\"]\nconfig = { keys = [{ key = \"k1\", identity = \"bob\", app_id = \"a\" }] }"),
+        PluginEntry::new("collector", "builtin://scripted", "data_collection")
+            .extra("config = { action = \"collect\" }"),
+        PluginEntry::new("keys", "builtin://api_key", "auth")
+            .extra("routes = [\"other\"]\nconfig = { keys = [{ key = \"k1\", identity = \"bob\", app_id = \"a\" }] }"),
     ]
+    .map(|p| p.toml())
     .concat();
-    let gw = gateway(up.addr, &plugins, journal.clone()).await;
+    let gw = gateway(&up, &plugins, journal.clone()).await;
     let mut statuses = Vec::new();
     for i in 0..30 {
         statuses.push(get(gw.proxy_addr, &format!("/n/{i}")).await.status);
@@ -48,12 +50,12 @@ async fn data_collection_receives_every_request() {
     // Rejected requests are collected too, with their final status.
     statuses.push(get(gw.proxy_addr, "/other/denied").await.status);
     statuses.push(
-        send(
+        request(
             gw.proxy_addr,
             "GET",
             "/other/ok",
             &[("authorization", "Bearer k1")],
-            "",
+            empty(),
         )
         .await
         .status,

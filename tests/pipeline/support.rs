@@ -1,80 +1,24 @@
-//! Support for the pipeline tests: a real upstream on 127.0.0.1:0, a scripted
-//! in-process test plugin, and gateway start-up with a registry that knows it.
+//! Support for the pipeline tests: the shared upstream with a frame-splitting `/sse`, a
+//! scripted in-process test plugin, and gateway start-up with a registry that knows it.
 
+use crate::common::{GatewayConfig, Respond, TestUpstream};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::{Request, Response};
 use microgateway::plugin::{
     AuthResult, BodyMode, ChunkAction, ChunkView, CompletedExchange, Decision, HeaderMutations,
     Hook, HookFuture, HookType, ImmediateResponse, Manifest, Mutations, Plugin, PluginError,
     Registry, RequestView,
 };
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A running upstream and the number of requests it received.
-pub struct Upstream {
-    pub addr: SocketAddr,
-    pub hits: Arc<AtomicUsize>,
-}
-
-/// Starts the upstream. `/sse` streams three events split across frames; anything
-/// else echoes the request headers as JSON.
-pub async fn upstream() -> Upstream {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let addr = crate::serve::http1(move |req| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async move { handle(req).await.unwrap_or_else(|never| match never {}) }
-    })
-    .await;
-    Upstream { addr, hits }
-}
-
-type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-async fn handle(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
-    if req.uri().path().ends_with("/sse") {
-        // Event boundaries deliberately fall inside frames.
-        let frames = ["data: one\n", "\ndata: tw", "o\n\ndata: three\n\n"];
-        let stream = futures_util::stream::iter(
-            frames.map(|f| Ok::<_, Infallible>(Frame::data(Bytes::from_static(f.as_bytes())))),
-        );
-        let mut resp = Response::new(StreamBody::new(stream).boxed());
-        resp.headers_mut()
-            .insert("content-type", "text/event-stream".parse().unwrap());
-        return Ok(resp);
-    }
-    let mut headers = serde_json::Map::new();
-    for (k, v) in req.headers() {
-        let entry = headers
-            .entry(k.as_str())
-            .or_insert_with(|| serde_json::json!([]));
-        entry
-            .as_array_mut()
-            .unwrap()
-            .push(v.to_str().unwrap_or("").into());
-    }
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
-    let body = req
-        .into_body()
-        .collect()
+/// Starts the upstream: `/sse` streams three events whose boundaries deliberately fall
+/// inside frames; anything else echoes the request.
+pub async fn upstream() -> TestUpstream {
+    let frames = &["data: one\n", "\ndata: tw", "o\n\ndata: three\n\n"];
+    TestUpstream::builder("up")
+        .route("/sse", Respond::SseFrames(frames))
+        .start()
         .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    let json = serde_json::json!({ "path": path, "headers": headers, "body": String::from_utf8_lossy(&body) });
-    let mut resp = Response::new(Full::new(Bytes::from(json.to_string())).boxed());
-    resp.headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
-    Ok(resp)
 }
 
 /// What the scripted plugin records.
@@ -208,89 +152,18 @@ pub fn registry(journal: Arc<Journal>) -> Registry {
     r
 }
 
-/// Starts a gateway with one route `r` (prefix `/`) to `up`, plus `plugins` TOML.
+/// Starts a gateway with routes `r` (prefix `/`) and `other` (prefix `/other`) to `up`,
+/// plus `plugins` TOML.
 pub async fn gateway(
-    up: SocketAddr,
+    up: &TestUpstream,
     plugins: &str,
     journal: Arc<Journal>,
 ) -> microgateway::RunningGateway {
-    let toml = format!(
-        r#"
-        [server]
-        listen = "127.0.0.1:0"
-        [admin]
-        listen = "127.0.0.1:0"
-        [[upstreams]]
-        name = "up"
-        targets = ["http://{up}"]
-        [[routes]]
-        name = "r"
-        path_prefix = "/"
-        upstream = "up"
-        [[routes]]
-        name = "other"
-        path_prefix = "/other"
-        upstream = "up"
-        {plugins}
-        "#
-    );
-    let config = microgateway::Config::from_toml(&toml).unwrap();
-    microgateway::start_with(config, registry(journal))
+    GatewayConfig::new()
+        .upstream("up", &[up])
+        .route("r", "up", "path_prefix = \"/\"")
+        .route("other", "up", "path_prefix = \"/other\"")
+        .raw(plugins)
+        .start_with(registry(journal))
         .await
-        .unwrap()
-}
-
-/// A plugin TOML entry.
-pub fn entry(name: &str, command: &str, hook: &str, extra: &str) -> String {
-    format!(
-        "[[plugins]]\nname = \"{name}\"\ncommand = \"{command}\"\nhook_type = \"{hook}\"\n{extra}\n"
-    )
-}
-
-/// A finished response: status, headers and body text.
-pub struct Got {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: String,
-}
-
-impl Got {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// Sends one request with `headers` and returns the whole response.
-pub async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Got {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Got {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).to_string(),
-    }
-}
-
-/// GETs `path` without headers.
-pub async fn get(addr: SocketAddr, path: &str) -> Got {
-    send(addr, "GET", path, &[], "").await
 }

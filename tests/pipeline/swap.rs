@@ -1,7 +1,8 @@
 //! Swapping the plugin set while traffic flows loses no request, and a failed reload
 //! leaves the running set in place.
 
-use crate::support::{Journal, entry, gateway, get, upstream};
+use crate::common::{PluginEntry, get};
+use crate::support::{Journal, gateway, upstream};
 use microgateway::config::PluginConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +10,11 @@ use std::time::Duration;
 fn set(value: &str) -> Vec<PluginConfig> {
     let toml = format!(
         "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:9\"]\n{}",
-        entry(
-            "tag",
-            "builtin://headers",
-            "on_response",
-            &format!("config = {{ set = {{ \"x-set\" = \"{value}\" }} }}")
-        )
+        PluginEntry::new("tag", "builtin://headers", "on_response")
+            .extra(&format!(
+                "config = {{ set = {{ \"x-set\" = \"{value}\" }} }}"
+            ))
+            .toml()
     );
     microgateway::Config::from_toml(&toml).unwrap().plugins
 }
@@ -22,7 +22,7 @@ fn set(value: &str) -> Vec<PluginConfig> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swapping_mid_traffic_loses_no_request() {
     let up = upstream().await;
-    let gw = gateway(up.addr, "", Arc::new(Journal::default())).await;
+    let gw = gateway(&up, "", Arc::new(Journal::default())).await;
     let addr = gw.proxy_addr;
     let clients: Vec<_> = (0..4)
         .map(|_| {
@@ -30,7 +30,7 @@ async fn swapping_mid_traffic_loses_no_request() {
                 let mut seen = std::collections::BTreeMap::<String, usize>::new();
                 for _ in 0..150 {
                     let got = get(addr, "/x").await;
-                    assert_eq!(got.status, 200, "{}", got.body);
+                    assert_eq!(got.status, 200, "{}", got.text());
                     let tag = got
                         .headers
                         .get("x-set")
@@ -66,7 +66,7 @@ async fn swapping_mid_traffic_loses_no_request() {
 #[tokio::test]
 async fn failed_reload_keeps_running_set() {
     let up = upstream().await;
-    let gw = gateway(up.addr, "", Arc::new(Journal::default())).await;
+    let gw = gateway(&up, "", Arc::new(Journal::default())).await;
     gw.proxy()
         .reload_plugins(&set("kept"), Duration::from_secs(1))
         .await

@@ -1,18 +1,16 @@
 //! Misbehaving plugins: crash → restart, hang → timeout + fail policy, garbage and bad
 //! handshakes, silence, oversized answers.
 
-use crate::common::{TestUpstream, get};
-use crate::support::{CHAOS, config, eventually, file, plugin, start_error};
+use crate::common::{PluginEntry, TestUpstream, get};
+use crate::support::{CHAOS, config, eventually, start_error};
 use microgateway::plugin::HealthState;
 use std::time::Duration;
 
 fn chaos(name: &str, mode: &str, extra: &str) -> String {
-    plugin(
-        name,
-        &file(CHAOS),
-        "pre_auth",
-        &format!("env = {{ CHAOS_MODE = {mode:?} }}\n{extra}"),
-    )
+    PluginEntry::file(name, CHAOS, "pre_auth")
+        .env("CHAOS_MODE", mode)
+        .extra(extra)
+        .toml()
 }
 
 #[tokio::test]

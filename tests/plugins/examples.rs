@@ -1,7 +1,7 @@
 //! Each example plugin loads via `file://` and via `grpc://` and works end to end.
 
-use crate::common::{TestUpstream, get, get_with};
-use crate::support::{AUTH, ENRICHER, PluginServer, SSE_FILTER, config, file, plugin};
+use crate::common::{PluginEntry, TestUpstream, get, get_with};
+use crate::support::{AUTH, ENRICHER, PluginServer, SSE_FILTER, config, file};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 
@@ -9,8 +9,12 @@ use hmac::{Hmac, Mac};
 /// holds one configuration.
 fn enricher_entry(command: &str) -> String {
     let config = "config = { headers = { \"x-hello\" = \"world\" }, response_headers = { \"x-resp\" = \"yes\" } }";
-    plugin("enrich", command, "pre_auth", config)
-        + &plugin("enrich-resp", command, "on_response", config)
+    PluginEntry::new("enrich", command, "pre_auth")
+        .extra(config)
+        .toml()
+        + &PluginEntry::new("enrich-resp", command, "on_response")
+            .extra(config)
+            .toml()
 }
 
 async fn check_enricher(command: &str) {
@@ -49,12 +53,9 @@ fn jwt(secret: &str, claims: serde_json::Value) -> String {
 
 async fn check_auth(command: &str) {
     let up = TestUpstream::start("up").await;
-    let entry = plugin(
-        "auth",
-        command,
-        "auth",
-        "config = { api_keys = { \"k-123\" = \"svc-a\" }, jwt_secret = \"s3cret\" }",
-    );
+    let entry = PluginEntry::new("auth", command, "auth")
+        .extra("config = { api_keys = { \"k-123\" = \"svc-a\" }, jwt_secret = \"s3cret\" }")
+        .toml();
     let gw = config(&up, &entry).start().await;
     assert_eq!(
         get_with(gw.proxy_addr, "/x", &[("x-api-key", "k-123")])
@@ -113,12 +114,9 @@ async fn auth_plugin_via_grpc() {
 
 async fn check_sse(command: &str) {
     let up = TestUpstream::start("up").await;
-    let entry = plugin(
-        "filter",
-        command,
-        "on_response",
-        "config = { redact = [\"event-1\"], drop_if_contains = [\"event-2\"] }",
-    );
+    let entry = PluginEntry::new("filter", command, "on_response")
+        .extra("config = { redact = [\"event-1\"], drop_if_contains = [\"event-2\"] }")
+        .toml();
     let gw = config(&up, &entry).start().await;
     let reply = get(gw.proxy_addr, "/sse?n=4&gap_ms=20").await;
     assert_eq!(reply.status, 200);
@@ -148,7 +146,9 @@ async fn sse_filter_via_grpc() {
 #[tokio::test]
 async fn plugin_refusing_its_config_fails_the_load() {
     let up = TestUpstream::start("up").await;
-    let entry = plugin("auth", &file(AUTH), "auth", "config = { nothing = true }");
+    let entry = PluginEntry::file("auth", AUTH, "auth")
+        .extra("config = { nothing = true }")
+        .toml();
     let err = crate::support::start_error(&config(&up, &entry)).await;
     assert!(err.contains("refused its configuration"), "{err}");
 }
@@ -158,12 +158,9 @@ async fn python_example_plugin_via_file() {
     // Needs grpcio, grpcio-tools and grpcio-health-checking (installed by .ci/run).
     let up = TestUpstream::start("up").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/plugin.py");
-    let entry = plugin(
-        "py",
-        &file(script),
-        "pre_auth",
-        "config = { headers = { \"x-from-python\" = \"yes\" } }",
-    );
+    let entry = PluginEntry::file("py", script, "pre_auth")
+        .extra("config = { headers = { \"x-from-python\" = \"yes\" } }")
+        .toml();
     let toml = config(&up, &entry)
         .toml()
         .replace("start_timeout = \"5s\"", "start_timeout = \"60s\"");

@@ -2,20 +2,18 @@
 //! started) left behind after shutdown, also when the gateway binary gets SIGTERM.
 
 use crate::common::binary::GatewayProcess;
-use crate::common::{TestUpstream, get};
-use crate::support::{CHAOS, config, file, gone, plugin};
+use crate::common::{PluginEntry, TestUpstream, get};
+use crate::support::{CHAOS, config, gone};
 use std::time::Duration;
 
 #[tokio::test]
 async fn plugin_environment_is_scrubbed() {
     // The gateway binary runs with a secret in its environment; the plugin must not see it.
     let up = TestUpstream::start("up").await;
-    let entry = plugin(
-        "env",
-        &file(CHAOS),
-        "pre_auth",
-        "env = { CHAOS_MODE = \"env\", EXTRA_FOR_PLUGIN = \"1\" }",
-    );
+    let entry = PluginEntry::file("env", CHAOS, "pre_auth")
+        .env("CHAOS_MODE", "env")
+        .env("EXTRA_FOR_PLUGIN", "1")
+        .toml();
     let cfg = config(&up, &entry);
     let gw = GatewayProcess::spawn_with_env(
         &cfg,
@@ -51,12 +49,9 @@ async fn plugin_environment_is_scrubbed() {
 
 /// A chaos plugin that starts a grandchild process on every call.
 fn spawner() -> String {
-    plugin(
-        "spawner",
-        &file(CHAOS),
-        "pre_auth",
-        "env = { CHAOS_MODE = \"spawn_child\" }",
-    )
+    PluginEntry::file("spawner", CHAOS, "pre_auth")
+        .env("CHAOS_MODE", "spawn_child")
+        .toml()
 }
 
 async fn pids(addr: std::net::SocketAddr) -> (u32, u32) {

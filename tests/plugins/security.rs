@@ -1,9 +1,8 @@
 //! Command security: SSRF cases for `grpc://`, allowlist and path rules for `file://`.
 
-use crate::common::TestUpstream;
-use crate::support::{
-    CHAOS, ENRICHER, PluginServer, config, file, plugin, start_error, strict_config,
-};
+use crate::common::gateway::toml_str;
+use crate::common::{PluginEntry, TestUpstream};
+use crate::support::{CHAOS, ENRICHER, PluginServer, config, start_error, strict_config};
 
 #[tokio::test]
 async fn internal_grpc_targets_are_blocked_by_default() {
@@ -24,7 +23,11 @@ async fn internal_grpc_targets_are_blocked_by_default() {
         "localhost",
     ] {
         let command = format!("grpc://{host}:{port}");
-        let err = start_error(&strict_config(&up, &plugin("p", &command, "pre_auth", ""))).await;
+        let err = start_error(&strict_config(
+            &up,
+            &PluginEntry::new("p", &command, "pre_auth").toml(),
+        ))
+        .await;
         assert!(err.contains("internal address"), "{host}: {err}");
     }
 }
@@ -33,12 +36,8 @@ async fn internal_grpc_targets_are_blocked_by_default() {
 async fn allowlisted_cidr_or_flag_permits_loopback() {
     let up = TestUpstream::start("up").await;
     let server = PluginServer::start(ENRICHER).await;
-    let entry = plugin(
-        "p",
-        &format!("grpc://127.1:{}", server.addr.port()),
-        "pre_auth",
-        "",
-    );
+    let command = format!("grpc://127.1:{}", server.addr.port());
+    let entry = PluginEntry::new("p", &command, "pre_auth").toml();
     let allow = strict_config(&up, &entry)
         .raw("[plugin_runtime]\ncommand_allowlist = [\"grpc://127.0.0.0/8\"]\n");
     let gw = allow.start().await;
@@ -72,7 +71,12 @@ async fn file_command_rules_name_the_rule() {
     ];
     for (command, rule) in cases {
         // Required, so that a missing file stops the start instead of degrading.
-        let cfg = strict_config(&up, &plugin("p", &command, "pre_auth", "required = true"));
+        let cfg = strict_config(
+            &up,
+            &PluginEntry::new("p", &command, "pre_auth")
+                .extra("required = true")
+                .toml(),
+        );
         let err = match microgateway::Config::from_toml(&cfg.toml()) {
             Err(e) => e.to_string(),
             Ok(c) => match microgateway::start(c).await {
@@ -93,23 +97,17 @@ async fn allowlist_restricts_paths_after_canonicalisation() {
     let link = allowed.join("chaos");
     std::os::unix::fs::symlink(CHAOS, &link).unwrap();
     let runtime = format!(
-        "[plugin_runtime]\ncommand_allowlist = [\"{}/*\"]\n",
-        allowed.display()
+        "[plugin_runtime]\ncommand_allowlist = [{}]\n",
+        toml_str(&format!("{}/*", allowed.display()))
     );
-    let escaping = strict_config(
-        &up,
-        &plugin("p", &file(link.to_str().unwrap()), "pre_auth", ""),
-    )
-    .raw(&runtime);
+    let escaping =
+        strict_config(&up, &PluginEntry::file("p", &link, "pre_auth").toml()).raw(&runtime);
     let err = start_error(&escaping).await;
     assert!(err.contains("outside PLUGIN_COMMAND_ALLOWLIST"), "{err}");
     let copy = allowed.join("enricher");
     std::fs::copy(ENRICHER, &copy).unwrap();
-    let inside = strict_config(
-        &up,
-        &plugin("p", &file(copy.to_str().unwrap()), "pre_auth", ""),
-    )
-    .raw(&runtime);
+    let inside =
+        strict_config(&up, &PluginEntry::file("p", &copy, "pre_auth").toml()).raw(&runtime);
     let gw = inside.start().await;
     assert_eq!(crate::common::get(gw.proxy_addr, "/x").await.status, 200);
 }

@@ -1,4 +1,4 @@
-//! Helpers for plugin tests: example binary paths, plugin TOML entries, plugin servers.
+//! Helpers for plugin tests: example binary paths, gateway configurations, plugin servers.
 
 use crate::common::{GatewayConfig, TestUpstream};
 use std::net::SocketAddr;
@@ -10,11 +10,6 @@ pub const ENRICHER: &str = env!("CARGO_BIN_EXE_mg-plugin-header-enricher");
 pub const AUTH: &str = env!("CARGO_BIN_EXE_mg-plugin-auth");
 pub const SSE_FILTER: &str = env!("CARGO_BIN_EXE_mg-plugin-sse-filter");
 pub const CHAOS: &str = env!("CARGO_BIN_EXE_mg-plugin-chaos");
-
-/// A `[[plugins]]` entry.
-pub fn plugin(name: &str, command: &str, hook: &str, extra: &str) -> String {
-    format!("[[plugins]]\nname = {name:?}\ncommand = {command:?}\nhook_type = {hook:?}\n{extra}\n")
-}
 
 /// A `file://` command for an example binary.
 pub fn file(path: &str) -> String {

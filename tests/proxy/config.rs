@@ -3,6 +3,7 @@
 //! `MICROGATEWAY_*` environment overrides.
 
 use crate::common::binary::{self, ConfigFile};
+use crate::common::gateway::toml_path;
 use crate::common::pki::TestPki;
 use microgateway::Config;
 use microgateway::config::ConfigError;
@@ -145,7 +146,7 @@ fn from_toml_names_the_offending_key() {
     assert_invalid_key(
         &format!(
             "[server.tls]\ncert = {}\nkey = \"/nonexistent/key.pem\"",
-            TestPki::toml_path(&pki.cert_path)
+            toml_path(&pki.cert_path)
         ),
         "server.tls.key",
     );
@@ -270,7 +271,7 @@ fn check_rejects_tls_material_the_gateway_cannot_load() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate\n").unwrap();
-    let junk = TestPki::toml_path(&junk);
+    let junk = toml_path(&junk);
 
     let run = binary::check(&format!("[server.tls]\ncert = {junk}\nkey = {junk}\n"), &[]);
     assert_eq!(run.status.code(), Some(1), "{run:?}");

@@ -3,6 +3,7 @@
 //! malformed requests → 400.
 
 use crate::common::client::{self, full, raw, raw_status};
+use crate::common::gateway::toml_path;
 use crate::common::{TestUpstream, request, single_with};
 use hyper::StatusCode;
 use microgateway::RunningGateway;
@@ -152,10 +153,7 @@ async fn streamed_body_over_the_limit_is_413_towards_an_https_upstream() {
     for line in LIMITS {
         config = config.server(line);
     }
-    let ca = format!(
-        "ca_file = {}",
-        crate::common::TestPki::toml_path(&pki.ca_path)
-    );
+    let ca = format!("ca_file = {}", toml_path(&pki.ca_path));
     let gw = config
         .upstream_urls("tls", &[up.url()], &ca)
         .route("tls", "tls", "")

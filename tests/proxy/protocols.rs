@@ -3,6 +3,7 @@
 //! `protocol = "http2"`.
 
 use crate::common::client::{self, empty};
+use crate::common::gateway::toml_path;
 use crate::common::pki::TestPki;
 use crate::common::{GatewayConfig, TestUpstream, get, single};
 use futures_util::future::join_all;
@@ -53,8 +54,8 @@ async fn tls_gateway(pki: &TestPki, up: &TestUpstream) -> RunningGateway {
         .route("main", "main", "")
         .raw(&format!(
             "[server.tls]\ncert = {}\nkey = {}",
-            TestPki::toml_path(&pki.cert_path),
-            TestPki::toml_path(&pki.key_path)
+            toml_path(&pki.cert_path),
+            toml_path(&pki.key_path)
         ))
         .start()
         .await
@@ -117,7 +118,7 @@ async fn tls_listener_does_not_answer_plain_http() {
 async fn https_upstream_trusted_through_ca_file() {
     let pki = TestPki::new();
     let up = TestUpstream::start_tls("T", &pki).await;
-    let ca = format!("ca_file = {}", TestPki::toml_path(&pki.ca_path));
+    let ca = format!("ca_file = {}", toml_path(&pki.ca_path));
     let gw = GatewayConfig::new()
         .upstream_urls("auto", &[up.url()], &ca)
         .upstream_urls("h1", &[up.url()], &format!("{ca}\nprotocol = \"http1\""))
@@ -202,8 +203,8 @@ async fn start_fails_cleanly_when_certificate_and_key_do_not_match() {
         .route("main", "main", "")
         .raw(&format!(
             "[server.tls]\ncert = {}\nkey = {}",
-            TestPki::toml_path(&one.cert_path),
-            TestPki::toml_path(&other.key_path)
+            toml_path(&one.cert_path),
+            toml_path(&other.key_path)
         ))
         .config();
     match microgateway::start(config).await {

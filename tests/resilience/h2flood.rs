@@ -4,12 +4,12 @@
 //! the flood, other clients must keep being served, and nothing may leak.
 
 use crate::common::get;
-use crate::support::{Recorder, Watched, config, rss_kib};
+use crate::support::{Watched, config, recorder, rss_kib};
 use crate::traffic::{Load, h2_attack};
 
 #[tokio::test]
 async fn rapid_reset_gets_goaway_and_never_reaches_the_upstream_in_bulk() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], "")).await;
     let addr = gw.gw.proxy_addr;
     let load = Load::start(addr, "/bystander", 2);
@@ -33,7 +33,7 @@ async fn rapid_reset_gets_goaway_and_never_reaches_the_upstream_in_bulk() {
 
 #[tokio::test]
 async fn streams_beyond_the_concurrency_limit_are_refused() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     // Held-open uploads are released by the body read timeout.
     let gw = Watched::start(&config(&up, &["body_read_timeout = \"2s\""], "")).await;
     let addr = gw.gw.proxy_addr;
@@ -52,7 +52,7 @@ async fn streams_beyond_the_concurrency_limit_are_refused() {
 
 #[tokio::test]
 async fn continuation_flood_is_cut() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], "")).await;
     let addr = gw.gw.proxy_addr;
     let before = rss_kib(gw.pid);
@@ -71,7 +71,7 @@ async fn continuation_flood_is_cut() {
 
 #[tokio::test]
 async fn ping_flood_without_reading_is_throttled() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], "")).await;
     let addr = gw.gw.proxy_addr;
     let before = rss_kib(gw.pid);

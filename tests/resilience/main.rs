@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 
 mod h2flood;
 mod oversized;

@@ -3,14 +3,14 @@
 //! stays flat while many arrive at once, and nothing oversized reaches the upstream whole.
 
 use crate::common::client::{ReqBody, chunked, h1};
-use crate::support::{Recorder, Watched, config, rss_kib};
+use crate::support::{Watched, config, recorder, rss_kib};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// 64 connections each start a head with a 1 MiB header and wait for the answer.
 #[tokio::test]
 async fn huge_heads_get_431_and_memory_stays_flat() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], "")).await;
     let addr = gw.gw.proxy_addr;
     let before = rss_kib(gw.pid);
@@ -52,7 +52,7 @@ async fn huge_heads_get_431_and_memory_stays_flat() {
 
 #[tokio::test]
 async fn declared_oversized_bodies_are_refused_before_any_byte_is_forwarded() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &["max_body_bytes = 1048576"], "")).await;
     let mut tcp = tokio::net::TcpStream::connect(gw.gw.proxy_addr)
         .await
@@ -79,7 +79,7 @@ async fn declared_oversized_bodies_are_refused_before_any_byte_is_forwarded() {
 /// either way the upload is cut, and most clients get the 413.
 #[tokio::test]
 async fn streamed_oversized_bodies_are_cut_at_the_limit() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &["max_body_bytes = 1048576"], "")).await;
     let addr = gw.gw.proxy_addr;
     let before = rss_kib(gw.pid);

@@ -3,8 +3,9 @@
 //! `fail_closed` must abort it visibly (never pass a cut stream off as complete), the
 //! plugin must come back, and no process or descriptor may be left behind.
 
+use crate::common::PluginEntry;
 use crate::common::client::{empty, h1};
-use crate::support::{CHAOS, Recorder, Watched, children, config, file_plugin};
+use crate::support::{CHAOS, Watched, children, config, recorder};
 use crate::traffic::plugin_ready;
 use http_body_util::BodyExt;
 use std::time::Duration;
@@ -31,14 +32,10 @@ fn whole() -> String {
 }
 
 fn chaos(mode: &str, on_error: &str) -> String {
-    file_plugin(
-        "chaos",
-        CHAOS,
-        "on_response",
-        &format!(
-            "timeout = \"300ms\"\non_error = \"{on_error}\"\nenv = {{ CHAOS_MODE = \"{mode}\" }}"
-        ),
-    )
+    PluginEntry::file("chaos", CHAOS, "on_response")
+        .extra(&format!("timeout = \"300ms\"\non_error = \"{on_error}\""))
+        .env("CHAOS_MODE", mode)
+        .toml()
 }
 
 /// Waits until the gateway has exactly one plugin child again that is not `old`, and
@@ -60,7 +57,7 @@ async fn restarted(gw: &Watched, old: u32) -> u32 {
 
 #[tokio::test]
 async fn crash_mid_stream_with_fail_open_delivers_the_whole_stream() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], &chaos("crash_after:3", "fail_open"))).await;
     let first = *children(gw.pid).iter().next().expect("plugin process");
     // The plugin exits on its third chunk call, in the middle of the stream.
@@ -74,7 +71,7 @@ async fn crash_mid_stream_with_fail_open_delivers_the_whole_stream() {
 
 #[tokio::test]
 async fn crash_mid_stream_with_fail_closed_aborts_the_stream() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], &chaos("crash_after:3", "fail_closed"))).await;
     let first = *children(gw.pid).iter().next().expect("plugin process");
     let cut = stream(gw.gw.proxy_addr).await;
@@ -92,7 +89,7 @@ async fn crash_mid_stream_with_fail_closed_aborts_the_stream() {
 
 #[tokio::test]
 async fn hanging_chunk_plugin_is_timed_out_per_chunk() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], &chaos("hang", "fail_open"))).await;
     let streams: Vec<_> = (0..8)
         .map(|_| tokio::spawn(stream(gw.gw.proxy_addr)))
@@ -102,7 +99,7 @@ async fn hanging_chunk_plugin_is_timed_out_per_chunk() {
     }
     gw.finish("hanging chunk plugin").await;
 
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], &chaos("hang", "fail_closed"))).await;
     assert!(stream(gw.gw.proxy_addr).await.is_err());
     gw.finish("hanging chunk plugin, fail_closed").await;
@@ -111,15 +108,11 @@ async fn hanging_chunk_plugin_is_timed_out_per_chunk() {
 #[tokio::test]
 async fn hanging_request_plugin_answers_every_concurrent_request_by_policy() {
     for (on_error, status) in [("fail_open", 200), ("fail_closed", 503)] {
-        let up = Recorder::start().await;
-        let entry = file_plugin(
-            "chaos",
-            CHAOS,
-            "pre_auth",
-            &format!(
-                "timeout = \"300ms\"\non_error = \"{on_error}\"\nenv = {{ CHAOS_MODE = \"hang\" }}"
-            ),
-        );
+        let up = recorder().await;
+        let entry = PluginEntry::file("chaos", CHAOS, "pre_auth")
+            .extra(&format!("timeout = \"300ms\"\non_error = \"{on_error}\""))
+            .env("CHAOS_MODE", "hang")
+            .toml();
         let gw = Watched::start(&config(&up, &[], &entry)).await;
         let addr = gw.gw.proxy_addr;
         let requests: Vec<_> = (0..32)

@@ -4,11 +4,10 @@
 //! leaves the running set in place).
 
 use crate::common::client::full;
-use crate::common::{TestUpstream, get, request};
+use crate::common::gateway::{toml_path, toml_str};
+use crate::common::{PluginEntry, TestUpstream, get, request};
 use crate::registry::{Registry, push, settings, store};
-use crate::support::{
-    ENRICHER, Recorder, Watched, children, config, config_url, file_plugin, gone,
-};
+use crate::support::{ENRICHER, Watched, children, config, gone, recorder};
 use crate::traffic::Load;
 use std::time::Duration;
 
@@ -31,8 +30,10 @@ async fn admin_post(
 
 #[tokio::test]
 async fn reload_loop_under_load_loses_no_request() {
-    let up = Recorder::start().await;
-    let plugin = file_plugin("enricher", ENRICHER, "pre_auth", "timeout = \"2s\"");
+    let up = recorder().await;
+    let plugin = PluginEntry::file("enricher", ENRICHER, "pre_auth")
+        .extra("timeout = \"2s\"")
+        .toml();
     let gw = Watched::start(&config(&up, &[], &plugin)).await;
     let load = Load::start(gw.gw.proxy_addr, "/loaded", 4);
     let mut replaced = Vec::new();
@@ -66,11 +67,12 @@ async fn registry_down_during_reload_keeps_serving() {
     let up = TestUpstream::start("up").await;
     let cache = work.path().join("cache");
     let extra = format!(
-        "[oci]\ncache_dir = {:?}\ninsecure_registries = [{:?}]\nresolve_timeout = \"1s\"\n\n[[plugins]]\nname = \"enricher\"\ncommand = \"oci://{reference}\"\nhook_type = \"pre_auth\"\n",
-        cache.display().to_string(),
-        registry.host
+        "[oci]\ncache_dir = {}\ninsecure_registries = [{}]\nresolve_timeout = \"1s\"\n\n{}",
+        toml_path(&cache),
+        toml_str(&registry.host),
+        PluginEntry::new("enricher", &format!("oci://{reference}"), "pre_auth").toml()
     );
-    let gw = Watched::start(&config_url(&up.url(), &[], &extra)).await;
+    let gw = Watched::start(&config(&up, &[], &extra)).await;
     let enriched =
         |reply: crate::common::Reply| reply.echo().header("x-enriched-by").map(str::to_string);
     assert_eq!(

@@ -3,7 +3,7 @@
 //! stalled upload. The gateway must cut such connections at `header_read_timeout` and
 //! `body_read_timeout` while serving everyone else.
 
-use crate::support::{Recorder, Watched, config, exchange};
+use crate::support::{Watched, config, exchange, recorder};
 use crate::traffic::Load;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -114,7 +114,7 @@ fn assert_cut(report: &Report) {
 
 #[tokio::test]
 async fn slowloris_headers_are_cut_by_the_header_read_timeout() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &["header_read_timeout = \"2s\""], "")).await;
     let load = Load::start(gw.gw.proxy_addr, "/bystander", 2);
     let report = slowhttptest(gw.gw.proxy_addr, &["-H", "-t", "GET"]).await;
@@ -125,7 +125,7 @@ async fn slowloris_headers_are_cut_by_the_header_read_timeout() {
 
 #[tokio::test]
 async fn slow_bodies_are_cut_by_the_body_read_timeout() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &["body_read_timeout = \"2s\""], "")).await;
     let load = Load::start(gw.gw.proxy_addr, "/bystander", 2);
     let report = slowhttptest(gw.gw.proxy_addr, &["-B", "-t", "POST", "-s", "8192"]).await;
@@ -136,7 +136,7 @@ async fn slow_bodies_are_cut_by_the_body_read_timeout() {
 
 #[tokio::test]
 async fn stalled_upload_gets_408_and_the_connection_closes() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &["body_read_timeout = \"1s\""], "")).await;
     let payload = "POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n0123456789";
     let reply = exchange(gw.gw.proxy_addr, payload, Duration::from_secs(10)).await;

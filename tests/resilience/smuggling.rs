@@ -3,14 +3,14 @@
 //! request for `/smuggled` behind the first; whatever the gateway answers, the upstream
 //! must never receive that second request, and an ambiguous connection must be closed.
 
-use crate::support::{Recorder, Watched, config, exchange};
+use crate::support::{Watched, config, exchange, recorder};
 use std::time::Duration;
 
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: gw\r\n\r\n";
 
 #[tokio::test]
 async fn content_length_with_transfer_encoding_is_read_as_chunked_and_closed() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], "")).await;
     let addr = gw.gw.proxy_addr;
     // CL.TE: a front end trusting Content-Length would forward "5\r\nhello…" plus the
@@ -43,7 +43,7 @@ async fn content_length_with_transfer_encoding_is_read_as_chunked_and_closed() {
 
 #[tokio::test]
 async fn obfuscated_transfer_encodings_are_refused() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], "")).await;
     let addr = gw.gw.proxy_addr;
     let body = "5\r\nhello\r\n0\r\n\r\n";
@@ -78,7 +78,7 @@ async fn obfuscated_transfer_encodings_are_refused() {
 
 #[tokio::test]
 async fn ambiguous_lengths_are_refused() {
-    let up = Recorder::start().await;
+    let up = recorder().await;
     let gw = Watched::start(&config(&up, &[], "")).await;
     let addr = gw.gw.proxy_addr;
     let variants = [

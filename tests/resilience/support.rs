@@ -1,148 +1,41 @@
-//! Shared pieces of the resilience suite: a recording upstream, gateway configuration,
+//! Shared pieces of the resilience suite: the recording upstream, gateway configuration,
 //! and the gateway binary under watch (open file descriptors and child processes
 //! compared with a baseline). Traffic and attack clients are in `traffic.rs`.
 
-use crate::common::GatewayConfig;
 use crate::common::binary::GatewayProcess;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::Frame;
-use hyper::{Request, Response};
+use crate::common::{GatewayConfig, Respond, TestUpstream};
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const ENRICHER: &str = env!("CARGO_BIN_EXE_mg-plugin-header-enricher");
 pub const CHAOS: &str = env!("CARGO_BIN_EXE_mg-plugin-chaos");
 
-type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-/// An upstream that records the method and path of every request it receives.
+/// The suite's upstream, whose request log the tests read.
 ///
-/// `/stream?n=N&gap_ms=M` answers N chunks `chunk-i\n`, M ms apart; `/slow?ms=M` answers
-/// after M ms; anything else reads the whole body and answers `ok <bytes>`.
-pub struct Recorder {
-    pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-/// `METHOD /path` lines of requests, and `BODY /path <bytes>` lines of bodies read whole.
-type Seen = Arc<Mutex<Vec<String>>>;
-
-impl Recorder {
-    pub async fn start() -> Recorder {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let addr = crate::common::serve::http1(move |req: Request<hyper::body::Incoming>| {
-            let log = log.clone();
-            async move { handle(req, log).await }
-        })
-        .await;
-        Recorder { addr, seen }
-    }
-
-    /// `http://addr`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Every request seen so far, as `METHOD /path`.
-    pub fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Requests whose path starts with `prefix`.
-    pub fn count(&self, prefix: &str) -> usize {
-        self.seen()
-            .iter()
-            .filter(|r| !r.starts_with("BODY "))
-            .filter(|r| r.split(' ').nth(1).is_some_and(|p| p.starts_with(prefix)))
-            .count()
-    }
-
-    /// Sizes of the request bodies that arrived complete for paths starting with `prefix`.
-    pub fn complete_bodies(&self, prefix: &str) -> Vec<usize> {
-        self.seen()
-            .iter()
-            .filter_map(|r| r.strip_prefix("BODY "))
-            .filter_map(|r| r.split_once(' '))
-            .filter(|(p, _)| p.starts_with(prefix))
-            .filter_map(|(_, n)| n.parse().ok())
-            .collect()
-    }
-}
-
-async fn handle(req: Request<hyper::body::Incoming>, log: Seen) -> Response<UpBody> {
-    log.lock()
-        .unwrap()
-        .push(format!("{} {}", req.method(), req.uri().path()));
-    let query = |key: &str| -> u64 {
-        req.uri()
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    match req.uri().path() {
-        "/stream" => {
-            let (n, gap) = (query("n"), query("gap_ms"));
-            let stream = futures_util::stream::unfold(0, move |i| async move {
-                if i >= n {
-                    return None;
-                }
-                tokio::time::sleep(Duration::from_millis(gap)).await;
-                let frame = Frame::data(Bytes::from(format!("chunk-{i}\n")));
-                Some((Ok::<_, Infallible>(frame), i + 1))
-            });
-            Response::new(BodyExt::boxed(StreamBody::new(stream)))
-        }
-        "/slow" => {
-            tokio::time::sleep(Duration::from_millis(query("ms"))).await;
-            Response::new(Full::new(Bytes::from("slow done")).boxed())
-        }
-        _ => {
-            let path = req.uri().path().to_string();
-            let len = match req.into_body().collect().await {
-                Ok(body) => {
-                    let len = body.to_bytes().len();
-                    log.lock().unwrap().push(format!("BODY {path} {len}"));
-                    len.to_string()
-                }
-                Err(e) => format!("error {e}"),
-            };
-            Response::new(Full::new(Bytes::from(format!("ok {len}"))).boxed())
-        }
-    }
+/// `/stream?n=N&gap_ms=M` answers N chunks `chunk-i\n`, each after M ms; `/slow?ms=M`
+/// answers after M ms; anything else reads the whole body and answers `ok <bytes>`.
+pub async fn recorder() -> TestUpstream {
+    TestUpstream::builder("recorder")
+        .route("/stream", Respond::Chunks)
+        .fallback(Respond::BodyLength)
+        .start()
+        .await
 }
 
 /// Gateway configuration for the suite: one catch-all route to `up`, upstream connections
 /// released after 300 ms idle (so descriptor counts settle quickly), plugin pings every
 /// 300 ms, and `extra` appended (plugins, `[server]` lines must go through `server`).
-pub fn config(up: &Recorder, server: &[&str], extra: &str) -> GatewayConfig {
-    config_url(&up.url(), server, extra)
-}
-
-/// Like [`config`] for any upstream base URL.
-pub fn config_url(url: &str, server: &[&str], extra: &str) -> GatewayConfig {
+pub fn config(up: &TestUpstream, server: &[&str], extra: &str) -> GatewayConfig {
     let mut cfg = GatewayConfig::new();
     for line in server {
         cfg = cfg.server(line);
     }
-    cfg.upstream_urls("main", &[url.to_string()], "pool_idle_timeout = \"300ms\"")
+    cfg.upstream_urls("main", &[up.url()], "pool_idle_timeout = \"300ms\"")
         .route("main", "main", "path_prefix = \"/\"")
         .raw("[plugin_runtime]\nstart_timeout = \"5s\"\nping_interval = \"300ms\"\nmax_restart_backoff = \"1s\"\n")
         .raw(extra)
-}
-
-/// A `[[plugins]]` entry running an example binary as a `file://` plugin.
-pub fn file_plugin(name: &str, binary: &str, hook: &str, extra: &str) -> String {
-    format!(
-        "[[plugins]]\nname = {name:?}\ncommand = \"file://{binary}\"\nhook_type = {hook:?}\n{extra}\n"
-    )
 }
 
 /// Open file descriptors of `pid`, as `fd -> target` lines (for failure messages).

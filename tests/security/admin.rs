@@ -4,7 +4,7 @@
 
 use crate::common::binary::{ConfigFile, command};
 use crate::common::client::{Reply, full, request};
-use crate::common::gateway::ADMIN_AUTH;
+use crate::common::gateway::{ADMIN_AUTH, toml_path};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -50,8 +50,8 @@ async fn the_reviewed_cross_site_request_runs_nothing() {
     let marker = dir.path().join("ran");
     // The default configuration: no token configured, no allowlist.
     let config = admin_only(&format!(
-        "data_dir = {:?}",
-        dir.path().join("data").display().to_string()
+        "data_dir = {}",
+        toml_path(&dir.path().join("data"))
     ));
     let gw = microgateway::start(config).await.unwrap();
     let admin = gw.admin_addr;
@@ -129,8 +129,8 @@ async fn the_reviewed_cross_site_request_runs_nothing() {
     gw.shutdown();
     // An operator who opens API file paths still cannot have PERL5OPT set.
     let open = admin_only(&format!(
-        "data_dir = {:?}\n[plugin_runtime]\nallow_api_file_paths = true",
-        dir.path().join("data").display().to_string()
+        "data_dir = {}\n[plugin_runtime]\nallow_api_file_paths = true",
+        toml_path(&dir.path().join("data"))
     ));
     let gw = microgateway::start(open).await.unwrap();
     let reply = post(gw.admin_addr, &json_auth, &attack).await;

@@ -2,6 +2,7 @@
 //! `NO_COLOR`.
 
 use crate::common::binary::{ConfigFile, command, command_for};
+use crate::common::gateway::toml_path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -26,8 +27,8 @@ fn a_busy_port_names_its_cause_once() {
     let port = busy.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let file = ConfigFile::new(&format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
-        dir.path().display().to_string()
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:0\"\ndata_dir = {}\n",
+        toml_path(dir.path())
     ));
     let out = command().arg("--config").arg(file.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -44,8 +45,8 @@ fn a_busy_port_names_its_cause_once() {
 fn first_lines(tty: bool, no_color: bool) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let file = ConfigFile::new(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n[log]\nformat = \"text\"\n",
-        dir.path().display().to_string()
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ndata_dir = {}\n[log]\nformat = \"text\"\n",
+        toml_path(dir.path())
     ));
     let bin = crate::common::binary::BIN;
     let mut cmd = if tty {

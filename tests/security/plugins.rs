@@ -4,7 +4,7 @@
 //! a separate uid and a Landlock read-only filesystem, observed from inside a plugin.
 
 use crate::common::binary::{GatewayProcess, check};
-use crate::common::{GatewayConfig, TestUpstream, get};
+use crate::common::{GatewayConfig, PluginEntry, TestUpstream, get};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,17 +23,18 @@ fn plant(dir: &Path, name: &str, mode: u32) -> PathBuf {
     path
 }
 
-fn plugin_toml(path: &Path, extra: &str) -> String {
+/// A whole configuration with plugin `p` running `path` at `pre_auth`.
+fn plugin_toml(path: &Path) -> String {
     format!(
-        "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:9\"]\n[[plugins]]\nname = \"p\"\ncommand = \"file://{}\"\nhook_type = \"pre_auth\"\n{extra}\n",
-        path.display()
+        "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:9\"]\n{}",
+        PluginEntry::file("p", path, "pre_auth").toml()
     )
 }
 
 /// `check` refuses `path` naming `rule`, and so does a start (even though a pre_auth
 /// plugin is not required: a policy refusal is a configuration error).
 async fn assert_refused(path: &Path, rule: &str) {
-    let run = check(&plugin_toml(path, ""), &[]);
+    let run = check(&plugin_toml(path), &[]);
     assert!(!run.status.success(), "check accepted {}", path.display());
     assert!(
         run.stderr.contains(rule),
@@ -45,10 +46,7 @@ async fn assert_refused(path: &Path, rule: &str) {
     let config = GatewayConfig::new()
         .upstream("main", &[&up])
         .route("main", "main", "")
-        .raw(&format!(
-            "[[plugins]]\nname = \"p\"\ncommand = \"file://{}\"\nhook_type = \"pre_auth\"\n",
-            path.display()
-        ));
+        .plugin(PluginEntry::file("p", path, "pre_auth"));
     let err = match microgateway::Config::from_toml(&config.toml()) {
         Err(e) => e.to_string(),
         Ok(_) => match microgateway::start(config.config()).await {
@@ -63,7 +61,7 @@ async fn assert_refused(path: &Path, rule: &str) {
 async fn unsafe_plugin_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     assert!(
-        check(&plugin_toml(&plant(dir.path(), "ok", 0o755), ""), &[])
+        check(&plugin_toml(&plant(dir.path(), "ok", 0o755)), &[])
             .status
             .success()
     );
@@ -117,10 +115,7 @@ async fn a_file_changed_after_the_check_is_refused_at_spawn() {
     let cfg = GatewayConfig::new()
         .upstream("main", &[&up])
         .route("main", "main", "")
-        .raw(&format!(
-            "[[plugins]]\nname = \"p\"\ncommand = \"file://{}\"\nhook_type = \"pre_auth\"\nrequired = true\n",
-            path.display()
-        ));
+        .plugin(PluginEntry::file("p", &path, "pre_auth").extra("required = true"));
     // The configuration check passed; the file changes before the gateway spawns it.
     let config = cfg.config();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -161,10 +156,7 @@ async fn run_probe(sandbox: &str) -> (String, GatewayProcess, TestUpstream) {
         .upstream("main", &[&up])
         .route("main", "main", "")
         .raw(&format!("[plugin_runtime.sandbox]\n{sandbox}\n"))
-        .raw(&format!(
-            "[[plugins]]\nname = \"probe\"\ncommand = \"file://{}\"\nhook_type = \"pre_auth\"\nrequired = true\n",
-            script.display()
-        ));
+        .plugin(PluginEntry::file("probe", &script, "pre_auth").extra("required = true"));
     let gw = GatewayProcess::spawn(&config).await;
     let reply = get(gw.proxy_addr, "/x").await;
     assert_eq!(

@@ -4,7 +4,7 @@
 //! public addresses in the same forms stay allowed.
 
 use crate::common::binary::check;
-use crate::common::{GatewayConfig, TestUpstream};
+use crate::common::{GatewayConfig, PluginEntry, TestUpstream};
 use std::net::IpAddr;
 
 /// Internal targets and the address the refusal must name.
@@ -35,15 +35,15 @@ const INTERNAL: &[(&str, &str)] = &[
 ];
 
 /// A `[[plugins]]` entry for `command`.
-fn plugin(command: &str) -> String {
-    format!("[[plugins]]\nname = \"p\"\ncommand = {command:?}\nhook_type = \"pre_auth\"\n")
+fn plugin(command: &str) -> PluginEntry {
+    PluginEntry::new("p", command, "pre_auth")
 }
 
 #[test]
 fn check_refuses_internal_grpc_targets_by_address() {
     for (command, address) in INTERNAL {
         let run = check(
-            &plugin(command),
+            &plugin(command).toml(),
             &[("ALLOW_INTERNAL_NETWORK_ACCESS", "false")],
         );
         let out = format!("{}{}", run.stdout, run.stderr);
@@ -66,7 +66,7 @@ fn check_allows_public_addresses_in_translated_forms() {
         "grpc://[2002:808:808::1]:80",
     ] {
         let run = check(
-            &plugin(command),
+            &plugin(command).toml(),
             &[("ALLOW_INTERNAL_NETWORK_ACCESS", "false")],
         );
         assert!(
@@ -87,7 +87,7 @@ async fn gateway_refuses_to_load_internal_grpc_plugins() {
             .upstream("main", &[&up])
             .route("main", "main", "path_prefix = \"/\"")
             .raw("[plugin_runtime]\nstart_timeout = \"1s\"\n")
-            .raw(&plugin(command));
+            .plugin(plugin(command));
         async move {
             match microgateway::start(config.config()).await {
                 Ok(_) => panic!("{command}: the gateway started"),

@@ -4,7 +4,7 @@
 
 use crate::common::client::{Reply, empty, full, request};
 use crate::common::gateway::ADMIN_AUTH;
-use crate::common::{GatewayConfig, TestUpstream, get};
+use crate::common::{GatewayConfig, PluginEntry, TestUpstream, get};
 use microgateway::RunningGateway;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -231,16 +231,12 @@ async fn a_plugin_that_is_not_required_degrades_and_is_retried() {
     let up = TestUpstream::start("up").await;
     let dir = tempfile::tempdir().unwrap();
     let later = dir.path().join("enricher");
-    let plugins = format!(
-        "[[plugins]]\nname = \"later\"\ncommand = \"file://{}\"\nhook_type = \"pre_auth\"\n\
-         [[plugins]]\nname = \"junk\"\ncommand = \"file://{CHAOS}\"\nhook_type = \"post_auth\"\nenv = {{ CHAOS_MODE = \"garbage\" }}\n",
-        later.display()
-    );
     let gw = GatewayConfig::new()
         .admin("health_check_interval = \"200ms\"")
         .upstream("main", &[&up])
         .route("main", "main", "")
-        .raw(&plugins)
+        .plugin(PluginEntry::file("later", &later, "pre_auth"))
+        .plugin(PluginEntry::file("junk", CHAOS, "post_auth").env("CHAOS_MODE", "garbage"))
         .start()
         .await;
     // Both fail_open: the gateway serves, reports them, and stays ready.

@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 
+use common::PluginEntry;
 use common::binary::command;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
@@ -53,9 +54,7 @@ fn check(toml: &str, args: &[&str]) -> (bool, String) {
 
 #[tokio::test]
 async fn check_validates_plugin_references() {
-    let plugin = |command: &str| {
-        format!("[[plugins]]\nname = \"p\"\ncommand = \"{command}\"\nhook_type = \"pre_auth\"\n")
-    };
+    let plugin = |command: &str| PluginEntry::new("p", command, "pre_auth").toml();
     let (ok, out) = check(&plugin("file:///nonexistent/plugin"), &[]);
     assert!(
         !ok && out.contains("plugins[0]") && out.contains("cannot resolve"),
@@ -94,8 +93,8 @@ async fn binary_notifies_systemd() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let config = common::binary::ConfigFile::new(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\nwatch_config = false\ndata_dir = {:?}\n",
-        dir.path().display().to_string()
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\nwatch_config = false\ndata_dir = {}\n",
+        common::gateway::toml_path(dir.path())
     ));
     let mut child = command()
         .arg("--config")
