@@ -4,7 +4,8 @@
 use crate::common::client::{Reply, full, request};
 use crate::provider::{self, ANTHROPIC_KEY, OPENAI_KEY, Seen};
 use microgateway::RunningGateway;
-use microgateway::plugin::{CompletedExchange, Hook, HookFuture, Manifest, Plugin, Registry};
+use microgateway::loader::Registry;
+use microgateway::plugin::{CompletedExchange, Hook, HookFuture, Manifest, Plugin};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -5,10 +5,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
+use microgateway::loader::Registry;
 use microgateway::plugin::{
     AuthResult, BodyMode, ChunkAction, ChunkView, CompletedExchange, Decision, HeaderMutations,
     Hook, HookFuture, HookType, ImmediateResponse, Manifest, Mutations, Plugin, PluginError,
-    Registry, RequestView,
+    RequestView,
 };
 use std::convert::Infallible;
 use std::net::SocketAddr;
