@@ -19,10 +19,10 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty, Full};
 use microgateway::config::PluginConfig;
+use microgateway::loader::{PluginSet, Registry};
 use microgateway::pipeline::request::{self, PendingRequest, RequestMeta};
 use microgateway::plugin::{
-    Decision, Hook, HookFuture, HookType, Manifest, Plugin, PluginSet, Registry, RequestContext,
-    RequestView,
+    Decision, Hook, HookFuture, HookType, Manifest, Plugin, RequestContext, RequestView,
 };
 use std::hint::black_box;
 use std::sync::Arc;

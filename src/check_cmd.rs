@@ -8,7 +8,7 @@ use microgateway::remote::security::{Policy, parse_ip_literal};
 /// Runs every check; the error names the first problem.
 pub fn run(config: &Config, online: bool) -> anyhow::Result<Vec<String>> {
     microgateway::server::preflight(config)?;
-    let registry = microgateway::plugin::Registry::with_builtins();
+    let registry = microgateway::loader::Registry::with_builtins();
     let runtime = &config.plugin_runtime;
     let policy = Policy::new(
         &runtime.command_allowlist,

@@ -4,7 +4,8 @@
 //! - [`config`]: typed configuration, loaded from the embedded default, a file and the environment.
 //! - [`server`]: listeners, connection handling, limits, graceful shutdown.
 //! - [`proxy`]: the request path: limits, routing, hooks, forwarding, error rescue.
-//! - [`plugin`]: the plugin contract (trait, native types, proto), registry and plugin sets.
+//! - [`plugin`]: the plugin contract (trait, native types, the header rule, proto).
+//! - [`loader`]: the registry resolving plugin commands, plugin sets and stand-ins.
 //! - [`pipeline`]: running a route's plugin plan: request, response, chunk and tail hooks.
 //! - [`llm`]: LLM providers: key injection, token usage, budgets, the `llm_policy` built-in.
 //! - [`oci`]: `oci://` plugins: pull, verify (digest, cosign), cache, GC, push/sign.
@@ -13,6 +14,8 @@
 //! - [`builtin`]: in-process plugins (API keys, headers, IP filter, rate limit, request guard).
 //! - [`routing`]: the route table (host + longest path prefix, rewrites).
 //! - [`upstream`]: upstream groups, round robin, pooled h1/h2/TLS clients.
+//! - [`target`]: parsing of upstream target URLs, shared by validation and upstreams.
+//! - [`hook`]: plugin stages (`hook_type`) and the hook RPCs, shared by config and contract.
 //! - [`headers`]: hop-by-hop stripping, forwarding headers, request ids.
 //! - [`error`]: the request-path error type and its single mapping to HTTP responses.
 //! - [`body`]: the streaming body type shared by the whole request path.
@@ -30,7 +33,9 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod headers;
+pub mod hook;
 pub mod llm;
+pub mod loader;
 pub mod logging;
 pub mod metrics;
 pub mod oci;
@@ -42,6 +47,7 @@ pub mod routing;
 pub mod sdk;
 pub mod sdnotify;
 pub mod server;
+pub mod target;
 pub mod upstream;
 pub mod worker;
 

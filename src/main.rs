@@ -101,7 +101,7 @@ async fn serve(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Resu
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
-    let registry = microgateway::plugin::Registry::with_builtins();
+    let registry = microgateway::loader::Registry::with_builtins();
     let gateway = microgateway::server::start_full(config, registry, path).await?;
     let manager = gateway.manager().clone();
     tokio::spawn(async move {

@@ -205,21 +205,19 @@ pub fn collect_dropped() {
     counter!(COLLECT_DROPPED).increment(1);
 }
 
-/// Records one completed LLM exchange and its token usage.
+/// Records one completed LLM exchange and its token usage: `tokens` is the prompt and
+/// the completion token count, when the response reported them.
 pub fn llm_exchange(
     provider: &'static str,
     model: &str,
     app: &str,
     status: &str,
-    usage: Option<&crate::llm::TokenUsage>,
+    tokens: Option<(u64, u64)>,
 ) {
     counter!(LLM_REQUESTS, "provider" => provider, "model" => model.to_string(), "app" => app.to_string(), "status" => status.to_string())
         .increment(1);
-    if let Some(u) = usage {
-        for (kind, n) in [
-            ("prompt", u.prompt_tokens),
-            ("completion", u.completion_tokens),
-        ] {
+    if let Some((prompt, completion)) = tokens {
+        for (kind, n) in [("prompt", prompt), ("completion", completion)] {
             counter!(LLM_TOKENS, "provider" => provider, "model" => model.to_string(), "app" => app.to_string(), "kind" => kind)
                 .increment(n);
         }

@@ -23,16 +23,19 @@ pub fn enter(index: usize) {
     INDEX.with(|i| i.set(index));
 }
 
-/// The number of proxy worker threads for `server`: none when the proxy runs on the
-/// shared runtime (`thread_per_core = false`), else `workers` (at most
-/// [`MAX_WORKERS`](crate::config::MAX_WORKERS), even for a hand-built `Config`), or one
-/// per available CPU when that is 0.
-pub fn count(server: &crate::config::ServerConfig) -> usize {
-    if !server.thread_per_core {
+/// The most proxy worker threads (`server.workers`).
+pub const MAX_WORKERS: usize = 1024;
+
+/// The number of proxy worker threads for `server.thread_per_core` and `server.workers`:
+/// none when the proxy runs on the shared runtime (`thread_per_core = false`), else
+/// `workers` (at most [`MAX_WORKERS`], even for a hand-built `Config`), or one per
+/// available CPU when that is 0.
+pub fn count(thread_per_core: bool, workers: usize) -> usize {
+    if !thread_per_core {
         return 0;
     }
-    if server.workers > 0 {
-        return server.workers.min(crate::config::MAX_WORKERS);
+    if workers > 0 {
+        return workers.min(MAX_WORKERS);
     }
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

@@ -9,12 +9,14 @@ pub mod api;
 pub mod auth;
 pub mod guard;
 pub mod manager;
+mod readiness;
 pub mod records;
 pub mod triggers;
 
+pub use readiness::Readiness;
+
 use crate::body::{self, Body};
 use crate::error::json_error;
-use crate::server::GatewayState;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -31,7 +33,7 @@ use tokio_util::task::TaskTracker;
 /// What the admin listener serves.
 pub struct Admin {
     /// Readiness.
-    pub state: Arc<GatewayState>,
+    pub readiness: Arc<Readiness>,
     /// Prometheus handle.
     pub metrics: Option<PrometheusHandle>,
     /// API token; there is always one (configured or generated).
@@ -108,7 +110,7 @@ async fn route(req: Request<Incoming>, admin: &Admin, local: SocketAddr) -> Resp
         let path = req.uri().path().to_string();
         return api::handle(&admin.manager, method, &path, req.into_body()).await;
     }
-    let state = &admin.state;
+    let readiness = &admin.readiness;
     let metrics = admin.metrics.as_ref();
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json_error(
@@ -120,7 +122,7 @@ async fn route(req: Request<Incoming>, admin: &Admin, local: SocketAddr) -> Resp
     }
     match req.uri().path() {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
-        "/readyz" if !state.is_ready() => {
+        "/readyz" if !readiness.is_ready() => {
             json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
         }
         "/readyz" => {

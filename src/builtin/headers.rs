@@ -5,10 +5,9 @@
 
 use super::{header_name, header_value, manifest, settings};
 use crate::config::PluginConfig;
-use crate::pipeline::mutate::check_header;
 use crate::plugin::{
     Decision, HeaderMutations, Hook, HookFuture, HookType, Manifest, Mutations, Plugin,
-    PluginError, RequestView, ResponseMutations, ResponseView,
+    PluginError, RequestView, ResponseMutations, ResponseView, check_header,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::BTreeMap;

@@ -19,31 +19,32 @@ mod rate_limit;
 mod request_guard;
 
 use crate::config::PluginConfig;
-use crate::plugin::{Decision, Hook, ImmediateResponse, Manifest, PluginError, Registry};
+use crate::plugin::{
+    BuiltinFactory, Decision, Hook, ImmediateResponse, Manifest, Plugin, PluginError,
+};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
-/// Registers every built-in plugin.
-pub fn register_all(registry: &mut Registry) {
-    registry.register("api_key", |c| {
-        Ok(std::sync::Arc::new(api_key::ApiKey::new(c)?))
-    });
-    registry.register("headers", |c| {
-        Ok(std::sync::Arc::new(headers::Headers::new(c)?))
-    });
-    registry.register("ip_filter", |c| {
-        Ok(std::sync::Arc::new(ip_filter::IpFilter::new(c)?))
-    });
-    registry.register("rate_limit", |c| {
-        Ok(std::sync::Arc::new(rate_limit::RateLimit::new(c)?))
-    });
-    registry.register("llm_policy", |c| {
-        Ok(std::sync::Arc::new(crate::llm::policy::LlmPolicy::new(c)?))
-    });
-    registry.register("request_guard", |c| {
-        Ok(std::sync::Arc::new(request_guard::RequestGuard::new(c)?))
-    });
+/// Every built-in plugin: its `builtin://NAME` name and factory, which
+/// [`Registry::with_builtins`](crate::loader::Registry::with_builtins) registers.
+pub fn factories() -> Vec<(&'static str, BuiltinFactory)> {
+    vec![
+        ("api_key", factory(api_key::ApiKey::new)),
+        ("headers", factory(headers::Headers::new)),
+        ("ip_filter", factory(ip_filter::IpFilter::new)),
+        ("rate_limit", factory(rate_limit::RateLimit::new)),
+        ("llm_policy", factory(crate::llm::policy::LlmPolicy::new)),
+        ("request_guard", factory(request_guard::RequestGuard::new)),
+    ]
+}
+
+/// The factory of a built-in whose constructor is `new`.
+fn factory<P: Plugin + 'static>(
+    new: fn(&PluginConfig) -> Result<P, PluginError>,
+) -> BuiltinFactory {
+    Arc::new(move |c| Ok(Arc::new(new(c)?)))
 }
 
 /// Parses the instance's `config` table into `T`, naming the instance on error.

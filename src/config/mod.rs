@@ -8,6 +8,9 @@
 //! first every numeric and duration key against its documented range ([`ranges`]), then
 //! cross-references and files. A TOML syntax error starts with `FILE:LINE:COLUMN`.
 
+mod allowlist;
+pub mod duration_serde;
+mod llm;
 mod plugins;
 pub mod ranges;
 mod sandbox;
@@ -16,11 +19,12 @@ mod validate;
 
 pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
 
+pub use allowlist::Allowlist;
+pub use llm::{LlmUpstreamConfig, Provider};
 pub use plugins::{
     GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginRuntimeConfig,
 };
-pub use sandbox::{SandboxConfig, env_refusal};
-pub use types::duration as duration_serde;
+pub use sandbox::{DEFAULT_ENV_ALLOWLIST, SandboxConfig, env_refusal};
 
 pub use types::{
     AdminConfig, Config, LogConfig, LogFormat, RouteConfig, Secret, ServerConfig, TlsConfig,

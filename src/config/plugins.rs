@@ -1,7 +1,7 @@
 //! Configuration of plugin instances (`[[plugins]]`) and pipeline settings (`[pipeline]`).
 
-use super::types::duration;
-use crate::plugin::HookType;
+use super::duration_serde as duration;
+use crate::hook::HookType;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -92,7 +92,7 @@ pub struct OciConfig {
     /// Largest plugin binary accepted (checked against the descriptor before download).
     pub max_plugin_bytes: u64,
     /// Time allowed to re-resolve a tag before the cached digest is used.
-    #[serde(with = "super::types::duration")]
+    #[serde(with = "super::duration_serde")]
     pub resolve_timeout: std::time::Duration,
 }
 
@@ -142,16 +142,16 @@ pub struct PluginRuntimeConfig {
     /// Environment variables passed from the gateway to `file://` plugins.
     pub env_allowlist: Vec<String>,
     /// Time for a plugin to hand-shake (file://) or connect (grpc://) and initialise.
-    #[serde(with = "super::types::duration")]
+    #[serde(with = "super::duration_serde")]
     pub start_timeout: std::time::Duration,
     /// Interval of health pings to running plugins.
-    #[serde(with = "super::types::duration")]
+    #[serde(with = "super::duration_serde")]
     pub ping_interval: std::time::Duration,
     /// Time a plugin gets to exit after `Shutdown` before its process group is killed.
-    #[serde(with = "super::types::duration")]
+    #[serde(with = "super::duration_serde")]
     pub shutdown_grace: std::time::Duration,
     /// Longest wait between restarts of a crashed plugin (backoff doubles from 200 ms).
-    #[serde(with = "super::types::duration")]
+    #[serde(with = "super::duration_serde")]
     pub max_restart_backoff: std::time::Duration,
     /// Variable names a plugin's `env` may set although the deny list names them
     /// (loader and interpreter variables such as `LD_PRELOAD` or `PYTHONPATH`).
@@ -169,7 +169,7 @@ impl Default for PluginRuntimeConfig {
         PluginRuntimeConfig {
             command_allowlist: Vec::new(),
             allow_internal_network_access: false,
-            env_allowlist: crate::remote::DEFAULT_ENV_ALLOWLIST
+            env_allowlist: super::DEFAULT_ENV_ALLOWLIST
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),

@@ -25,8 +25,9 @@ const MS: Duration = Duration::from_millis(1);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-/// Largest `server.workers` (proxy worker threads).
-pub const MAX_WORKERS: usize = 1024;
+/// Largest `server.workers` (proxy worker threads), owned by [`crate::worker`], which
+/// caps a hand-built `Config` at it too.
+pub use crate::worker::MAX_WORKERS;
 /// Largest `server.max_header_count`.
 pub const MAX_HEADER_COUNT: usize = 10_000;
 /// Largest `server.max_header_bytes` (1 MiB).

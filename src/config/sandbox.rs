@@ -1,11 +1,23 @@
-//! What a plugin process may do (`[plugin_runtime.sandbox]`) and which environment
-//! variables a plugin entry may set.
+//! What a plugin process may do (`[plugin_runtime.sandbox]`), which environment
+//! variables a plugin entry may set, and which it inherits by default.
 //!
 //! Both are configuration rules, so they live here, below every module that starts
 //! processes: `validate` refuses a bad entry before anything runs, and the process
 //! spawner checks the same rules again right before `exec`.
 
 use serde::{Deserialize, Serialize};
+
+/// Variables copied from the gateway's environment by default; everything else is dropped.
+pub const DEFAULT_ENV_ALLOWLIST: [&str; 8] = [
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "RUST_LOG",
+];
 
 /// Limits applied to every `file://` and `oci://` plugin process between `fork` and
 /// `exec`. Each one is off unless set, except `no_new_privs`.

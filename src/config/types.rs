@@ -3,6 +3,7 @@
 //! Every struct denies unknown fields so that a misspelt key is reported instead of
 //! silently ignored. Durations are human-readable strings such as `"30s"` or `"250ms"`.
 
+use super::duration_serde as duration;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -227,7 +228,7 @@ pub struct UpstreamConfig {
     pub pool_max_idle_per_host: usize,
     /// LLM provider behind this upstream: the gateway injects its key and meters tokens.
     #[serde(default)]
-    pub llm: Option<crate::llm::LlmUpstreamConfig>,
+    pub llm: Option<super::LlmUpstreamConfig>,
 }
 
 fn default_connect_timeout() -> Duration {
@@ -285,25 +286,4 @@ fn default_prefix() -> String {
 
 fn default_route_timeout() -> Duration {
     Duration::from_secs(30)
-}
-
-/// Human-readable durations such as `"1m 30s"` or `"250ms"` in both directions.
-pub mod duration {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    /// Parses a duration string.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?} ({e}); use forms like \"30s\", \"250ms\" or \"2m\""
-            ))
-        })
-    }
-
-    /// Formats a duration string.
-    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(*value).to_string())
-    }
 }

@@ -56,7 +56,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         }
         let mut schemes = HashSet::new();
         for (j, t) in u.targets.iter().enumerate() {
-            let target = crate::upstream::Target::parse(t)
+            let target = crate::target::TargetUrl::parse(t)
                 .map_err(|e| ConfigError::invalid(format!("{key}.targets[{j}]"), e.to_string()))?;
             schemes.insert(target.is_https());
         }
@@ -132,10 +132,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
 pub const PLUGIN_SCHEMES: [&str; 5] = ["builtin://", "file://", "grpc://", "grpcs://", "oci://"];
 
 fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), ConfigError> {
-    if let Err(e) = crate::remote::security::Policy::new(
-        &config.plugin_runtime.command_allowlist,
-        config.plugin_runtime.allow_internal_network_access,
-    ) {
+    if let Err(e) = super::Allowlist::parse(&config.plugin_runtime.command_allowlist) {
         return Err(ConfigError::invalid("plugin_runtime.command_allowlist", e));
     }
     if let Some((key, message)) = config.plugin_runtime.sandbox.problem() {

@@ -6,45 +6,11 @@ mod budget;
 pub mod policy;
 pub mod usage;
 
+pub use crate::config::{LlmUpstreamConfig, Provider};
 pub use budget::{Budgets, record_usage};
 pub use usage::TokenUsage;
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
-use serde::{Deserialize, Serialize};
-
-/// Supported provider API families.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// OpenAI and OpenAI-compatible APIs (`Authorization: Bearer`).
-    Openai,
-    /// Anthropic messages (`x-api-key`, `anthropic-version`).
-    Anthropic,
-}
-
-impl Provider {
-    /// Label used in metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Openai => "openai",
-            Provider::Anthropic => "anthropic",
-        }
-    }
-}
-
-/// `[upstreams.llm]`: the provider behind an upstream and the key the gateway injects.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LlmUpstreamConfig {
-    /// API family.
-    pub provider: Provider,
-    /// Environment variable holding the provider key.
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    /// File holding the provider key.
-    #[serde(default)]
-    pub api_key_file: Option<std::path::PathBuf>,
-}
 
 /// A provider with its loaded key.
 #[derive(Debug, Clone)]
@@ -131,7 +97,10 @@ pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) 
         &model,
         &app,
         exchange.status.as_str(),
-        exchange.usage.as_ref(),
+        exchange
+            .usage
+            .as_ref()
+            .map(|u| (u.prompt_tokens, u.completion_tokens)),
     );
     if let Some(u) = &exchange.usage {
         record_usage(&app, u.total());

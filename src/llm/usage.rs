@@ -1,25 +1,8 @@
 //! Token usage extracted from provider responses, JSON or SSE, for OpenAI-compatible APIs
 //! (chat/completions, responses, embeddings) and Anthropic messages.
 
+pub use crate::plugin::TokenUsage;
 use serde_json::Value;
-
-/// Tokens used by one exchange.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    /// Model named by the response (or the request when the response does not say).
-    pub model: String,
-    /// Prompt / input tokens.
-    pub prompt_tokens: u64,
-    /// Completion / output tokens.
-    pub completion_tokens: u64,
-}
-
-impl TokenUsage {
-    /// Prompt plus completion tokens.
-    pub fn total(&self) -> u64 {
-        self.prompt_tokens + self.completion_tokens
-    }
-}
 
 fn n(v: &Value, key: &str) -> Option<u64> {
     v.get(key).and_then(Value::as_u64)

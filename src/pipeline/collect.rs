@@ -5,7 +5,8 @@
 //! One worker task calls the hooks of the plugin-set snapshot the request used.
 
 use super::invoke;
-use crate::plugin::{CompletedExchange, Hook, PluginSet};
+use crate::loader::PluginSet;
+use crate::plugin::{CompletedExchange, Hook};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

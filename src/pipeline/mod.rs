@@ -19,7 +19,8 @@ pub mod tail;
 
 use crate::config::OnError;
 use crate::error::GatewayError;
-use crate::plugin::{Hook, HookFuture, Instance, PluginError};
+use crate::loader::Instance;
+use crate::plugin::{Hook, HookFuture, PluginError};
 use std::time::Instant;
 
 /// Awaits one hook call under the instance's timeout and records its metrics.

@@ -2,45 +2,15 @@
 //!
 //! A plugin may never touch framing or hop-by-hop headers, and values may not contain
 //! CR, LF or NUL. All mutations of one decision are validated before any is applied,
-//! so a rejected decision leaves the request unchanged.
+//! so a rejected decision leaves the request unchanged. The header rule itself is part
+//! of the plugin contract ([`check_header`]), which the built-ins share.
 
 use crate::body::{self, Body};
+pub use crate::plugin::check_header;
 use crate::plugin::{HeaderMutations, ImmediateResponse, PluginError};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
 use http::uri::{PathAndQuery, Uri};
 use http::{Response, StatusCode};
-
-/// Names plugins may not set, add or remove.
-const FORBIDDEN: [HeaderName; 11] = [
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-];
-
-/// Rejects forbidden names and values containing CR, LF or NUL.
-pub fn check_header(name: &HeaderName, value: Option<&HeaderValue>) -> Result<(), PluginError> {
-    if FORBIDDEN.contains(name) {
-        return Err(PluginError::Invalid(format!(
-            "header {name} is a framing or hop-by-hop header and cannot be changed by plugins"
-        )));
-    }
-    if let Some(v) = value
-        && v.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
-    {
-        return Err(PluginError::Invalid(format!(
-            "value of header {name} contains CR, LF or NUL"
-        )));
-    }
-    Ok(())
-}
 
 /// Validates every mutation, then applies them in the order remove, set, add.
 pub fn apply_headers(headers: &mut HeaderMap, m: HeaderMutations) -> Result<(), PluginError> {
@@ -110,6 +80,7 @@ pub fn immediate(response: ImmediateResponse) -> Result<Response<Body>, PluginEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::{self, HeaderName, HeaderValue};
 
     #[test]
     fn forbidden_and_control_characters_rejected() {

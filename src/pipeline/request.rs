@@ -8,9 +8,8 @@
 use super::{failure, invoke, mutate};
 use crate::body::Body;
 use crate::error::GatewayError;
-use crate::plugin::{
-    AuthInfo, Decision, Hook, HookType, Instance, Mutations, RequestContext, RequestView, RoutePlan,
-};
+use crate::loader::{Instance, RoutePlan};
+use crate::plugin::{AuthInfo, Decision, Hook, HookType, Mutations, RequestContext, RequestView};
 use bytes::Bytes;
 use http::Response;
 use std::net::IpAddr;

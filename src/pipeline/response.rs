@@ -4,7 +4,8 @@
 use super::{failure, invoke, mutate, stream};
 use crate::body::{self, Body};
 use crate::error::GatewayError;
-use crate::plugin::{Hook, PluginError, PluginSet, RequestContext, RequestSummary, ResponseView};
+use crate::loader::PluginSet;
+use crate::plugin::{Hook, PluginError, RequestContext, RequestSummary, ResponseView};
 use http::{HeaderValue, Response, header};
 use std::sync::Arc;
 

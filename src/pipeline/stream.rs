@@ -3,7 +3,8 @@
 
 use super::invoke;
 use crate::body::{Body, BoxError};
-use crate::plugin::{ChunkAction, ChunkView, Hook, PluginSet, RequestContext};
+use crate::loader::PluginSet;
+use crate::plugin::{ChunkAction, ChunkView, Hook, RequestContext};
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};

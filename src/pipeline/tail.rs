@@ -3,7 +3,8 @@
 
 use super::collect::{Collector, Job};
 use crate::body::{Body, BoxError};
-use crate::plugin::{CompletedExchange, PluginSet, RequestContext, RequestSummary};
+use crate::loader::PluginSet;
+use crate::plugin::{CompletedExchange, RequestContext, RequestSummary};
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use http_body::{Frame, SizeHint};

@@ -10,12 +10,18 @@ use super::types::{
     BodyMutations, ChunkAction, ChunkView, CompletedExchange, Decision, HookType, Manifest,
     PluginError, RequestView, ResponseMutations, ResponseView,
 };
+use crate::config::PluginConfig;
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// Result of one hook call.
 pub type HookResult<T> = Result<T, PluginError>;
+
+/// Builds an in-process plugin from its configuration entry.
+pub type BuiltinFactory =
+    Arc<dyn Fn(&PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> + Send + Sync>;
 
 /// A hook's answer: immediate (in-process) or a future (remote).
 pub enum HookFuture<'a, T> {

@@ -1,28 +1,15 @@
-//! Plugins: the contract (native types, the [`Plugin`] trait, generated gRPC types), the
-//! registry resolving `command` strings, and the immutable [`PluginSet`].
+//! The plugin contract: native types, the [`Plugin`] trait, the header rule plugins are
+//! held to, and the generated gRPC types. Everything that implements or runs plugins
+//! (built-ins, remote plugins, [`crate::loader`], the pipeline) builds on it; it builds
+//! only on configuration and leaves.
 
 mod api;
 mod health;
 pub mod proto;
-mod registry;
-mod set;
-mod standin;
+mod rules;
 mod types;
 
-pub use api::{HookFuture, HookResult, Plugin};
+pub use api::{BuiltinFactory, HookFuture, HookResult, Plugin};
 pub use health::{HealthState, PluginHealth};
-pub use registry::{BuiltinFactory, Registry};
-pub use set::{Instance, PluginSet, RoutePlan, SetError};
+pub use rules::check_header;
 pub use types::*;
-
-/// Calls `shutdown` on an instance's plugin under its timeout.
-pub(crate) async fn pipeline_shutdown(instance: &Instance) -> HookResult<()> {
-    match instance.plugin.shutdown() {
-        HookFuture::Ready(r) => r,
-        HookFuture::Pending(f) => {
-            tokio::time::timeout(instance.timeout.max(std::time::Duration::from_secs(5)), f)
-                .await
-                .unwrap_or(Err(PluginError::Timeout(instance.timeout)))
-        }
-    }
-}

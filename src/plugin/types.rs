@@ -7,104 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// The pipeline stage a plugin instance is attached to (`hook_type` in configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HookType {
-    /// Before authentication: cheap rejections (IP filters, guards, rate limits by IP).
-    PreAuth,
-    /// Establishes the caller's identity.
-    Auth,
-    /// After authentication: policy by identity, request mutation.
-    PostAuth,
-    /// Response headers, buffered body, chunks/SSE events, stream completion.
-    OnResponse,
-    /// Asynchronous per-request records, off the hot path.
-    DataCollection,
-}
-
-impl HookType {
-    /// Name used in configuration, logs and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookType::PreAuth => "pre_auth",
-            HookType::Auth => "auth",
-            HookType::PostAuth => "post_auth",
-            HookType::OnResponse => "on_response",
-            HookType::DataCollection => "data_collection",
-        }
-    }
-
-    /// The hooks that run for an instance attached to this stage.
-    pub fn hooks(self) -> &'static [Hook] {
-        match self {
-            HookType::PreAuth => &[Hook::PreAuth],
-            HookType::Auth => &[Hook::Auth],
-            HookType::PostAuth => &[Hook::PostAuth],
-            HookType::OnResponse => &[
-                Hook::OnResponseHeaders,
-                Hook::OnResponseBody,
-                Hook::OnResponseChunk,
-                Hook::OnStreamComplete,
-            ],
-            HookType::DataCollection => &[Hook::Collect],
-        }
-    }
-}
-
-/// One hook RPC of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Hook {
-    /// `PreAuth`.
-    PreAuth,
-    /// `Auth`.
-    Auth,
-    /// `PostAuth`.
-    PostAuth,
-    /// `OnResponseHeaders`.
-    OnResponseHeaders,
-    /// `OnResponseBody`.
-    OnResponseBody,
-    /// `OnResponseChunk`.
-    OnResponseChunk,
-    /// `OnStreamComplete`.
-    OnStreamComplete,
-    /// `Collect`.
-    Collect,
-}
-
-impl Hook {
-    /// All hooks, in pipeline order.
-    pub const ALL: [Hook; 8] = [
-        Hook::PreAuth,
-        Hook::Auth,
-        Hook::PostAuth,
-        Hook::OnResponseHeaders,
-        Hook::OnResponseBody,
-        Hook::OnResponseChunk,
-        Hook::OnStreamComplete,
-        Hook::Collect,
-    ];
-
-    /// Snake-case name used in metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::PreAuth => "pre_auth",
-            Hook::Auth => "auth",
-            Hook::PostAuth => "post_auth",
-            Hook::OnResponseHeaders => "on_response_headers",
-            Hook::OnResponseBody => "on_response_body",
-            Hook::OnResponseChunk => "on_response_chunk",
-            Hook::OnStreamComplete => "on_stream_complete",
-            Hook::Collect => "collect",
-        }
-    }
-
-    /// Dense index for per-hook tables.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use crate::hook::{Hook, HookType};
 
 /// How a response plugin wants to see the body.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -373,7 +276,25 @@ pub struct CompletedExchange {
     /// Arrival time, Unix milliseconds.
     pub started_at_ms: i64,
     /// Token usage, for exchanges with an LLM upstream whose response reported it.
-    pub usage: Option<crate::llm::TokenUsage>,
+    pub usage: Option<TokenUsage>,
+}
+
+/// Tokens used by one exchange.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Model named by the response (or the request when the response does not say).
+    pub model: String,
+    /// Prompt / input tokens.
+    pub prompt_tokens: u64,
+    /// Completion / output tokens.
+    pub completion_tokens: u64,
+}
+
+impl TokenUsage {
+    /// Prompt plus completion tokens.
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
 }
 
 /// Errors a plugin call can produce.

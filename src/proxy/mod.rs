@@ -12,10 +12,10 @@ use crate::body::{Body, BoxError, ReadTimeoutBody};
 use crate::config::{Config, ConfigError, PipelineConfig, PluginConfig};
 use crate::error::GatewayError;
 use crate::headers;
+use crate::loader::{PluginSet, Registry, SetError};
 use crate::metrics as m;
 use crate::pipeline::collect::Collector;
 use crate::pipeline::tail::{TailBody, TailSeed};
-use crate::plugin::{PluginSet, Registry, SetError};
 use crate::routing::{Route, Router};
 use crate::upstream::{Upstream, UpstreamError};
 use arc_swap::ArcSwap;
@@ -101,7 +101,7 @@ impl Proxy {
     ) -> Result<Proxy, ProxyBuildError> {
         registry.set_runtime(config.plugin_runtime.clone(), config.oci.clone());
         // Without worker threads every request runs on the shared runtime (index 0).
-        let workers = crate::worker::count(&config.server);
+        let workers = crate::worker::count(config.server.thread_per_core, config.server.workers);
         let upstreams = config
             .upstreams
             .iter()

@@ -1,5 +1,6 @@
 //! Opening gRPC channels to plugins: unix sockets, checked loopback/remote TCP
-//! addresses, and TLS/mTLS for `grpcs://`.
+//! addresses, and TLS/mTLS for `grpcs://`; and the gRPC health check of a channel.
+//! Retries and supervision build on it in `supervisor`.
 
 use crate::config::GrpcTlsConfig;
 use hyper_util::rt::TokioIo;
@@ -7,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 /// Connects to a plugin serving on a unix socket.
 pub async fn unix(path: PathBuf, timeout: Duration) -> Result<Channel, String> {
@@ -105,31 +108,19 @@ pub(super) async fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
     Ok(lookup.iter().collect())
 }
 
-pub(super) async fn connect_with_retries(
-    addr: std::net::SocketAddr,
-    host: &str,
-    tls: Option<&crate::config::GrpcTlsConfig>,
-    timeout: Duration,
-) -> Result<super::Client, crate::plugin::PluginError> {
-    let deadline = crate::deadline::after(tokio::time::Instant::now(), timeout);
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let attempt = async {
-            let channel = tcp(addr, host, tls, left.max(Duration::from_millis(100))).await?;
-            super::supervisor::health(&channel, left.max(Duration::from_millis(100))).await?;
-            Ok::<_, String>(super::Client::new(channel))
-        };
-        match attempt.await {
-            Ok(client) => return Ok(client),
-            Err(e) if crate::deadline::after(tokio::time::Instant::now(), backoff) >= deadline => {
-                return Err(crate::plugin::PluginError::Load(format!(
-                    "plugin server at {addr} not ready within {timeout:?}: {e}"
-                )));
-            }
-            Err(e) => tracing::debug!(%addr, error = %e, "plugin server not ready; retrying"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = crate::deadline::doubled(backoff).min(Duration::from_secs(2));
+/// `grpc.health.v1.Health/Check` for service "plugin".
+pub async fn health(channel: &Channel, timeout: Duration) -> Result<(), String> {
+    let mut client = HealthClient::new(channel.clone());
+    let request = HealthCheckRequest {
+        service: "plugin".into(),
+    };
+    match tokio::time::timeout(timeout, client.check(request)).await {
+        Err(_) => Err(format!("health check timed out after {timeout:?}")),
+        Ok(Err(status)) => Err(format!("health check failed: {}", status.message())),
+        Ok(Ok(r)) if r.get_ref().status == 1 => Ok(()),
+        Ok(Ok(r)) => Err(format!(
+            "health check reports status {}",
+            r.get_ref().status
+        )),
     }
 }

@@ -5,8 +5,10 @@
 //! - [`security`]: path rules, allowlist and the SSRF guard (`addr`, `ranges`).
 //! - `handshake`, `process`, `orphan`, `exec`, `sandbox`: checking, sandboxing, starting
 //!   and killing plugin processes.
-//! - `dial`: gRPC channels over unix sockets, checked TCP addresses, TLS.
-//! - `supervisor`: restarts, health pings and graceful stop.
+//! - `dial`: gRPC channels over unix sockets, checked TCP addresses, TLS, and the
+//!   gRPC health check.
+//! - `supervisor`: connecting with retries, restarts, health pings and graceful stop;
+//!   it builds on `dial`, never the reverse.
 //! - `convert`: native types ↔ protobuf.
 
 mod addr;
@@ -22,7 +24,8 @@ pub mod sandbox;
 pub mod security;
 mod supervisor;
 
-pub use process::{COOKIE_KEY, COOKIE_VALUE, DEFAULT_ENV_ALLOWLIST};
+pub use crate::config::DEFAULT_ENV_ALLOWLIST;
+pub use process::{COOKIE_KEY, COOKIE_VALUE};
 
 use crate::config::{PluginConfig, PluginRuntimeConfig};
 use crate::plugin::proto::plugin_client::PluginClient;
@@ -121,7 +124,7 @@ impl RemotePlugin {
             .await
             .map_err(security::SecurityError::into_plugin_error)?;
         let tls = target.tls.then(|| config.tls.clone().unwrap_or_default());
-        let mut client = dial::connect_with_retries(
+        let mut client = supervisor::connect_with_retries(
             target.addr,
             &target.host,
             tls.as_ref(),

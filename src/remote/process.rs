@@ -17,18 +17,6 @@ pub const COOKIE_KEY: &str = "MICROGATEWAY_PLUGIN";
 /// Magic cookie value (not a secret: it only prevents accidental direct execution).
 pub const COOKIE_VALUE: &str = "7f3e2d1c-microgateway-plugin-v1";
 
-/// Variables copied from the gateway's environment by default; everything else is dropped.
-pub const DEFAULT_ENV_ALLOWLIST: [&str; 8] = [
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "RUST_LOG",
-];
-
 /// Errors starting a plugin process.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {

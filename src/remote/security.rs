@@ -12,8 +12,7 @@
 
 pub use super::addr::{canonical, embedded_ipv4, parse_ip_literal};
 pub use super::ranges::{Internal, is_internal, special_purpose};
-use globset::{Glob, GlobMatcher};
-use ipnet::IpNet;
+use crate::config::Allowlist;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -46,9 +45,7 @@ pub struct SecurityError {
 /// `ALLOW_INTERNAL_NETWORK_ACCESS`).
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
-    paths: Vec<(String, GlobMatcher)>,
-    cidrs: Vec<IpNet>,
-    hosts: Vec<(GlobMatcher, Option<u16>)>,
+    allowlist: Allowlist,
     allow_internal: bool,
 }
 
@@ -71,51 +68,13 @@ impl SecurityError {
 }
 
 impl Policy {
-    /// Parses allowlist entries: path globs (`/opt/plugins/*`), `grpc://CIDR` and
-    /// `grpc://HOSTGLOB[:PORT]`.
+    /// Parses allowlist entries ([`Allowlist::parse`]): path globs (`/opt/plugins/*`),
+    /// `grpc://CIDR` and `grpc://HOSTGLOB[:PORT]`.
     pub fn new(allowlist: &[String], allow_internal: bool) -> Result<Policy, String> {
-        let mut policy = Policy {
+        Ok(Policy {
+            allowlist: Allowlist::parse(allowlist)?,
             allow_internal,
-            ..Policy::default()
-        };
-        for entry in allowlist.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-            if let Some(rest) = entry
-                .strip_prefix("grpc://")
-                .or_else(|| entry.strip_prefix("grpcs://"))
-            {
-                if let Ok(net) = rest.parse::<IpNet>() {
-                    policy.cidrs.push(net);
-                    continue;
-                }
-                let (host, port) = match rest.rsplit_once(':') {
-                    Some((h, "*")) => (h, None),
-                    Some((h, p)) => (
-                        h,
-                        Some(
-                            p.parse::<u16>()
-                                .map_err(|_| format!("allowlist entry {entry:?}: bad port"))?,
-                        ),
-                    ),
-                    None => (rest, None),
-                };
-                let glob = Glob::new(&host.to_ascii_lowercase())
-                    .map_err(|e| format!("allowlist entry {entry:?}: {e}"))?
-                    .compile_matcher();
-                policy.hosts.push((glob, port));
-            } else if entry.starts_with('/') {
-                let glob = globset::GlobBuilder::new(entry)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| format!("allowlist entry {entry:?}: {e}"))?
-                    .compile_matcher();
-                policy.paths.push((entry.to_string(), glob));
-            } else {
-                return Err(format!(
-                    "allowlist entry {entry:?} must be an absolute path glob, grpc://CIDR or grpc://HOST[:PORT]"
-                ));
-            }
-        }
-        Ok(policy)
+        })
     }
 
     /// Checks a `file://` command and returns the canonical executable path.
@@ -149,8 +108,8 @@ impl Policy {
         // Owner, mode, parent directories and file type; repeated on the opened
         // descriptor right before every spawn.
         super::exec::inspect(&canonical).map_err(refuse)?;
-        if !self.paths.is_empty() {
-            let matches = |p: &Path| self.paths.iter().any(|(_, g)| g.is_match(p));
+        if !self.allowlist.paths.is_empty() {
+            let matches = |p: &Path| self.allowlist.paths.iter().any(|(_, g)| g.is_match(p));
             if !matches(&canonical) {
                 let rule = if matches(Path::new(raw)) {
                     format!(
@@ -161,7 +120,8 @@ impl Policy {
                     format!(
                         "{} matches no PLUGIN_COMMAND_ALLOWLIST path pattern ({})",
                         canonical.display(),
-                        self.paths
+                        self.allowlist
+                            .paths
                             .iter()
                             .map(|(p, _)| p.as_str())
                             .collect::<Vec<_>>()
@@ -182,13 +142,14 @@ impl Policy {
 
     /// True when the allowlist has `file://` path patterns (which then bind every path).
     pub fn has_path_rules(&self) -> bool {
-        !self.paths.is_empty()
+        !self.allowlist.paths.is_empty()
     }
 
     /// Whether an allowlisted host pattern names `host:port`.
     fn host_allowed(&self, host: &str, port: u16) -> bool {
         let host = host.to_ascii_lowercase();
-        self.hosts
+        self.allowlist
+            .hosts
             .iter()
             .any(|(g, p)| g.is_match(&host) && p.is_none_or(|p| p == port))
     }
@@ -209,10 +170,10 @@ impl Policy {
             return Err(refuse(format!("{host} did not resolve to any address")));
         }
         let host_ok = self.host_allowed(host, port);
-        let any_grpc_rule = !self.hosts.is_empty() || !self.cidrs.is_empty();
+        let any_grpc_rule = !self.allowlist.hosts.is_empty() || !self.allowlist.cidrs.is_empty();
         for addr in addrs {
             let ip = canonical(*addr);
-            let in_cidr = self.cidrs.iter().any(|n| n.contains(&ip));
+            let in_cidr = self.allowlist.cidrs.iter().any(|n| n.contains(&ip));
             if any_grpc_rule && !host_ok && !in_cidr {
                 return Err(refuse(format!(
                     "{ip} matches no grpc:// entry of PLUGIN_COMMAND_ALLOWLIST"

@@ -19,8 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 /// Everything needed to (re)start a `file://` plugin.
 #[derive(Debug, Clone)]
@@ -83,7 +81,7 @@ async fn connect_and_init(
         }
     }
     .map_err(PluginError::Load)?;
-    health(&channel, spec.start_timeout)
+    dial::health(&channel, spec.start_timeout)
         .await
         .map_err(PluginError::Load)?;
     tokio::spawn(stream_stdio(spec.name.clone(), channel.clone()));
@@ -98,20 +96,34 @@ async fn connect_and_init(
     Ok((client, channel))
 }
 
-/// `grpc.health.v1.Health/Check` for service "plugin".
-pub async fn health(channel: &Channel, timeout: Duration) -> Result<(), String> {
-    let mut client = HealthClient::new(channel.clone());
-    let request = HealthCheckRequest {
-        service: "plugin".into(),
-    };
-    match tokio::time::timeout(timeout, client.check(request)).await {
-        Err(_) => Err(format!("health check timed out after {timeout:?}")),
-        Ok(Err(status)) => Err(format!("health check failed: {}", status.message())),
-        Ok(Ok(r)) if r.get_ref().status == 1 => Ok(()),
-        Ok(Ok(r)) => Err(format!(
-            "health check reports status {}",
-            r.get_ref().status
-        )),
+/// Connects to the `grpc://` plugin server at the checked `addr`, retrying with backoff
+/// until it passes its health check or `timeout` has passed.
+pub(super) async fn connect_with_retries(
+    addr: std::net::SocketAddr,
+    host: &str,
+    tls: Option<&crate::config::GrpcTlsConfig>,
+    timeout: Duration,
+) -> Result<Client, PluginError> {
+    let deadline = crate::deadline::after(tokio::time::Instant::now(), timeout);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let attempt = async {
+            let channel = dial::tcp(addr, host, tls, left.max(Duration::from_millis(100))).await?;
+            dial::health(&channel, left.max(Duration::from_millis(100))).await?;
+            Ok::<_, String>(Client::new(channel))
+        };
+        match attempt.await {
+            Ok(client) => return Ok(client),
+            Err(e) if crate::deadline::after(tokio::time::Instant::now(), backoff) >= deadline => {
+                return Err(PluginError::Load(format!(
+                    "plugin server at {addr} not ready within {timeout:?}: {e}"
+                )));
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "plugin server not ready; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = crate::deadline::doubled(backoff).min(Duration::from_secs(2));
     }
 }
 
@@ -270,7 +282,7 @@ async fn watch(launched: &mut Launched, spec: &Spec) -> String {
                 };
             }
             _ = ticker.tick() => {
-                match health(&launched.channel, spec.ping_interval.min(Duration::from_secs(5))).await {
+                match dial::health(&launched.channel, spec.ping_interval.min(Duration::from_secs(5))).await {
                     Ok(()) => failures = 0,
                     Err(e) => {
                         failures += 1;

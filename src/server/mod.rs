@@ -14,11 +14,10 @@ mod workers;
 
 use crate::admin;
 use crate::config::Config;
-use crate::plugin::Registry;
+use crate::loader::Registry;
 use crate::proxy::{Proxy, ProxyBuildError};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -51,19 +50,6 @@ pub enum ServerError {
     /// Routes or upstreams could not be built.
     #[error(transparent)]
     Proxy(#[from] ProxyBuildError),
-}
-
-/// Process-wide state shared by the listeners.
-#[derive(Debug, Default)]
-pub struct GatewayState {
-    draining: AtomicBool,
-}
-
-impl GatewayState {
-    /// True while the gateway accepts traffic, false once draining begins.
-    pub fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Acquire)
-    }
 }
 
 /// A started gateway; dropping it does not stop it, call [`RunningGateway::shutdown`].
@@ -205,12 +191,12 @@ pub async fn start_full(
     let proxy_addr = local_addr("proxy", &listener, config.server.listen)?;
     let admin_addr = local_addr("admin", &admin_listener, config.admin.listen)?;
 
-    let state = Arc::new(GatewayState::default());
+    let readiness = Arc::new(admin::Readiness::default());
     let graceful = CancellationToken::new();
     let hard = CancellationToken::new();
     let admin_stop = CancellationToken::new();
     let admin = Arc::new(admin::Admin {
-        state: state.clone(),
+        readiness: readiness.clone(),
         metrics,
         token,
         guard: admin::guard::Guard::new(&config.admin.allowed_hosts, &config.admin.allowed_origins),
@@ -238,7 +224,7 @@ pub async fn start_full(
 
     // Worker runtimes register their own clones of the socket.
     let listener = listener.into_std().map_err(ServerError::Worker)?;
-    let count = crate::worker::count(&config.server);
+    let count = crate::worker::count(config.server.thread_per_core, config.server.workers);
     let workers = Arc::new(workers::WorkerShared {
         conn: shared.clone(),
         // Tokio panics on more permits than `Semaphore::MAX_PERMITS`.
@@ -267,7 +253,7 @@ pub async fn start_full(
             let _ = worker.closed.await;
             drained.push(worker.done);
         }
-        state.draining.store(true, Ordering::Release);
+        readiness.drain();
         for worker in drained {
             let _ = worker.await;
         }

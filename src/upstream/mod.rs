@@ -11,8 +11,9 @@ pub use dns::resolver;
 
 use crate::body::{Body, BoxError};
 use crate::config::{UpstreamConfig, UpstreamProtocol};
+use crate::target::TargetUrl;
 use http::Uri;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::Authority;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -52,60 +53,39 @@ pub enum UpstreamError {
 /// One upstream base URL and the pooled client that connects to it.
 #[derive(Clone)]
 pub struct Target {
-    scheme: Scheme,
-    authority: Authority,
-    /// Base path without a trailing slash (possibly empty) prepended to every request path.
-    base_path: String,
+    /// The parsed base URL.
+    url: TargetUrl,
     /// Index 0 for non-worker threads, then one per proxy worker (see [`crate::worker`]).
     clients: Vec<HttpClient>,
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+        std::fmt::Debug::fmt(&self.url, f)
     }
 }
 
 impl Target {
     /// Parses `http(s)://host[:port][/base]`; queries, fragments and user info are rejected.
     pub fn parse(url: &str) -> Result<Target, UpstreamError> {
-        let invalid = |reason| UpstreamError::InvalidTarget {
-            url: url.to_string(),
-            reason,
-        };
-        let uri: Uri = url.parse().map_err(|_| invalid("not a valid URL"))?;
-        let scheme = match uri.scheme_str() {
-            Some("http") => Scheme::HTTP,
-            Some("https") => Scheme::HTTPS,
-            Some(_) => return Err(invalid("scheme must be http or https")),
-            None => return Err(invalid("missing scheme (http:// or https://)")),
-        };
-        let authority = uri.authority().cloned().ok_or(invalid("missing host"))?;
-        if authority.as_str().contains('@') {
-            return Err(invalid("user info is not allowed"));
-        }
-        if authority.host().is_empty() {
-            return Err(invalid("missing host"));
-        }
-        if uri.query().is_some() {
-            return Err(invalid("a query string is not allowed"));
-        }
+        let url = TargetUrl::parse(url).map_err(|e| UpstreamError::InvalidTarget {
+            url: e.url,
+            reason: e.reason,
+        })?;
         Ok(Target {
-            scheme,
-            authority,
-            base_path: uri.path().trim_end_matches('/').to_string(),
+            url,
             clients: Vec::new(),
         })
     }
 
     /// Whether this target uses TLS.
     pub fn is_https(&self) -> bool {
-        self.scheme == Scheme::HTTPS
+        self.url.is_https()
     }
 
     /// The `host[:port]` of the target, used as the default Host header.
     pub fn authority(&self) -> &Authority {
-        &self.authority
+        self.url.authority()
     }
 
     /// Builds the absolute upstream URI for `path` and optional `query`. `authority`
@@ -117,22 +97,7 @@ impl Target {
         query: Option<&str>,
         authority: Option<&str>,
     ) -> Result<Uri, http::Error> {
-        let mut pq = String::with_capacity(
-            self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
-        );
-        pq.push_str(&self.base_path);
-        pq.push_str(path);
-        if let Some(q) = query {
-            pq.push('?');
-            pq.push_str(q);
-        }
-        let pq = PathAndQuery::try_from(pq)?;
-        let builder = Uri::builder().scheme(self.scheme.clone());
-        let builder = match authority {
-            Some(a) => builder.authority(a),
-            None => builder.authority(self.authority.clone()),
-        };
-        builder.path_and_query(pq).build()
+        self.url.uri(path, query, authority)
     }
 
     /// The pooled client connecting to this target, owned by the calling worker thread.
@@ -144,14 +109,14 @@ impl Target {
 
     /// `http://host:port` with the scheme's default port made explicit, for the connector.
     fn dial_uri(&self) -> Result<Uri, UpstreamError> {
-        let port = self
-            .authority
+        let authority = self.authority();
+        let port = authority
             .port_u16()
             .unwrap_or(if self.is_https() { 443 } else { 80 });
-        format!("http://{}:{port}", self.authority.host())
+        format!("http://{}:{port}", authority.host())
             .parse()
             .map_err(|_| UpstreamError::InvalidTarget {
-                url: self.authority.to_string(),
+                url: authority.to_string(),
                 reason: "unusable host",
             })
     }
@@ -266,7 +231,7 @@ fn build_client(
         dial: target.dial_uri()?,
     };
     let host = target
-        .authority
+        .authority()
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']')

@@ -7,7 +7,7 @@
 //! hand-written document. Every string they write goes through [`toml_str`].
 
 use super::upstream::TestUpstream;
-use microgateway::plugin::Registry;
+use microgateway::loader::Registry;
 use microgateway::{Config, RunningGateway};
 use std::fmt::Write as _;
 use std::path::Path;

@@ -3,10 +3,11 @@
 
 use crate::common::{GatewayConfig, Respond, TestUpstream};
 use bytes::Bytes;
+use microgateway::loader::Registry;
 use microgateway::plugin::{
     AuthResult, BodyMode, ChunkAction, ChunkView, CompletedExchange, Decision, HeaderMutations,
     Hook, HookFuture, HookType, ImmediateResponse, Manifest, Mutations, Plugin, PluginError,
-    Registry, RequestView,
+    RequestView,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -136,15 +136,14 @@ async fn the_reviewed_cross_site_request_runs_nothing() {
     let reply = post(gw.admin_addr, &json_auth, &attack).await;
     assert_refused(&reply, 422, "validation_failed");
     assert!(reply.text().contains("PERL5OPT"), "{}", reply.text());
-    let admin = gw.admin_addr;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!marker.exists(), "the attacker's command ran");
     gw.shutdown();
     // The control: an operator who lifts both rules gets the command run, so the
     // marker above would have shown a run.
     let lifted = admin_only(&format!(
-        "data_dir = {:?}\n[plugin_runtime]\nallow_api_file_paths = true\nenv_allow_names = [\"PERL5OPT\"]",
-        dir.path().join("data").display().to_string()
+        "data_dir = {}\n[plugin_runtime]\nallow_api_file_paths = true\nenv_allow_names = [\"PERL5OPT\"]",
+        toml_path(&dir.path().join("data"))
     ));
     let gw = microgateway::start(lifted).await.unwrap();
     let reply = post(gw.admin_addr, &json_auth, &attack).await;

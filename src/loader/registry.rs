@@ -4,15 +4,10 @@
 //! own factories with [`Registry::register`], so custom in-process plugins go through the
 //! exact same pipeline as the built-in ones.
 
-use super::api::Plugin;
-use super::types::PluginError;
 use crate::config::PluginConfig;
+use crate::plugin::{BuiltinFactory, Plugin, PluginError};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Builds an in-process plugin from its configuration entry.
-pub type BuiltinFactory =
-    Arc<dyn Fn(&PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> + Send + Sync>;
 
 /// Known plugin sources.
 #[derive(Clone, Default)]
@@ -37,7 +32,9 @@ impl Registry {
     /// A registry with every built-in plugin of this crate.
     pub fn with_builtins() -> Registry {
         let mut registry = Registry::default();
-        crate::builtin::register_all(&mut registry);
+        for (name, factory) in crate::builtin::factories() {
+            registry.builtins.insert(name.to_string(), factory);
+        }
         registry
     }
 

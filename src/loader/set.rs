@@ -5,11 +5,10 @@
 //! set first (all fallible work), then stores it, then shuts the old instances down once
 //! the last request holding the old snapshot has finished.
 
-use super::api::Plugin;
 use super::registry::Registry;
-use super::types::{BodyMode, Hook, HookType, PluginError};
 use crate::config::{OnError, PluginConfig};
 use crate::metrics::HookMetrics;
+use crate::plugin::{BodyMode, Hook, HookType, Plugin, PluginError};
 use std::sync::Arc;
 use std::time::Duration;
 
