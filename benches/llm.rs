@@ -6,7 +6,13 @@
 //!
 //! The gateway route has an LLM upstream (key injection, usage metering), API-key auth
 //! and the `llm_policy` built-in, as in production.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "../tests/common/serve.rs"]
 mod serve;

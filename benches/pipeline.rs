@@ -9,7 +9,13 @@
 //! - `end_to_end/{bare,hooks5}`: a full HTTP/1.1 request from a pooled client through
 //!   the gateway to a local upstream, on a route without plugins and on one with five
 //!   built-in hooks (headers ×3, ip_filter, request_guard).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "../tests/common/serve.rs"]
 mod serve;

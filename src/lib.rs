@@ -48,6 +48,7 @@ pub mod sdk;
 pub mod sdnotify;
 pub mod server;
 pub mod target;
+pub mod task;
 pub mod upstream;
 pub mod worker;
 

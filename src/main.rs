@@ -104,6 +104,10 @@ async fn serve(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Resu
     let registry = microgateway::loader::Registry::with_builtins();
     let gateway = microgateway::server::start_full(config, registry, path).await?;
     let manager = gateway.manager().clone();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the SIGHUP loop lives as long as the process; nothing joins it"
+    )]
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading plugins from the configuration file");

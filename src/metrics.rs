@@ -29,6 +29,7 @@ const LLM_REQUESTS: &str = "microgateway_llm_requests_total";
 const LLM_TOKENS: &str = "microgateway_llm_tokens_total";
 const ADMIN_REFUSED: &str = "microgateway_admin_refused_total";
 const PLUGIN_LOAD_FAILURES: &str = "microgateway_plugin_load_failures_total";
+const TASK_PANICS: &str = "microgateway_task_panics_total";
 
 /// Latency buckets in seconds, from 100 µs to 30 s.
 const BUCKETS: [f64; 16] = [
@@ -193,6 +194,11 @@ impl HookMetrics {
 /// host, foreign origin, wrong content type, missing or wrong token).
 pub fn admin_refused(reason: &'static str) {
     counter!(ADMIN_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Records a detached background task that panicked.
+pub fn task_panic(task: &'static str) {
+    counter!(TASK_PANICS, "task" => task).increment(1);
 }
 
 /// Records a plugin that could not be loaded and now runs as an unavailable stand-in.

@@ -5,6 +5,8 @@
 //! gateway, so the table shows how much of the distance to nginx is hyper itself.
 //!
 //! Usage: `mg-hyper-baseline LISTEN_ADDR UPSTREAM_ADDR [WORKERS]`.
+// A stand-alone floor for the benchmark, outside the crate's task rules.
+#![allow(clippy::disallowed_methods)]
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;

@@ -145,6 +145,7 @@ impl PluginManager {
             return false;
         }
         let _serial = self.serial.lock().await;
+        #[expect(clippy::disallowed_methods, reason = "PluginManager is the one path")]
         self.proxy.retry_stand_ins().await
     }
 
@@ -201,6 +202,7 @@ impl PluginManager {
     async fn apply(&self, api: Vec<PluginRecord>, focus: Option<&str>) -> Result<(), ManagerError> {
         let config = self.config();
         let plugins = self.check(&config, &api, focus)?;
+        #[expect(clippy::disallowed_methods, reason = "PluginManager is the one path")]
         let prepared = self
             .proxy
             .prepare_plugins(&plugins, focus.and_then(|id| name_of(&api, id)))
@@ -213,6 +215,7 @@ impl PluginManager {
             return Err(ManagerError::Persist(e));
         }
         *self.api.lock().unwrap_or_else(|p| p.into_inner()) = api;
+        #[expect(clippy::disallowed_methods, reason = "PluginManager is the one path")]
         self.proxy.commit_plugins(prepared, DRAIN);
         Ok(())
     }

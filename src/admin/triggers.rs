@@ -45,7 +45,7 @@ pub fn watch_config(manager: Arc<PluginManager>, path: PathBuf, stop: Cancellati
         tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the configuration directory; use SIGHUP to reload");
         return;
     }
-    tokio::spawn(async move {
+    crate::task::detach("config-watch", async move {
         let _watcher = watcher;
         loop {
             tokio::select! {
@@ -69,7 +69,7 @@ pub fn watch_config(manager: Arc<PluginManager>, path: PathBuf, stop: Cancellati
 /// Reloads the plugin set when an instance has given up (state `failed`), and retries
 /// plugins that could not load, every `every`.
 pub fn watch_health(manager: Arc<PluginManager>, every: Duration, stop: CancellationToken) {
-    tokio::spawn(async move {
+    crate::task::detach("plugin-health", async move {
         let start = crate::deadline::after(tokio::time::Instant::now(), every);
         let mut ticker = tokio::time::interval_at(start, every);
         loop {

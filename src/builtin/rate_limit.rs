@@ -13,7 +13,8 @@ use crate::plugin::{
 use http::{HeaderValue, StatusCode, header};
 use moka::sync::Cache;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

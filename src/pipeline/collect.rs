@@ -46,7 +46,7 @@ impl Collector {
         let capacity = capacity.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let (tx, rx) = mpsc::channel(capacity);
         let busy = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(worker(rx, busy.clone()));
+        crate::task::detach("collect-worker", worker(rx, busy.clone()));
         Collector { tx, busy }
     }
 

@@ -21,7 +21,7 @@ use crate::config::OnError;
 use crate::error::GatewayError;
 use crate::loader::Instance;
 use crate::plugin::{Hook, HookFuture, PluginError};
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Awaits one hook call under the instance's timeout and records its metrics.
 ///

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Everything known about an exchange before its response body is sent.
 pub struct TailSeed {

@@ -14,7 +14,8 @@ use crate::plugin::{RequestContext, RequestSummary};
 use bytes::Bytes;
 use http::{Request, Response};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
 
 /// The per-request pipeline driver.
 pub(super) struct Hooked<'a> {

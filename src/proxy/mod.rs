@@ -24,7 +24,8 @@ use http::{HeaderName, Request, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Errors building a [`Proxy`] from configuration.
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +170,9 @@ impl Proxy {
         configs: &[PluginConfig],
         drain: Duration,
     ) -> Result<(), SetError> {
+        #[expect(clippy::disallowed_methods, reason = "the two halves of this call")]
         let new = self.prepare_plugins(configs, None).await?;
+        #[expect(clippy::disallowed_methods, reason = "the two halves of this call")]
         self.commit_plugins(new, drain);
         Ok(())
     }
@@ -190,7 +193,7 @@ impl Proxy {
     /// holds it (waiting at most `drain`).
     pub fn commit_plugins(&self, set: PluginSet, drain: Duration) {
         let old = self.plugins.swap(Arc::new(set));
-        tokio::spawn(retire(old, drain));
+        crate::task::detach("retire-plugin-set", retire(old, drain));
     }
 
     /// Retries the stand-ins of plugins that could not load; true when one was replaced.

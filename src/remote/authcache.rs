@@ -9,7 +9,8 @@
 use crate::plugin::{AuthResult, RequestView};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "cookie"];
 
@@ -61,10 +62,7 @@ impl AuthCache {
         if let Some(ttl) = result.cache_ttl.filter(|t| !t.is_zero()) {
             self.entries.insert(
                 key,
-                (
-                    result.clone(),
-                    crate::deadline::after_std(Instant::now(), ttl),
-                ),
+                (result.clone(), crate::deadline::after(Instant::now(), ttl)),
             );
         }
     }

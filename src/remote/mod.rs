@@ -141,7 +141,7 @@ impl RemotePlugin {
         .await?;
         shared.publish(Some(client.clone()));
         shared.set_health(HealthState::Ready, None, false);
-        let task = tokio::spawn(supervisor::supervise_remote(
+        let task = crate::task::spawn(supervisor::supervise_remote(
             shared.clone(),
             client,
             runtime.ping_interval,
@@ -187,7 +187,7 @@ impl RemotePlugin {
         // Ready (and callable) as soon as `load` returns, not when the task first runs.
         shared.publish(Some(launched.client.clone()));
         shared.set_health(HealthState::Ready, None, false);
-        let task = tokio::spawn(supervisor::supervise_process(
+        let task = crate::task::spawn(supervisor::supervise_process(
             shared.clone(),
             spec,
             launched,

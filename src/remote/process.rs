@@ -127,7 +127,10 @@ pub async fn start(
     })?;
     let pgid = child.id();
     if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(forward_lines(name.to_string(), "stderr", stderr));
+        crate::task::detach(
+            "plugin-stderr",
+            forward_lines(name.to_string(), "stderr", stderr),
+        );
     }
     let Some(stdout) = child.stdout.take() else {
         kill_group(pgid);
@@ -164,7 +167,10 @@ pub async fn start(
             return Err(e.into());
         }
     };
-    tokio::spawn(forward_lines(name.to_string(), "stdout", reader));
+    crate::task::detach(
+        "plugin-stdout",
+        forward_lines(name.to_string(), "stdout", reader),
+    );
     Ok(Running {
         child,
         pgid,

@@ -17,7 +17,8 @@ use crate::plugin::{HealthState, Manifest, PluginError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tonic::transport::Channel;
 
 /// Everything needed to (re)start a `file://` plugin.
@@ -84,7 +85,10 @@ async fn connect_and_init(
     dial::health(&channel, spec.start_timeout)
         .await
         .map_err(PluginError::Load)?;
-    tokio::spawn(stream_stdio(spec.name.clone(), channel.clone()));
+    crate::task::detach(
+        "plugin-stdio",
+        stream_stdio(spec.name.clone(), channel.clone()),
+    );
     let mut client = Client::new(channel.clone());
     initialize(
         &mut client,

@@ -202,7 +202,7 @@ pub async fn start_full(
         guard: admin::guard::Guard::new(&config.admin.allowed_hosts, &config.admin.allowed_origins),
         manager: manager.clone(),
     });
-    let admin_task = tokio::spawn(admin::serve(admin_listener, admin, admin_stop.clone()));
+    let admin_task = crate::task::spawn(admin::serve(admin_listener, admin, admin_stop.clone()));
     if let Some(path) = config_path.filter(|_| config.admin.watch_config) {
         admin::triggers::watch_config(manager.clone(), path, admin_stop.clone());
     }
@@ -243,7 +243,7 @@ pub async fn start_full(
         vec![workers::spawn_shared(listener, &workers)?]
     };
     let stop = graceful.clone();
-    let task = tokio::spawn(async move {
+    let task = crate::task::spawn(async move {
         stop.cancelled().await;
         // Readiness turns to draining once no listener accepts any more, so a client
         // that sees 503 on /readyz also finds the proxy port closed.

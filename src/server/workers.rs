@@ -78,7 +78,10 @@ pub(super) fn spawn_shared(
     let listener = tokio::net::TcpListener::from_std(listener).map_err(ServerError::Worker)?;
     let shared = shared.clone();
     let (report, progress) = progress();
-    tokio::spawn(async move { serve(listener, &shared, report).await });
+    // The accept loop reports its end through `progress`; nobody joins the task.
+    crate::task::detach("accept-loop", async move {
+        serve(listener, &shared, report).await
+    });
     Ok(progress)
 }
 

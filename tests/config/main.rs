@@ -5,7 +5,13 @@
 //! test harness's own TOML quoting.
 //!
 //! Every gateway binds 127.0.0.1:0, so the tests run in parallel.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "../common/mod.rs"]
 pub mod common;

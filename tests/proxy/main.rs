@@ -3,7 +3,13 @@
 //! under SIGTERM), the admin listener, and configuration loading and the `check` command.
 //!
 //! Every test starts its own gateway and upstreams on 127.0.0.1:0, so they run in parallel.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "../common/mod.rs"]
 pub mod common;

@@ -5,7 +5,13 @@
 //! Peers are real: raw sockets for request smuggling, python `h2` for HTTP/2 floods,
 //! `slowhttptest` for slowloris and slow bodies, example plugin subprocesses that crash
 //! or hang, and Debian's `docker-registry` taken down during a reload.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "../common/mod.rs"]
 pub mod common;

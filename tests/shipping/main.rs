@@ -1,7 +1,13 @@
 //! Shipping: `--version`, `check` of plugin references, sd_notify from the real binary,
 //! the systemd unit (`systemd-analyze verify`) and the Kubernetes examples
 //! (`kubernetes-validate --strict`, and their embedded configurations parse).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "../common/mod.rs"]
 pub mod common;
