@@ -3,18 +3,18 @@
 
 use anyhow::{Context, bail};
 use microgateway::Config;
+use microgateway::config::Resolved;
 use microgateway::remote::security::{Policy, parse_ip_literal};
 
 /// Runs every check; the error names the first problem.
-pub fn run(config: &Config, online: bool) -> anyhow::Result<Vec<String>> {
-    microgateway::server::preflight(config)?;
+pub fn run(config: &Config, resolved: &Resolved, online: bool) -> anyhow::Result<Vec<String>> {
+    microgateway::server::preflight(config, resolved)?;
     let registry = microgateway::loader::Registry::with_builtins();
     let runtime = &config.plugin_runtime;
-    let policy = Policy::new(
-        &runtime.command_allowlist,
+    let policy = Policy::from_allowlist(
+        resolved.allowlist.clone(),
         runtime.allow_internal_network_access,
-    )
-    .map_err(anyhow::Error::msg)?;
+    );
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -68,8 +68,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check { online } => {
-            let config = Config::load(cli.config.as_deref())?;
-            for note in check_cmd::run(&config, online)? {
+            let (config, resolved) = Config::load_resolved(cli.config.as_deref())?;
+            for note in check_cmd::run(&config, &resolved, online)? {
                 println!("{note}");
             }
             println!(

@@ -13,6 +13,7 @@ pub mod duration_serde;
 mod llm;
 mod plugins;
 pub mod ranges;
+mod resolved;
 mod sandbox;
 mod types;
 mod validate;
@@ -24,6 +25,7 @@ pub use llm::{LlmUpstreamConfig, Provider};
 pub use plugins::{
     GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginRuntimeConfig,
 };
+pub use resolved::Resolved;
 pub use sandbox::{DEFAULT_ENV_ALLOWLIST, SandboxConfig, env_refusal};
 
 pub use types::{
@@ -77,6 +79,11 @@ impl ConfigError {
 impl Config {
     /// Loads the embedded default, then `file` if given, then `MICROGATEWAY_*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_resolved(file).map(|(config, _)| config)
+    }
+
+    /// Like [`Config::load`], also returning what validation parsed ([`Resolved`]).
+    pub fn load_resolved(file: Option<&Path>) -> Result<(Config, Resolved), ConfigError> {
         let mut figment = Figment::from(Toml::string(EMBEDDED_DEFAULT));
         if let Some(path) = file {
             // Reading first turns a missing or unreadable file into a clear error of its own.
@@ -107,8 +114,8 @@ impl Config {
             .ok()
             .filter(|t| !t.trim().is_empty())
             .map(Secret);
-        validate::validate(&config)?;
-        Ok(config)
+        let resolved = validate::validate(&config)?;
+        Ok((config, resolved))
     }
 
     /// Applies the operator variables `PLUGIN_COMMAND_ALLOWLIST` (comma-separated entries,
@@ -140,8 +147,9 @@ impl Config {
         Ok(())
     }
 
-    /// Runs the semantic checks `load` runs (used for candidate configurations).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Runs the semantic checks `load` runs and returns what they parsed (for the
+    /// proxy, preflight and `check`, and for candidate configurations).
+    pub fn validate(&self) -> Result<Resolved, ConfigError> {
         validate::validate(self)
     }
 

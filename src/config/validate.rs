@@ -1,21 +1,24 @@
 //! Semantic validation of a deserialised [`Config`]; every error names the offending key.
 //! The numeric and duration ranges live in [`super::ranges`].
 
-use super::{Config, ConfigError};
-use std::collections::HashSet;
+use super::{Allowlist, Config, ConfigError, Resolved};
+use crate::target::TargetUrl;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// Checks ranges (see [`super::ranges`]), cross-references and file presence; the first
-/// problem found is returned.
-pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+/// problem found is returned. What the checks parse is returned, so nothing parses it
+/// twice.
+pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
     super::ranges::check(config)?;
     let s = &config.server;
-    if http::HeaderName::from_bytes(s.request_id_header.as_bytes()).is_err() {
-        return Err(ConfigError::invalid(
-            "server.request_id_header",
-            format!("{:?} is not a valid header name", s.request_id_header),
-        ));
-    }
+    let request_id_header =
+        http::HeaderName::from_bytes(s.request_id_header.as_bytes()).map_err(|_| {
+            ConfigError::invalid(
+                "server.request_id_header",
+                format!("{:?} is not a valid header name", s.request_id_header),
+            )
+        })?;
     if let Some(tls) = &s.tls {
         readable_file("server.tls.cert", &tls.cert)?;
         readable_file("server.tls.key", &tls.key)?;
@@ -33,7 +36,8 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
 
-    let mut upstream_names = HashSet::new();
+    let mut upstream_names = HashMap::new();
+    let mut targets = Vec::with_capacity(config.upstreams.len());
     for (i, u) in config.upstreams.iter().enumerate() {
         let key = format!("upstreams[{i}]");
         if u.name.is_empty() {
@@ -42,7 +46,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 "must not be empty",
             ));
         }
-        if !upstream_names.insert(u.name.as_str()) {
+        if upstream_names.insert(u.name.as_str(), i).is_some() {
             return Err(ConfigError::invalid(
                 format!("{key}.name"),
                 format!("duplicate upstream name {:?}", u.name),
@@ -55,11 +59,14 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
         let mut schemes = HashSet::new();
+        let mut parsed = Vec::with_capacity(u.targets.len());
         for (j, t) in u.targets.iter().enumerate() {
-            let target = crate::target::TargetUrl::parse(t)
+            let target = TargetUrl::parse(t)
                 .map_err(|e| ConfigError::invalid(format!("{key}.targets[{j}]"), e.to_string()))?;
             schemes.insert(target.is_https());
+            parsed.push(target);
         }
+        targets.push(parsed);
         if schemes.len() > 1 {
             return Err(ConfigError::invalid(
                 format!("{key}.targets"),
@@ -72,6 +79,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     }
 
     let mut route_names = HashSet::new();
+    let mut route_upstreams = Vec::with_capacity(config.routes.len());
     for (i, r) in config.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
         if r.name.is_empty() {
@@ -86,12 +94,13 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 format!("duplicate route name {:?}", r.name),
             ));
         }
-        if !upstream_names.contains(r.upstream.as_str()) {
+        let Some(&upstream) = upstream_names.get(r.upstream.as_str()) else {
             return Err(ConfigError::invalid(
                 format!("{key}.upstream"),
                 format!("unknown upstream {:?}", r.upstream),
             ));
-        }
+        };
+        route_upstreams.push(upstream);
         if !r.path_prefix.starts_with('/') {
             return Err(ConfigError::invalid(
                 format!("{key}.path_prefix"),
@@ -125,16 +134,24 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             }
         }
     }
-    validate_plugins(config, &route_names)
+    let allowlist = validate_plugins(config, &route_names)?;
+    Ok(Resolved {
+        request_id_header,
+        route_upstreams,
+        targets,
+        allowlist,
+    })
 }
 
 /// Schemes a plugin `command` may use.
 pub const PLUGIN_SCHEMES: [&str; 5] = ["builtin://", "file://", "grpc://", "grpcs://", "oci://"];
 
-fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), ConfigError> {
-    if let Err(e) = super::Allowlist::parse(&config.plugin_runtime.command_allowlist) {
-        return Err(ConfigError::invalid("plugin_runtime.command_allowlist", e));
-    }
+fn validate_plugins(
+    config: &Config,
+    route_names: &HashSet<&str>,
+) -> Result<Allowlist, ConfigError> {
+    let allowlist = Allowlist::parse(&config.plugin_runtime.command_allowlist)
+        .map_err(|e| ConfigError::invalid("plugin_runtime.command_allowlist", e))?;
     if let Some((key, message)) = config.plugin_runtime.sandbox.problem() {
         return Err(ConfigError::invalid(
             format!("plugin_runtime.sandbox.{key}"),
@@ -191,7 +208,7 @@ fn validate_plugins(config: &Config, route_names: &HashSet<&str>) -> Result<(), 
             ));
         }
     }
-    Ok(())
+    Ok(allowlist)
 }
 
 fn readable_file(key: &str, path: &Path) -> Result<(), ConfigError> {

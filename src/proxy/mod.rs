@@ -9,7 +9,7 @@ mod forward;
 mod hooked;
 
 use crate::body::{Body, BoxError, ReadTimeoutBody};
-use crate::config::{Config, ConfigError, PipelineConfig, PluginConfig};
+use crate::config::{Config, ConfigError, PipelineConfig, PluginConfig, Resolved};
 use crate::error::GatewayError;
 use crate::headers;
 use crate::loader::{PluginSet, Registry, SetError};
@@ -88,8 +88,14 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// Builds routes, upstream clients and the initial plugin set. Must run inside a
     /// Tokio runtime (it starts the data-collection worker).
-    pub async fn build(config: &Config, registry: Registry) -> Result<Proxy, ProxyBuildError> {
-        Self::build_tolerating(config, registry, &[]).await
+    /// `resolved` is what `config.validate()` returned: the proxy uses the routes'
+    /// upstream indices, the parsed targets and the request id header from it.
+    pub async fn build(
+        config: &Config,
+        resolved: &Resolved,
+        registry: Registry,
+    ) -> Result<Proxy, ProxyBuildError> {
+        Self::build_tolerating(config, resolved, registry, &[]).await
     }
 
     /// Like [`Proxy::build`]; plugins that are not required, and the plugins named in
@@ -97,34 +103,35 @@ impl Proxy {
     /// cannot load start as unavailable stand-ins instead of stopping the start.
     pub async fn build_tolerating(
         config: &Config,
+        resolved: &Resolved,
         mut registry: Registry,
         persisted: &[String],
     ) -> Result<Proxy, ProxyBuildError> {
+        // A `Resolved` of another configuration is a caller's bug, refused by key.
+        let mismatch =
+            |key: String| ConfigError::invalid(key, "does not match the validated configuration");
         registry.set_runtime(config.plugin_runtime.clone(), config.oci.clone());
         // Without worker threads every request runs on the shared runtime (index 0).
         let workers = crate::worker::count(config.server.thread_per_core, config.server.workers);
-        let upstreams = config
-            .upstreams
-            .iter()
-            .map(|u| Upstream::new(u, workers))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for (i, u) in config.upstreams.iter().enumerate() {
+            let targets = resolved
+                .targets
+                .get(i)
+                .ok_or_else(|| mismatch(format!("upstreams[{i}]")))?;
+            upstreams.push(Upstream::with_targets(u, targets, workers)?);
+        }
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
-            let upstream = upstreams
-                .iter()
-                .position(|u| *u.name == *r.upstream)
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        format!("routes[{i}].upstream"),
-                        format!("unknown upstream {:?}", r.upstream),
-                    )
-                })?;
+            let upstream = resolved
+                .route_upstreams
+                .get(i)
+                .copied()
+                .filter(|&u| u < upstreams.len())
+                .ok_or_else(|| mismatch(format!("routes[{i}].upstream")))?;
             routes.push(Route::new(r, upstream, i));
         }
-        let request_id_header = HeaderName::from_bytes(config.server.request_id_header.as_bytes())
-            .map_err(|_| {
-                ConfigError::invalid("server.request_id_header", "not a valid header name")
-            })?;
+        let request_id_header = resolved.request_id_header.clone();
         let route_names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
         let tolerate = |c: &PluginConfig| !c.required() || persisted.contains(&c.name);
         let set =

@@ -71,10 +71,19 @@ impl Policy {
     /// Parses allowlist entries ([`Allowlist::parse`]): path globs (`/opt/plugins/*`),
     /// `grpc://CIDR` and `grpc://HOSTGLOB[:PORT]`.
     pub fn new(allowlist: &[String], allow_internal: bool) -> Result<Policy, String> {
-        Ok(Policy {
-            allowlist: Allowlist::parse(allowlist)?,
+        Ok(Self::from_allowlist(
+            Allowlist::parse(allowlist)?,
             allow_internal,
-        })
+        ))
+    }
+
+    /// A policy over an allowlist validation already parsed
+    /// ([`Resolved::allowlist`](crate::config::Resolved::allowlist)).
+    pub fn from_allowlist(allowlist: Allowlist, allow_internal: bool) -> Policy {
+        Policy {
+            allowlist,
+            allow_internal,
+        }
     }
 
     /// Checks a `file://` command and returns the canonical executable path.

@@ -117,13 +117,16 @@ fn log_token_source(source: &crate::admin::auth::TokenSource) {
 
 /// Loads everything `start` would load from files (TLS material, CA bundles) without
 /// binding or starting anything; `microgateway check` runs this.
-pub fn preflight(config: &Config) -> Result<(), crate::config::ConfigError> {
+pub fn preflight(
+    config: &Config,
+    resolved: &crate::config::Resolved,
+) -> Result<(), crate::config::ConfigError> {
     use crate::config::ConfigError;
     if let Some(t) = &config.server.tls {
         tls::acceptor(t).map_err(|e| ConfigError::invalid("server.tls", e.to_string()))?;
     }
-    for (i, upstream) in config.upstreams.iter().enumerate() {
-        if let Err(e) = crate::upstream::Upstream::new(upstream, 0) {
+    for (i, (upstream, targets)) in config.upstreams.iter().zip(&resolved.targets).enumerate() {
+        if let Err(e) = crate::upstream::Upstream::with_targets(upstream, targets, 0) {
             let key = match (&e, &upstream.ca_file) {
                 (crate::upstream::UpstreamError::Tls { .. }, Some(_)) => {
                     format!("upstreams[{i}].ca_file")
@@ -167,7 +170,7 @@ pub async fn start_full(
             .iter()
             .map(crate::admin::records::PluginRecord::to_config),
     );
-    initial.validate().map_err(|e| {
+    let resolved = initial.validate().map_err(|e| {
         ServerError::Admin(format!(
             "persisted plugins do not fit the configuration: {e}"
         ))
@@ -176,7 +179,8 @@ pub async fn start_full(
     crate::metrics::spawn_upkeep();
     // A plugin created through the API that cannot load must not keep the API down.
     let persisted_names: Vec<String> = persisted.iter().map(|r| r.name.clone()).collect();
-    let proxy = Arc::new(Proxy::build_tolerating(&initial, registry, &persisted_names).await?);
+    let proxy =
+        Arc::new(Proxy::build_tolerating(&initial, &resolved, registry, &persisted_names).await?);
     let manager = Arc::new(
         crate::admin::manager::PluginManager::new(
             proxy.clone(),

@@ -178,14 +178,32 @@ impl Upstream {
     /// Builds the group from validated configuration, with `workers + 1` clients (and
     /// so connection pools) per target: one per proxy worker and one for other threads.
     pub fn new(config: &UpstreamConfig, workers: usize) -> Result<Upstream, UpstreamError> {
+        let parsed = config
+            .targets
+            .iter()
+            .map(|url| Target::parse(url).map(|t| t.url))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::with_targets(config, &parsed, workers)
+    }
+
+    /// Like [`Upstream::new`] with targets validation already parsed
+    /// ([`Resolved::targets`](crate::config::Resolved::targets)).
+    pub fn with_targets(
+        config: &UpstreamConfig,
+        parsed: &[TargetUrl],
+        workers: usize,
+    ) -> Result<Upstream, UpstreamError> {
         let tls =
             tls::client_config(config.ca_file.as_deref()).map_err(|reason| UpstreamError::Tls {
                 upstream: config.name.clone(),
                 reason,
             })?;
-        let mut targets = Vec::with_capacity(config.targets.len());
-        for url in &config.targets {
-            let mut target = Target::parse(url)?;
+        let mut targets = Vec::with_capacity(parsed.len());
+        for url in parsed {
+            let mut target = Target {
+                url: url.clone(),
+                clients: Vec::new(),
+            };
             for _ in 0..=workers {
                 let client = build_client(config, &target, tls.clone())?;
                 target.clients.push(client);
