@@ -78,6 +78,9 @@ pub enum GatewayError {
     /// The client's request body could not be read.
     #[error("cannot read request body: {0}")]
     ClientBody(String),
+    /// The gateway broke one of its own invariants (a bug, never the client's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl GatewayError {
@@ -96,6 +99,7 @@ impl GatewayError {
             GatewayError::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::BodyReadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -114,6 +118,7 @@ impl GatewayError {
             GatewayError::ResponseTooLarge { .. } => "response_too_large",
             GatewayError::BodyReadTimeout { .. } => "body_read_timeout",
             GatewayError::ClientBody(_) => "bad_request",
+            GatewayError::Internal(_) => "internal_error",
         }
     }
 
@@ -173,6 +178,18 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::GatewayError;
+
+    #[test]
+    fn an_internal_error_is_the_gateway_s_fault() {
+        let e = GatewayError::Internal("route has no upstream".into());
+        assert_eq!(e.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.kind(), "internal_error");
+    }
 }
 
 #[cfg(test)]

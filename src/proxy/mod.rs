@@ -312,7 +312,8 @@ impl Proxy {
         let upstream = self
             .upstreams
             .get(route.upstream)
-            .ok_or_else(|| GatewayError::BadRequest("route has no upstream".into()))?;
+            // Proxy::build checked every route's upstream index: a miss is our bug.
+            .ok_or_else(|| GatewayError::Internal("route has no upstream".into()))?;
         let ctx = forward::ForwardCtx {
             route,
             upstream,
