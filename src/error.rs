@@ -16,7 +16,7 @@ pub enum GatewayError {
     NoRoute {
         /// Host the client asked for.
         host: String,
-        /// Request path.
+        /// The path as received (before any rewrite).
         path: String,
     },
     /// The request head exceeded a configured limit.
@@ -55,9 +55,9 @@ pub enum GatewayError {
     PluginFailed {
         /// Instance name.
         plugin: String,
-        /// Hook name.
+        /// The hook that failed, as in metric labels (`pre_auth`, `on_response_chunk`, …).
         hook: &'static str,
-        /// Failure.
+        /// What went wrong (timeout, crash, invalid result), for the JSON body.
         reason: String,
     },
     /// The route has auth plugins and none authenticated the request.

@@ -32,9 +32,9 @@ use tokio_util::task::TaskTracker;
 
 /// What the admin listener serves.
 pub struct Admin {
-    /// Readiness.
+    /// Draining state, set by the server; `/readyz` turns 503 once it drains.
     pub readiness: Arc<Readiness>,
-    /// Prometheus handle.
+    /// Renders `/metrics`; `None` when an embedder installed another recorder.
     pub metrics: Option<PrometheusHandle>,
     /// API token; there is always one (configured or generated).
     pub token: auth::AdminToken,

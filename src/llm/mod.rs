@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 /// A provider with its loaded key.
 #[derive(Debug, Clone)]
 pub struct ProviderAuth {
-    /// API family.
+    /// API family: decides the key header and how usage is parsed.
     pub provider: Provider,
     key: HeaderValue,
 }

@@ -49,9 +49,9 @@ pub struct Instance {
     pub hook_type: HookType,
     /// Time limit per asynchronous call.
     pub timeout: Duration,
-    /// Failure policy.
+    /// What a failed or timed-out call of this instance does to the request.
     pub on_error: OnError,
-    /// The plugin.
+    /// The implementation: built-in, remote, or an unavailable stand-in.
     pub plugin: Arc<dyn Plugin>,
     /// A load failure stops a start or reload (see `PluginConfig::required`).
     pub required: bool,

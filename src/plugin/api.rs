@@ -25,7 +25,7 @@ pub type BuiltinFactory =
 
 /// A hook's answer: immediate (in-process) or a future (remote).
 pub enum HookFuture<'a, T> {
-    /// Already computed.
+    /// Already computed (in-process plugins): no allocation, no timeout.
     Ready(HookResult<T>),
     /// Computed asynchronously; awaited under the plugin's timeout.
     Pending(Pin<Box<dyn Future<Output = HookResult<T>> + Send + 'a>>),

@@ -26,9 +26,9 @@ pub enum BodyMode {
 /// What a plugin declares about itself.
 #[derive(Debug, Clone, Default)]
 pub struct Manifest {
-    /// Plugin name.
+    /// The name the plugin gives itself (logs only; the instance name is the config's).
     pub name: String,
-    /// Plugin version.
+    /// Free-form version string reported by the plugin, shown in logs and health.
     pub version: String,
     /// Hooks the plugin implements.
     pub hooks: Vec<Hook>,
@@ -54,7 +54,7 @@ pub struct AuthInfo {
     pub identity: String,
     /// Application the caller belongs to.
     pub app_id: String,
-    /// Extra claims.
+    /// Extra claims as ordered pairs; later hooks and upstream headers may read them.
     pub claims: Vec<(String, String)>,
     /// Plugin instance that authenticated the request.
     pub plugin: String,
@@ -72,17 +72,17 @@ pub struct RequestContext {
 /// What request-stage hooks see.
 #[derive(Debug)]
 pub struct RequestView<'a> {
-    /// Request id.
+    /// The request id (`server.request_id_header`), as sent upstream and back.
     pub request_id: &'a str,
     /// Matched route name.
     pub route: &'a str,
-    /// Client address.
+    /// The TCP peer's address (not `X-Forwarded-For`, which a client can forge).
     pub client_ip: IpAddr,
     /// Whether the client connection is TLS.
     pub tls: bool,
     /// Host the client addressed.
     pub host: &'a str,
-    /// Request method.
+    /// The method as received; plugins cannot change it.
     pub method: &'a Method,
     /// Request URI, including earlier hooks' path/query changes.
     pub uri: &'a Uri,
@@ -118,9 +118,9 @@ impl HeaderMutations {
 pub struct AuthResult {
     /// Identity of the caller.
     pub identity: String,
-    /// Application id.
+    /// The application the caller belongs to; budgets and LLM metering key on it.
     pub app_id: String,
-    /// Extra claims.
+    /// Extra claims as ordered pairs, kept in the request's `AuthInfo`.
     pub claims: Vec<(String, String)>,
     /// How long the result may be cached for the same credentials.
     pub cache_ttl: Option<Duration>,
@@ -129,7 +129,7 @@ pub struct AuthResult {
 /// Changes a `Continue` decision applies to the request.
 #[derive(Debug, Clone, Default)]
 pub struct Mutations {
-    /// Header changes.
+    /// Header changes applied to the upstream request, validated before use.
     pub headers: HeaderMutations,
     /// New upstream path (final, not rewritten by the route).
     pub path: Option<String>,
@@ -146,11 +146,11 @@ pub struct Mutations {
 /// A response produced by a plugin instead of the upstream.
 #[derive(Debug, Clone)]
 pub struct ImmediateResponse {
-    /// Status code.
+    /// Status of the answer given instead of calling the upstream.
     pub status: StatusCode,
-    /// Response headers.
+    /// Headers of that answer; framing headers are refused, the gateway sets them.
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// Response body.
+    /// Body of that answer, sent with a matching `Content-Length`.
     pub body: Bytes,
 }
 
@@ -186,19 +186,19 @@ pub struct ResponseView<'a> {
 /// The parts of a request kept for response hooks and data collection.
 #[derive(Debug, Clone)]
 pub struct RequestSummary {
-    /// Request id.
+    /// The request id, as sent upstream and back.
     pub request_id: String,
-    /// Route name.
+    /// The matched route's name (as in metrics labels).
     pub route: String,
     /// Upstream group name.
     pub upstream: String,
-    /// Client address.
+    /// The TCP peer's address (not `X-Forwarded-For`).
     pub client_ip: IpAddr,
     /// Whether the client connection is TLS.
     pub tls: bool,
     /// Host the client addressed.
     pub host: String,
-    /// Method.
+    /// The method as received.
     pub method: Method,
     /// URI as received from the client.
     pub uri: Uri,
@@ -209,31 +209,31 @@ pub struct RequestSummary {
 /// Changes from `OnResponseHeaders`.
 #[derive(Debug, Clone, Default)]
 pub struct ResponseMutations {
-    /// Header changes.
+    /// Header changes applied to the response before its head is sent.
     pub headers: HeaderMutations,
-    /// New status.
+    /// A replacement status; `None` keeps the upstream's.
     pub status: Option<StatusCode>,
-    /// Context values.
+    /// Values added to the request context, visible to later hooks and collection.
     pub context: Vec<(String, String)>,
 }
 
 /// Changes from `OnResponseBody`.
 #[derive(Debug, Clone, Default)]
 pub struct BodyMutations {
-    /// Replacement body.
+    /// A replacement body; `None` keeps the buffered one (`Content-Length` follows).
     pub body: Option<Bytes>,
-    /// Header changes.
+    /// Header changes, still possible because the head waits for a buffered body.
     pub headers: HeaderMutations,
 }
 
 /// One body frame or SSE event shown to `OnResponseChunk`.
 #[derive(Debug)]
 pub struct ChunkView<'a> {
-    /// Request id.
+    /// The request id of the response this chunk belongs to.
     pub request_id: &'a str,
     /// Zero-based chunk/event number.
     pub index: u64,
-    /// The bytes.
+    /// The frame's bytes, or one whole SSE event including its blank line.
     pub data: &'a Bytes,
     /// True when `data` is one complete SSE event.
     pub sse_event: bool,
@@ -244,18 +244,18 @@ pub struct ChunkView<'a> {
 /// What to do with a chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkAction {
-    /// Forward unchanged.
+    /// Forward the chunk as it is (the cheapest answer: nothing is copied).
     Pass,
     /// Forward these bytes instead.
     Replace(Bytes),
-    /// Forward nothing.
+    /// Forward nothing for this chunk; the stream goes on.
     Drop,
 }
 
 /// Summary handed to `OnStreamComplete` and `Collect` after the response finished.
 #[derive(Debug, Clone)]
 pub struct CompletedExchange {
-    /// The request.
+    /// The request as the upstream saw it (after request hooks).
     pub request: RequestSummary,
     /// Shared per-request context at the end of the request.
     pub ctx: RequestContext,

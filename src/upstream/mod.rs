@@ -37,7 +37,7 @@ pub enum UpstreamError {
     Credentials {
         /// Upstream name.
         upstream: String,
-        /// Reason.
+        /// Why the provider key could not be read (the setting is named, never the key).
         reason: String,
     },
     /// The TLS client configuration could not be built.
@@ -45,7 +45,7 @@ pub enum UpstreamError {
     Tls {
         /// Upstream name.
         upstream: String,
-        /// Reason.
+        /// Why the CA bundle or client configuration could not be loaded.
         reason: String,
     },
 }
