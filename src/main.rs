@@ -54,7 +54,8 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The one chain printer, as for logs and API bodies: each cause once.
+            eprintln!("error: {}", microgateway::error::chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
