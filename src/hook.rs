@@ -53,21 +53,21 @@ impl HookType {
 /// One hook RPC of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hook {
-    /// `PreAuth`.
+    /// `PreAuth` RPC: the request before authentication; may mutate or answer it.
     PreAuth,
-    /// `Auth`.
+    /// `Auth` RPC: identifies the caller; the first identity ends the stage.
     Auth,
-    /// `PostAuth`.
+    /// `PostAuth` RPC: the request with its identity, last before the upstream.
     PostAuth,
-    /// `OnResponseHeaders`.
+    /// `OnResponseHeaders` RPC: status and headers, before any body byte leaves.
     OnResponseHeaders,
-    /// `OnResponseBody`.
+    /// `OnResponseBody` RPC: the whole body, buffered by the gateway (`BUFFERED`).
     OnResponseBody,
-    /// `OnResponseChunk`.
+    /// `OnResponseChunk` RPC: each body frame or SSE event, on the request path.
     OnResponseChunk,
-    /// `OnStreamComplete`.
+    /// `OnStreamComplete` RPC: the finished exchange, from the bounded queue.
     OnStreamComplete,
-    /// `Collect`.
+    /// `Collect` RPC (`data_collection`): the finished exchange, from the bounded queue.
     Collect,
 }
 

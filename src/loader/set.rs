@@ -26,9 +26,9 @@ pub enum SetError {
     /// The plugin does not implement any hook of the configured stage.
     #[error("plugin {plugin:?} implements none of the hooks of hook_type {hook_type}")]
     Incompatible {
-        /// Instance name.
+        /// Instance name as configured.
         plugin: String,
-        /// Configured stage.
+        /// The `hook_type` it was attached to.
         hook_type: &'static str,
     },
     /// A route named by the instance does not exist.
@@ -36,7 +36,7 @@ pub enum SetError {
     UnknownRoute {
         /// Instance name.
         plugin: String,
-        /// Route name.
+        /// The route name in its `routes` list that no route has.
         route: String,
     },
 }
@@ -119,23 +119,23 @@ impl Instance {
 /// The instances that run for one route, per hook, in order.
 #[derive(Debug, Default)]
 pub struct RoutePlan {
-    /// `PreAuth` instances.
+    /// Instances whose `PreAuth` runs on this route, in execution order.
     pub pre_auth: Vec<Arc<Instance>>,
-    /// `Auth` instances.
+    /// Instances whose `Auth` runs, in order; the first identity wins.
     pub auth: Vec<Arc<Instance>>,
-    /// `PostAuth` instances.
+    /// Instances whose `PostAuth` runs, in order.
     pub post_auth: Vec<Arc<Instance>>,
-    /// `OnResponseHeaders` instances.
+    /// Instances whose `OnResponseHeaders` runs, in order.
     pub response_headers: Vec<Arc<Instance>>,
     /// `OnResponseBody` instances (buffered body).
     pub response_body: Vec<Arc<Instance>>,
-    /// `OnResponseChunk` instances.
+    /// Instances whose `OnResponseChunk` runs on every frame or event, in order.
     pub response_chunk: Vec<Arc<Instance>>,
     /// Chunks are split into SSE events for `response_chunk` instances.
     pub sse_events: bool,
-    /// `OnStreamComplete` instances.
+    /// Instances whose `OnStreamComplete` runs from the collect queue.
     pub stream_complete: Vec<Arc<Instance>>,
-    /// `Collect` instances.
+    /// Instances whose `Collect` runs from the collect queue.
     pub collect: Vec<Arc<Instance>>,
     /// Some request hook needs the request body.
     pub request_body: bool,
