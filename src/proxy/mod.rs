@@ -290,11 +290,12 @@ impl Proxy {
             .await
     }
 
-    /// The upstream group of `route`.
+    /// The upstream group of `route`. Building the proxy resolves every route's
+    /// upstream, so a missing one is the gateway's fault, never the client's: a 500.
     fn upstream_of(&self, route: &Route) -> Result<&Upstream, GatewayError> {
         self.upstreams
             .get(route.upstream)
-            .ok_or_else(|| GatewayError::BadRequest("route has no upstream".into()))
+            .ok_or_else(|| GatewayError::Internal("route has no upstream".into()))
     }
 }
 
@@ -334,3 +335,49 @@ async fn retire(old: Arc<PluginSet>, drain: Duration) {
     old.shutdown().await;
 }
 
+#[cfg(test)]
+mod tests {
+    use super::{ConnInfo, Proxy};
+    use crate::plugin::Registry;
+    use crate::routing::{Route, Router};
+    use http_body_util::{BodyExt, Empty};
+
+    /// A route whose upstream index is past the table is the gateway's bug, not the
+    /// client's: 500 `internal_error`. Building never makes one, so the test does.
+    #[tokio::test]
+    async fn a_route_without_upstream_is_an_internal_error() {
+        let config = crate::Config::from_toml(
+            r#"
+            [[upstreams]]
+            name = "up"
+            targets = ["http://127.0.0.1:9"]
+            [[routes]]
+            name = "r"
+            path_prefix = "/"
+            upstream = "up"
+            "#,
+        )
+        .unwrap();
+        let mut proxy = Proxy::build(&config, Registry::with_builtins())
+            .await
+            .unwrap();
+        proxy.router = Router::new(vec![Route::new(&config.routes[0], 7, 0)]);
+        let req = http::Request::get("/x")
+            .header("host", "example.test")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let conn = ConnInfo {
+            remote: "127.0.0.1:1".parse().unwrap(),
+            tls: false,
+        };
+        let response = proxy.handle(req, conn).await;
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["type"], "internal_error");
+        assert_eq!(
+            json["error"]["message"],
+            "internal error: route has no upstream"
+        );
+    }
+}
