@@ -78,7 +78,7 @@ pub enum GatewayError {
     /// The client's request body could not be read.
     #[error("cannot read request body: {0}")]
     ClientBody(String),
-    /// The gateway broke one of its own invariants (a bug, never the client's fault).
+    /// The gateway's own state is inconsistent: a bug, never the client's doing.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -212,5 +212,29 @@ mod chain_tests {
         assert!(text.starts_with("cannot read config file /x: "), "{text}");
         let text = chain(&Echoing(io()));
         assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GatewayError;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn internal_errors_are_500_internal_error() {
+        let err = GatewayError::Internal("route has no upstream".into());
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.kind(), "internal_error");
+        let response = err.into_response("id-1");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["type"], "internal_error");
+        assert_eq!(json["error"]["request_id"], "id-1");
+        assert_eq!(
+            json["error"]["message"],
+            "internal error: route has no upstream"
+        );
     }
 }

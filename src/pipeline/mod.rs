@@ -1,5 +1,6 @@
 //! The hook pipeline: runs a route's plugin plan around the upstream exchange.
 //!
+//! - [`ctx`]: [`ctx::RequestCtx`], the one per-request context every stage takes.
 //! - [`request`]: `pre_auth` → `auth` → `post_auth`, with mutations and short-circuits.
 //! - [`response`]: `OnResponseHeaders`, buffered `OnResponseBody`, chunk/SSE hooks.
 //! - [`stream`]: the body wrapper calling `OnResponseChunk` per frame or SSE event.
@@ -11,6 +12,7 @@
 //! and turns failures into either a skip (`fail_open`) or a [`GatewayError`].
 
 pub mod collect;
+pub mod ctx;
 pub mod mutate;
 pub mod request;
 pub mod response;
@@ -41,9 +43,9 @@ pub async fn invoke<'a, T>(
             Err(_) => Err(PluginError::Timeout(instance.timeout)),
         },
     };
-    if let Some(m) = instance.metrics(hook) {
-        m.calls.increment(1);
-        m.latency.record(start.elapsed().as_secs_f64());
+    if let Some(hook_metrics) = instance.metrics(hook) {
+        hook_metrics.calls.increment(1);
+        hook_metrics.latency.record(start.elapsed().as_secs_f64());
     }
     match result {
         Ok(value) => Ok(Some(value)),
@@ -53,16 +55,16 @@ pub async fn invoke<'a, T>(
 
 /// Applies the failure policy to an error raised by or about a plugin's result.
 pub fn failure(instance: &Instance, hook: Hook, error: PluginError) -> Result<(), GatewayError> {
-    if let Some(m) = instance.metrics(hook) {
+    if let Some(hook_metrics) = instance.metrics(hook) {
         match error {
-            PluginError::Timeout(_) => m.timeouts.increment(1),
-            _ => m.errors.increment(1),
+            PluginError::Timeout(_) => hook_metrics.timeouts.increment(1),
+            _ => hook_metrics.errors.increment(1),
         }
     }
     match instance.on_error {
         OnError::FailOpen => {
-            if let Some(m) = instance.metrics(hook) {
-                m.fail_open.increment(1);
+            if let Some(hook_metrics) = instance.metrics(hook) {
+                hook_metrics.fail_open.increment(1);
             }
             tracing::warn!(plugin = %instance.name, hook = hook.as_str(), error = %error, "plugin failed; continuing (fail_open)");
             Ok(())

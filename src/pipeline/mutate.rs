@@ -13,23 +13,23 @@ use http::uri::{PathAndQuery, Uri};
 use http::{Response, StatusCode};
 
 /// Validates every mutation, then applies them in the order remove, set, add.
-pub fn apply_headers(headers: &mut HeaderMap, m: HeaderMutations) -> Result<(), PluginError> {
-    if m.is_empty() {
+pub fn apply_headers(headers: &mut HeaderMap, changes: HeaderMutations) -> Result<(), PluginError> {
+    if changes.is_empty() {
         return Ok(());
     }
-    for name in &m.remove {
+    for name in &changes.remove {
         check_header(name, None)?;
     }
-    for (name, value) in m.set.iter().chain(m.add.iter()) {
+    for (name, value) in changes.set.iter().chain(changes.add.iter()) {
         check_header(name, Some(value))?;
     }
-    for name in &m.remove {
+    for name in &changes.remove {
         headers.remove(name);
     }
-    for (name, value) in m.set {
+    for (name, value) in changes.set {
         headers.insert(name, value);
     }
-    for (name, value) in m.add {
+    for (name, value) in changes.add {
         headers.append(name, value);
     }
     Ok(())

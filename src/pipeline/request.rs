@@ -5,52 +5,28 @@
 //! first hook that returns an identity ends the stage; when auth hooks exist and none
 //! authenticated (and none failed open), the request gets 401.
 
+use super::ctx::RequestCtx;
 use super::{failure, invoke, mutate};
 use crate::body::Body;
 use crate::error::GatewayError;
 use crate::loader::{Instance, RoutePlan};
-use crate::plugin::{AuthInfo, Decision, Hook, HookType, Mutations, RequestContext, RequestView};
+use crate::plugin::{AuthInfo, Decision, Hook, HookType, Mutations, RequestView};
 use bytes::Bytes;
-use http::Response;
-use std::net::IpAddr;
+use http::{Request, Response};
 use std::sync::Arc;
 
-/// Facts about the request that hooks cannot change.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestMeta<'a> {
-    /// Request id.
-    pub request_id: &'a str,
-    /// Route name.
-    pub route: &'a str,
-    /// Client address.
-    pub client_ip: IpAddr,
-    /// Client TLS.
-    pub tls: bool,
-    /// Host the client addressed.
-    pub host: &'a str,
-}
-
-/// The request as hooks change it.
-#[derive(Debug)]
-pub struct PendingRequest {
-    /// Method, URI and headers.
-    pub parts: http::request::Parts,
-    /// Buffered or replaced body; `None` keeps streaming the client's body.
-    pub body: Option<Bytes>,
-    /// A hook set the path: forward it verbatim, without the route's rewrite.
-    pub path_is_final: bool,
-    /// Shared context.
-    pub ctx: RequestContext,
-}
+/// The request as hooks see and change it: method, URI and headers, and the buffered
+/// or replaced body (`None` keeps streaming the client's body).
+pub type HookedRequest = Request<Option<Bytes>>;
 
 /// Runs the three request stages; `Ok(Some(response))` means a plugin answered.
 pub async fn run(
     plan: &RoutePlan,
-    meta: RequestMeta<'_>,
-    req: &mut PendingRequest,
+    req: &mut HookedRequest,
+    ctx: &mut RequestCtx<'_>,
 ) -> Result<Option<Response<Body>>, GatewayError> {
     for instance in &plan.pre_auth {
-        if let Some(r) = step(instance, HookType::PreAuth, Hook::PreAuth, meta, req).await? {
+        if let Some(r) = step(instance, HookType::PreAuth, Hook::PreAuth, req, ctx).await? {
             return Ok(Some(r));
         }
     }
@@ -58,20 +34,20 @@ pub async fn run(
         let mut failed_open = false;
         let mut authenticated = false;
         for instance in &plan.auth {
-            match call(instance, HookType::Auth, Hook::Auth, meta, req).await? {
+            match call(instance, HookType::Auth, Hook::Auth, req, ctx).await? {
                 None => failed_open = true,
                 Some(Decision::Respond(r)) => match respond(instance, Hook::Auth, r)? {
                     Some(response) => return Ok(Some(response)),
                     None => failed_open = true,
                 },
-                Some(Decision::Continue(mut m)) => {
-                    let auth = m.auth.take();
-                    if !apply(instance, Hook::Auth, req, m)? {
+                Some(Decision::Continue(mut mutations)) => {
+                    let auth = mutations.auth.take();
+                    if !apply(instance, Hook::Auth, req, ctx, mutations)? {
                         failed_open = true;
                         continue;
                     }
                     if let Some(a) = auth {
-                        req.ctx.auth = Some(AuthInfo {
+                        ctx.hook_state.auth = Some(AuthInfo {
                             identity: a.identity,
                             app_id: a.app_id,
                             claims: a.claims,
@@ -90,7 +66,7 @@ pub async fn run(
         }
     }
     for instance in &plan.post_auth {
-        if let Some(r) = step(instance, HookType::PostAuth, Hook::PostAuth, meta, req).await? {
+        if let Some(r) = step(instance, HookType::PostAuth, Hook::PostAuth, req, ctx).await? {
             return Ok(Some(r));
         }
     }
@@ -102,13 +78,15 @@ async fn step(
     instance: &Arc<Instance>,
     stage: HookType,
     hook: Hook,
-    meta: RequestMeta<'_>,
-    req: &mut PendingRequest,
+    req: &mut HookedRequest,
+    ctx: &mut RequestCtx<'_>,
 ) -> Result<Option<Response<Body>>, GatewayError> {
-    match call(instance, stage, hook, meta, req).await? {
+    match call(instance, stage, hook, req, ctx).await? {
         None => Ok(None),
         Some(Decision::Respond(r)) => respond(instance, hook, r),
-        Some(Decision::Continue(m)) => apply(instance, hook, req, m).map(|_| None),
+        Some(Decision::Continue(mutations)) => {
+            apply(instance, hook, req, ctx, mutations).map(|_| None)
+        }
     }
 }
 
@@ -116,20 +94,20 @@ async fn call(
     instance: &Instance,
     stage: HookType,
     hook: Hook,
-    meta: RequestMeta<'_>,
-    req: &PendingRequest,
+    req: &HookedRequest,
+    ctx: &RequestCtx<'_>,
 ) -> Result<Option<Decision>, GatewayError> {
     let view = RequestView {
-        request_id: meta.request_id,
-        route: meta.route,
-        client_ip: meta.client_ip,
-        tls: meta.tls,
-        host: meta.host,
-        method: &req.parts.method,
-        uri: &req.parts.uri,
-        headers: &req.parts.headers,
-        body: req.body.as_ref(),
-        ctx: &req.ctx,
+        request_id: ctx.request_id_str(),
+        route: ctx.route_name(),
+        client_ip: ctx.client_ip(),
+        tls: ctx.conn.tls,
+        host: &ctx.host,
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+        body: req.body().as_ref(),
+        ctx: &ctx.hook_state,
     };
     invoke(instance, hook, || instance.plugin.on_request(stage, &view)).await
 }
@@ -138,31 +116,41 @@ async fn call(
 fn apply(
     instance: &Instance,
     hook: Hook,
-    req: &mut PendingRequest,
-    m: Mutations,
+    req: &mut HookedRequest,
+    ctx: &mut RequestCtx<'_>,
+    mutations: Mutations,
 ) -> Result<bool, GatewayError> {
-    let new_uri = if m.path.is_some() || m.query.is_some() {
-        match mutate::rewrite_uri(&req.parts.uri, m.path.as_deref(), m.query.as_deref()) {
+    // The auth stage takes the identity out before it applies the rest; the other
+    // stages have no use for one.
+    let Mutations {
+        headers,
+        path,
+        query,
+        body,
+        context,
+        auth: _,
+    } = mutations;
+    let new_uri = if path.is_some() || query.is_some() {
+        match mutate::rewrite_uri(req.uri(), path.as_deref(), query.as_deref()) {
             Ok(uri) => Some(uri),
             Err(e) => return failure(instance, hook, e).map(|()| false),
         }
     } else {
         None
     };
-    if let Err(e) = mutate::apply_headers(&mut req.parts.headers, m.headers) {
+    if let Err(e) = mutate::apply_headers(req.headers_mut(), headers) {
         return failure(instance, hook, e).map(|()| false);
     }
     if let Some(uri) = new_uri {
-        req.path_is_final |= m.path.is_some();
-        req.parts.uri = uri;
+        ctx.path_is_final |= path.is_some();
+        *req.uri_mut() = uri;
     }
-    if let Some(body) = m.body {
-        req.parts
-            .headers
+    if let Some(body) = body {
+        req.headers_mut()
             .insert(http::header::CONTENT_LENGTH, body.len().into());
-        req.body = Some(body);
+        *req.body_mut() = Some(body);
     }
-    req.ctx.values.extend(m.context);
+    ctx.hook_state.values.extend(context);
     Ok(true)
 }
 

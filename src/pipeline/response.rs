@@ -1,6 +1,7 @@
 //! Response stage on the request path: `OnResponseHeaders`, then either the buffered
 //! `OnResponseBody` or the streaming chunk/SSE hooks.
 
+use super::ctx::RequestCtx;
 use super::{failure, invoke, mutate, stream};
 use crate::body::{self, Body};
 use crate::error::GatewayError;
@@ -9,28 +10,33 @@ use crate::plugin::{Hook, PluginError, RequestContext, RequestSummary, ResponseV
 use http::{HeaderValue, Response, header};
 use std::sync::Arc;
 
-/// Runs the response hooks of the route at `route` on `response`.
+/// Runs the response hooks of the matched route's plan in `set` on `response`.
+///
+/// They see the request summary in `ctx`, which is built whenever the plan has
+/// response hooks; without a route or a summary there is nothing to run.
 pub async fn run(
     set: &Arc<PluginSet>,
-    route: usize,
     response: Response<Body>,
-    summary: &RequestSummary,
-    ctx: &mut RequestContext,
+    ctx: &mut RequestCtx<'_>,
     max_buffer: usize,
 ) -> Result<Response<Body>, GatewayError> {
-    let plan = set.plan(route);
+    let (Some(route), Some(summary)) = (ctx.route, ctx.summary.as_ref()) else {
+        return Ok(response);
+    };
+    let plan = set.plan(route.index);
+    let hook_state = &mut ctx.hook_state;
     let (mut parts, mut body) = response.into_parts();
     for instance in &plan.response_headers {
         let result = {
-            let view = view(summary, &parts, ctx);
+            let view = view(summary, &parts, hook_state);
             let hook = Hook::OnResponseHeaders;
             invoke(instance, hook, || {
                 instance.plugin.on_response_headers(&view)
             })
             .await?
         };
-        let Some(m) = result else { continue };
-        if let Some(status) = m.status
+        let Some(mutations) = result else { continue };
+        if let Some(status) = mutations.status
             && status.is_informational()
         {
             let e =
@@ -38,14 +44,14 @@ pub async fn run(
             failure(instance, Hook::OnResponseHeaders, e)?;
             continue;
         }
-        if let Err(e) = mutate::apply_headers(&mut parts.headers, m.headers) {
+        if let Err(e) = mutate::apply_headers(&mut parts.headers, mutations.headers) {
             failure(instance, Hook::OnResponseHeaders, e)?;
             continue;
         }
-        if let Some(status) = m.status {
+        if let Some(status) = mutations.status {
             parts.status = status;
         }
-        ctx.values.extend(m.context);
+        hook_state.values.extend(mutations.context);
     }
 
     if !plan.response_body.is_empty() {
@@ -60,19 +66,19 @@ pub async fn run(
             })?;
         for instance in &plan.response_body {
             let result = {
-                let view = view(summary, &parts, ctx);
+                let view = view(summary, &parts, hook_state);
                 let hook = Hook::OnResponseBody;
                 invoke(instance, hook, || {
                     instance.plugin.on_response_body(&view, &bytes)
                 })
                 .await?
             };
-            let Some(m) = result else { continue };
-            if let Err(e) = mutate::apply_headers(&mut parts.headers, m.headers) {
+            let Some(mutations) = result else { continue };
+            if let Err(e) = mutate::apply_headers(&mut parts.headers, mutations.headers) {
                 failure(instance, Hook::OnResponseBody, e)?;
                 continue;
             }
-            if let Some(new) = m.body {
+            if let Some(new) = mutations.body {
                 bytes = new;
             }
         }
@@ -95,8 +101,8 @@ pub async fn run(
         body = stream::chunk_hooks(
             body,
             set.clone(),
-            route,
-            Arc::new(ctx.clone()),
+            route.index,
+            Arc::new(hook_state.clone()),
             Arc::from(summary.request_id.as_str()),
             sse,
         );
@@ -108,12 +114,12 @@ pub async fn run(
 fn view<'a>(
     request: &'a RequestSummary,
     parts: &'a http::response::Parts,
-    ctx: &'a RequestContext,
+    hook_state: &'a RequestContext,
 ) -> ResponseView<'a> {
     ResponseView {
         request,
         status: parts.status,
         headers: &parts.headers,
-        ctx,
+        ctx: hook_state,
     }
 }

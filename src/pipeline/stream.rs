@@ -18,7 +18,7 @@ struct State {
     inner: Body,
     set: Arc<PluginSet>,
     route: usize,
-    ctx: Arc<RequestContext>,
+    hook_state: Arc<RequestContext>,
     request_id: Arc<str>,
     sse: bool,
     pending: BytesMut,
@@ -32,7 +32,7 @@ pub fn chunk_hooks(
     inner: Body,
     set: Arc<PluginSet>,
     route: usize,
-    ctx: Arc<RequestContext>,
+    hook_state: Arc<RequestContext>,
     request_id: Arc<str>,
     sse: bool,
 ) -> Body {
@@ -40,7 +40,7 @@ pub fn chunk_hooks(
         inner,
         set,
         route,
-        ctx,
+        hook_state,
         request_id,
         sse,
         pending: BytesMut::new(),
@@ -112,7 +112,7 @@ impl State {
                 index: self.index,
                 data: &current,
                 sse_event: self.sse,
-                ctx: &self.ctx,
+                ctx: &self.hook_state,
             };
             let action = invoke(instance, Hook::OnResponseChunk, || {
                 instance.plugin.on_response_chunk(&view)

@@ -1,85 +1,118 @@
-//! The response body wrapper that measures what was sent and, when the body ends (or is
-//! dropped because the client went away), queues the completed exchange.
+//! The tail record of an exchange, and the response body wrapper that measures what
+//! was sent and, when the body ends (or is dropped because the client went away),
+//! queues the record for the stream-complete and collect hooks.
 
 use super::collect::{Collector, Job};
+use super::ctx::RequestCtx;
 use crate::body::{Body, BoxError};
-use crate::loader::PluginSet;
-use crate::plugin::{CompletedExchange, RequestContext, RequestSummary};
+use crate::plugin::CompletedExchange;
 use bytes::{Bytes, BytesMut};
-use http::StatusCode;
+use http::Response;
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
-/// Everything known about an exchange before its response body is sent.
-pub struct TailSeed {
-    /// Snapshot the request used.
-    pub set: Arc<PluginSet>,
-    /// Route index.
-    pub route: usize,
-    /// The request.
-    pub summary: RequestSummary,
-    /// Context at the end of the response stage.
-    pub ctx: RequestContext,
-    /// Arrival time.
-    pub started: Instant,
-    /// Arrival time, Unix milliseconds.
-    pub started_at_ms: i64,
-    /// Request body bytes, when known.
-    pub request_bytes: u64,
-    /// Queue.
-    pub collector: Collector,
-    /// Bytes to accumulate for stream-complete hooks and usage (0 = none).
-    pub accumulate: usize,
-    /// The LLM provider of the upstream, when token usage should be extracted.
-    pub provider: Option<crate::llm::Provider>,
+/// Builds the tail record from `ctx` as the request left it, and wraps the final
+/// response body so that the record is queued when the body ends.
+///
+/// This happens once per request, whichever way the request ended, and only when the
+/// route's plan has stream-complete or collect hooks or its upstream is an LLM provider
+/// (the collect worker reads token usage from the response); otherwise `response` is
+/// returned as it is. A request that ended before the request stages has no summary
+/// and so no record. Up to `accumulate_bytes` of the body are kept for stream-complete
+/// hooks and usage.
+pub fn attach(
+    response: Response<Body>,
+    ctx: RequestCtx<'_>,
+    collector: &Collector,
+    accumulate_bytes: usize,
+) -> Response<Body> {
+    // The bare path never builds a summary, so it leaves after this one check.
+    if ctx.summary.is_none() {
+        return response;
+    }
+    let provider = ctx.provider();
+    let Some(plan) = ctx.plan() else {
+        return response;
+    };
+    if !plan.has_tail() && provider.is_none() {
+        return response;
+    }
+    let limit = if plan.stream_complete.is_empty() && provider.is_none() {
+        0
+    } else {
+        accumulate_bytes
+    };
+    let (Some(set), Some(route), Some(summary)) = (ctx.plugins, ctx.route, ctx.summary) else {
+        return response;
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let exchange = CompletedExchange {
+        request: summary,
+        ctx: ctx.hook_state,
+        status: response.status(),
+        // The end of the body fills in the duration, the counts and the bytes kept.
+        duration: Duration::ZERO,
+        request_bytes: ctx.request_bytes,
+        response_bytes: 0,
+        chunks: 0,
+        accumulated: Bytes::new(),
+        truncated: false,
+        started_at_ms: now_ms - ctx.start.elapsed().as_millis() as i64,
+        usage: None,
+    };
+    let state = TailState {
+        job: Some(Job {
+            set,
+            route: route.index,
+            exchange,
+            provider,
+        }),
+        collector: collector.clone(),
+        started: ctx.start,
+        limit,
+        acc: BytesMut::new(),
+    };
+    response.map(|inner| http_body_util::BodyExt::boxed_unsync(TailBody { inner, state }))
 }
 
+/// The record while the body is sent, and what finishing and queueing it needs.
 struct TailState {
-    seed: Option<TailSeed>,
-    status: StatusCode,
-    bytes: u64,
-    chunks: u64,
+    /// The record; taken when it is queued, so it is queued at most once.
+    job: Option<Job>,
+    collector: Collector,
+    /// Arrival time, for the exchange's duration.
+    started: Instant,
+    /// Bytes of the body to keep for stream-complete hooks and usage (0 keeps none).
+    limit: usize,
     acc: BytesMut,
-    truncated: bool,
 }
 
 impl TailState {
     fn record(&mut self, data: &Bytes) {
-        self.bytes += data.len() as u64;
-        self.chunks += 1;
-        let limit = self.seed.as_ref().map_or(0, |s| s.accumulate);
-        let room = limit.saturating_sub(self.acc.len());
+        let Some(job) = self.job.as_mut() else { return };
+        let exchange = &mut job.exchange;
+        exchange.response_bytes += data.len() as u64;
+        exchange.chunks += 1;
+        let room = self.limit.saturating_sub(self.acc.len());
         if data.len() > room {
-            self.truncated |= limit > 0;
+            exchange.truncated |= self.limit > 0;
         }
         self.acc.extend_from_slice(&data[..data.len().min(room)]);
     }
 
     fn finish(&mut self) {
-        let Some(seed) = self.seed.take() else { return };
-        let exchange = CompletedExchange {
-            request: seed.summary,
-            ctx: seed.ctx,
-            status: self.status,
-            duration: seed.started.elapsed(),
-            request_bytes: seed.request_bytes,
-            response_bytes: self.bytes,
-            chunks: self.chunks,
-            accumulated: self.acc.split().freeze(),
-            truncated: self.truncated,
-            started_at_ms: seed.started_at_ms,
-            usage: None,
+        let Some(mut job) = self.job.take() else {
+            return;
         };
-        seed.collector.submit(Job {
-            set: seed.set,
-            route: seed.route,
-            exchange,
-            provider: seed.provider,
-        });
+        job.exchange.duration = self.started.elapsed();
+        job.exchange.accumulated = self.acc.split().freeze();
+        self.collector.submit(job);
     }
 }
 
@@ -91,28 +124,10 @@ impl Drop for TailState {
 
 pin_project! {
     /// Body wrapper feeding [`TailState`].
-    pub struct TailBody {
+    struct TailBody {
         #[pin]
         inner: Body,
         state: TailState,
-    }
-}
-
-impl TailBody {
-    /// Wraps a final response body with status `status`.
-    pub fn wrap(inner: Body, status: StatusCode, seed: TailSeed) -> Body {
-        let body = TailBody {
-            inner,
-            state: TailState {
-                seed: Some(seed),
-                status,
-                bytes: 0,
-                chunks: 0,
-                acc: BytesMut::new(),
-                truncated: false,
-            },
-        };
-        http_body_util::BodyExt::boxed_unsync(body)
     }
 }
 

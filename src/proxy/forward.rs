@@ -1,32 +1,19 @@
 //! Building the upstream request, sending it with a timeout and mapping failures.
 
-use super::{ConnInfo, Limits};
+use super::{Limits, Proxy};
 use crate::body::{self, Body, BoxError};
 use crate::error::GatewayError;
 use crate::headers;
-use crate::metrics as m;
+use crate::metrics;
+use crate::pipeline::ctx::RequestCtx;
 use crate::routing::Route;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{HeaderName, Request, Response, Version};
+use http::{Request, Response, Version};
 use std::error::Error as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Everything [`send`] needs besides the request itself.
-#[derive(Clone, Copy)]
-pub(super) struct ForwardCtx<'a> {
-    pub route: &'a Route,
-    pub upstream: &'a Upstream,
-    pub conn: ConnInfo,
-    pub host: &'a str,
-    pub request_id: &'a HeaderValue,
-    pub request_id_header: &'a HeaderName,
-    pub max_body_bytes: u64,
-    /// A plugin set the path: forward it verbatim instead of applying the route rewrite.
-    pub path_is_final: bool,
-}
 
 /// Rejects requests whose head or declared body exceeds the limits.
 pub(super) fn check_limits<B>(req: &Request<B>, limits: &Limits) -> Result<(), GatewayError> {
@@ -75,103 +62,113 @@ pub(super) fn request_host<B>(req: &Request<B>) -> String {
         .unwrap_or_default()
 }
 
-/// Rewrites the request for the upstream, sends it and maps the outcome.
-pub(super) async fn send<B>(
-    ctx: ForwardCtx<'_>,
-    req: Request<B>,
-) -> Result<Response<Body>, GatewayError>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let (mut parts, incoming) = req.into_parts();
-    let target = ctx.upstream.pick();
-    let path = if ctx.path_is_final {
-        std::borrow::Cow::Borrowed(parts.uri.path())
-    } else {
-        ctx.route.rewrite_path(parts.uri.path())
-    };
-    let client_host = (!ctx.host.is_empty()).then_some(ctx.host);
-    // With preserve_host the client's host also becomes the URI authority, so an HTTP/2
-    // upstream sees a consistent :authority; the connection still goes to the target.
-    let authority = client_host
-        .filter(|h| ctx.route.preserve_host && http::uri::Authority::try_from(*h).is_ok());
-    parts.uri = target
-        .uri(&path, parts.uri.query(), authority)
-        .map_err(|e| GatewayError::BadRequest(format!("cannot build upstream URI: {e}")))?;
-    // The pooled client negotiates HTTP/2 per connection; requests always start as HTTP/1.1.
-    parts.version = Version::HTTP_11;
+impl Proxy {
+    /// Rewrites the request for `upstream`, the group of `route`, sends it and maps the
+    /// outcome.
+    pub(super) async fn send<B>(
+        &self,
+        req: Request<B>,
+        route: &Route,
+        upstream: &Upstream,
+        ctx: &RequestCtx<'_>,
+    ) -> Result<Response<Body>, GatewayError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, incoming) = req.into_parts();
+        let target = upstream.pick();
+        let path = if ctx.path_is_final {
+            std::borrow::Cow::Borrowed(parts.uri.path())
+        } else {
+            route.rewrite_path(parts.uri.path())
+        };
+        let client_host = (!ctx.host.is_empty()).then_some(ctx.host.as_str());
+        // With preserve_host the client's host also becomes the URI authority, so an HTTP/2
+        // upstream sees a consistent :authority; the connection still goes to the target.
+        let authority = client_host
+            .filter(|h| route.preserve_host && http::uri::Authority::try_from(*h).is_ok());
+        parts.uri = target
+            .uri(&path, parts.uri.query(), authority)
+            .map_err(|e| GatewayError::BadRequest(format!("cannot build upstream URI: {e}")))?;
+        // The pooled client negotiates HTTP/2 per connection; requests always start as HTTP/1.1.
+        parts.version = Version::HTTP_11;
 
-    let wants_trailers = parts.headers.get_all(header::TE).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        })
-    });
-    headers::strip_hop_by_hop(&mut parts.headers);
-    if wants_trailers {
+        let wants_trailers = parts.headers.get_all(header::TE).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            })
+        });
+        headers::strip_hop_by_hop(&mut parts.headers);
+        if wants_trailers {
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        headers::set_forwarded(
+            &mut parts.headers,
+            ctx.conn.remote.ip(),
+            ctx.conn.tls,
+            client_host,
+        );
+        parts.headers.remove(header::HOST);
+        let host_value = match (route.preserve_host, client_host) {
+            (true, Some(h)) => HeaderValue::from_str(h).ok(),
+            _ => HeaderValue::from_str(target.authority().as_str()).ok(),
+        };
+        if let Some(h) = host_value {
+            parts.headers.insert(header::HOST, h);
+        }
         parts
             .headers
-            .insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-    headers::set_forwarded(
-        &mut parts.headers,
-        ctx.conn.remote.ip(),
-        ctx.conn.tls,
-        client_host,
-    );
-    parts.headers.remove(header::HOST);
-    let host_value = match (ctx.route.preserve_host, client_host) {
-        (true, Some(h)) => HeaderValue::from_str(h).ok(),
-        _ => HeaderValue::from_str(target.authority().as_str()).ok(),
-    };
-    if let Some(h) = host_value {
-        parts.headers.insert(header::HOST, h);
-    }
-    parts
-        .headers
-        .insert(ctx.request_id_header.clone(), ctx.request_id.clone());
-    if let Some(llm) = &ctx.upstream.llm {
-        llm.inject(&mut parts.headers);
-    }
+            .insert(self.request_id_header.clone(), ctx.request_id.clone());
+        if let Some(llm) = &upstream.llm {
+            llm.inject(&mut parts.headers);
+        }
 
-    let tripped = Arc::new(AtomicBool::new(false));
-    let limited = body::LimitBody::new(incoming, ctx.max_body_bytes, tripped.clone());
-    let upstream_req = Request::from_parts(parts, body::boxed(limited));
-    let timeout = ctx.route.timeout;
-    let client = target
-        .client()
-        .ok_or_else(|| GatewayError::UpstreamUnavailable {
-            upstream: ctx.upstream.name.to_string(),
-            reason: "target has no client".into(),
-        })?;
-    let sent = tokio::time::timeout(timeout, client.request(upstream_req)).await;
-    let upstream_name = &ctx.upstream.name;
-    let response = match sent {
-        Err(_) => {
-            m::upstream_error(&ctx.route.name, upstream_name, "timeout");
-            return Err(GatewayError::UpstreamTimeout {
-                upstream: upstream_name.to_string(),
-                timeout_ms: timeout.as_millis(),
-            });
-        }
-        Ok(Err(_)) if tripped.load(Ordering::Acquire) => {
-            return Err(GatewayError::BodyTooLarge {
-                limit: ctx.max_body_bytes,
-            });
-        }
-        Ok(Err(err)) => return Err(map_client_error(&err, ctx)),
-        Ok(Ok(response)) => response,
-    };
-    let (mut parts, incoming) = response.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers);
-    // The client connection has its own protocol; an HTTP/1.0 or h2 upstream must not leak through.
-    parts.version = Version::HTTP_11;
-    Ok(Response::from_parts(parts, body::boxed(incoming)))
+        let tripped = Arc::new(AtomicBool::new(false));
+        let limited = body::LimitBody::new(incoming, self.limits.max_body_bytes, tripped.clone());
+        let upstream_req = Request::from_parts(parts, body::boxed(limited));
+        let timeout = route.timeout;
+        let client = target
+            .client()
+            .ok_or_else(|| GatewayError::UpstreamUnavailable {
+                upstream: upstream.name.to_string(),
+                reason: "target has no client".into(),
+            })?;
+        let sent = tokio::time::timeout(timeout, client.request(upstream_req)).await;
+        let upstream_name = &upstream.name;
+        let response = match sent {
+            Err(_) => {
+                metrics::upstream_error(&route.name, upstream_name, "timeout");
+                return Err(GatewayError::UpstreamTimeout {
+                    upstream: upstream_name.to_string(),
+                    timeout_ms: timeout.as_millis(),
+                });
+            }
+            Ok(Err(_)) if tripped.load(Ordering::Acquire) => {
+                return Err(GatewayError::BodyTooLarge {
+                    limit: self.limits.max_body_bytes,
+                });
+            }
+            Ok(Err(err)) => return Err(map_client_error(&err, route, upstream)),
+            Ok(Ok(response)) => response,
+        };
+        let (mut parts, incoming) = response.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        // The client connection has its own protocol; an HTTP/1.0 or h2 upstream must not leak through.
+        parts.version = Version::HTTP_11;
+        Ok(Response::from_parts(parts, body::boxed(incoming)))
+    }
 }
 
 /// Classifies a client error: body limit (413), connect timeout (504) or unavailable (502).
-fn map_client_error(err: &hyper_util::client::legacy::Error, ctx: ForwardCtx<'_>) -> GatewayError {
+fn map_client_error(
+    err: &hyper_util::client::legacy::Error,
+    route: &Route,
+    upstream: &Upstream,
+) -> GatewayError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
     let mut timed_out = false;
     let mut innermost = err.to_string();
@@ -185,12 +182,11 @@ fn map_client_error(err: &hyper_util::client::legacy::Error, ctx: ForwardCtx<'_>
         innermost = e.to_string();
         source = e.source();
     }
-    let upstream = ctx.upstream.name.to_string();
     if err.is_connect() && timed_out {
-        m::upstream_error(&ctx.route.name, &ctx.upstream.name, "connect_timeout");
+        metrics::upstream_error(&route.name, &upstream.name, "connect_timeout");
         return GatewayError::UpstreamTimeout {
-            upstream,
-            timeout_ms: ctx.upstream.connect_timeout.as_millis(),
+            upstream: upstream.name.to_string(),
+            timeout_ms: upstream.connect_timeout.as_millis(),
         };
     }
     let kind = if err.is_connect() {
@@ -198,9 +194,9 @@ fn map_client_error(err: &hyper_util::client::legacy::Error, ctx: ForwardCtx<'_>
     } else {
         "protocol"
     };
-    m::upstream_error(&ctx.route.name, &ctx.upstream.name, kind);
+    metrics::upstream_error(&route.name, &upstream.name, kind);
     GatewayError::UpstreamUnavailable {
-        upstream,
+        upstream: upstream.name.to_string(),
         reason: innermost,
     }
 }

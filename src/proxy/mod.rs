@@ -1,9 +1,13 @@
 //! The proxy handler: limits, routing, the hook pipeline, forwarding and back.
 //!
-//! [`Proxy::handle`] is the whole request path. It never panics and never returns an
-//! error to hyper: every failure becomes a [`GatewayError`] and, in exactly one place,
-//! a JSON response. Bodies stream in both directions unless a plugin asks for a buffer.
-//! Each request loads one plugin-set snapshot and uses it to the end.
+//! [`Proxy::handle`] is the whole request path. It makes one [`RequestCtx`] per request
+//! and passes it `&mut` through the phases in order, as pingora passes its `CTX`:
+//! limits, routing and the path check (`forward`), the request and response stages
+//! when the route has plugins (`hooked.rs`), the send (`forward.rs`); at the end the
+//! access log and the tail record are built from it once. It never panics and never
+//! returns an error to hyper: every failure becomes a [`GatewayError`] and, in exactly
+//! one place, a JSON response. Bodies stream in both directions unless a plugin asks
+//! for a buffer. Each request loads one plugin-set snapshot and uses it to the end.
 
 mod forward;
 mod hooked;
@@ -13,15 +17,16 @@ use crate::config::{Config, ConfigError, PipelineConfig, PluginConfig, Resolved}
 use crate::error::GatewayError;
 use crate::headers;
 use crate::loader::{PluginSet, Registry, SetError};
-use crate::metrics as m;
+use crate::metrics;
 use crate::pipeline::collect::Collector;
-use crate::pipeline::tail::{TailBody, TailSeed};
+pub use crate::pipeline::ctx::ConnInfo;
+use crate::pipeline::ctx::RequestCtx;
+use crate::pipeline::tail;
 use crate::routing::{Route, Router};
 use crate::upstream::{Upstream, UpstreamError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderName, Request, Response};
-use std::net::SocketAddr;
+use http::{HeaderName, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -39,15 +44,6 @@ pub enum ProxyBuildError {
     /// The plugin set could not be built.
     #[error(transparent)]
     Plugins(#[from] SetError),
-}
-
-/// Facts about the client connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    /// Client socket address.
-    pub remote: SocketAddr,
-    /// Whether the client connection is TLS.
-    pub tls: bool,
 }
 
 /// Request limits enforced before and while forwarding.
@@ -231,73 +227,55 @@ impl Proxy {
         let request_id = headers::request_id(req.headers(), &self.request_id_header);
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut state = RequestState::default();
+        let mut ctx = RequestCtx::new(start, conn, request_id, method, path);
         let stalled = Arc::new(AtomicBool::new(false));
         let timeout = self.limits.body_read_timeout;
         let req = req.map(|b| ReadTimeoutBody::new(b, timeout, stalled.clone()));
-        let result = self
-            .forward(req, conn, &request_id, start, &mut state)
-            .await;
-        let route = state.route.as_deref().unwrap_or(m::NO_ROUTE);
-        let mut response = match result {
+        let mut response = match self.forward(req, &mut ctx).await {
             Ok(response) => response,
-            // Whatever the stalled body broke on its way (a plugin reading it, the
-            // upstream client), the cause is the client's silence.
-            Err(_) if stalled.load(Ordering::Acquire) => {
-                let err = GatewayError::BodyReadTimeout {
-                    timeout_ms: timeout.as_millis(),
-                };
-                m::gateway_error(route, err.kind());
-                err.into_response(request_id.to_str().unwrap_or_default())
-            }
             Err(err) => {
-                tracing::debug!(route, error = %err, "request answered by the gateway");
-                m::gateway_error(route, err.kind());
-                err.into_response(request_id.to_str().unwrap_or_default())
+                let route = route_label(&ctx);
+                // Whatever the stalled body broke on its way (a plugin reading it, the
+                // upstream client), the cause is the client's silence.
+                let err = if stalled.load(Ordering::Acquire) {
+                    GatewayError::BodyReadTimeout {
+                        timeout_ms: timeout.as_millis(),
+                    }
+                } else {
+                    tracing::debug!(route, error = %err, "request answered by the gateway");
+                    err
+                };
+                metrics::gateway_error(route, err.kind());
+                err.into_response(ctx.request_id_str())
             }
         };
         let status = response.status();
         response
             .headers_mut()
-            .insert(self.request_id_header.clone(), request_id.clone());
-        let elapsed = start.elapsed();
-        m::request_done(route, status, elapsed);
-        tracing::info!(
-            target: "microgateway::access",
-            request_id = request_id.to_str().unwrap_or_default(),
-            client = %conn.remote.ip(),
-            method = %method,
-            path = %path,
-            route,
-            status = status.as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-        );
-        if let Some(seed) = state.tail {
-            response = response.map(|body| TailBody::wrap(body, status, seed));
-        }
-        response
+            .insert(self.request_id_header.clone(), ctx.request_id.clone());
+        access_log(&ctx, status);
+        let accumulate = self.pipeline.stream_accumulate_bytes;
+        tail::attach(response, ctx, &self.collector, accumulate)
     }
 
-    async fn forward<B>(
-        &self,
+    /// Limits, routing, the path check and the snapshot, recorded in `ctx`; then the
+    /// bare send, or the hooked path when the route has plugins or an LLM upstream.
+    async fn forward<'p, B>(
+        &'p self,
         req: Request<B>,
-        conn: ConnInfo,
-        request_id: &http::HeaderValue,
-        start: Instant,
-        state: &mut RequestState,
+        ctx: &mut RequestCtx<'p>,
     ) -> Result<Response<Body>, GatewayError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         forward::check_limits(&req, &self.limits)?;
-        let host = forward::request_host(&req);
-        let route = self
-            .router
-            .find(crate::routing::host_without_port(&host), req.uri().path());
-        if let Some(route) = route {
-            state.route = Some(route.name.clone());
-        }
+        ctx.host = forward::request_host(&req);
+        let route = self.router.find(
+            crate::routing::host_without_port(&ctx.host),
+            req.uri().path(),
+        );
+        ctx.route = route;
         // Before any plugin sees the request and before the route rewrite: whether an
         // encoded slash may pass is the matched route's choice; traversal never passes,
         // with or without a route.
@@ -306,47 +284,51 @@ impl Proxy {
             route.is_some_and(|r| r.allow_encoded_slashes),
         )?;
         let route = route.ok_or_else(|| GatewayError::NoRoute {
-            host: host.clone(),
+            host: ctx.host.clone(),
             path: req.uri().path().to_string(),
         })?;
-        let upstream = self
-            .upstreams
-            .get(route.upstream)
-            // Proxy::build checked every route's upstream index: a miss is our bug.
-            .ok_or_else(|| GatewayError::Internal("route has no upstream".into()))?;
-        let ctx = forward::ForwardCtx {
-            route,
-            upstream,
-            conn,
-            host: &host,
-            request_id,
-            request_id_header: &self.request_id_header,
-            max_body_bytes: self.limits.max_body_bytes,
-            path_is_final: false,
-        };
+        let upstream = self.upstream_of(route)?;
+        ctx.upstream = Some(upstream);
         // One snapshot per request, used to the end (including the tail hooks).
         let set = self.plugins.load_full();
         if set.plan(route.index).is_empty() && upstream.llm.is_none() {
-            return forward::send(ctx, req).await;
+            ctx.plugins = Some(set);
+            return self.send(req, route, upstream, ctx).await;
         }
-        let hooked = hooked::Hooked {
-            set,
-            pipeline: &self.pipeline,
-            collector: &self.collector,
-            start,
-            provider: upstream.llm.as_ref().map(|l| l.provider),
-        };
-        hooked
-            .run(ctx, req.map(crate::body::boxed), &mut state.tail)
+        ctx.plugins = Some(set.clone());
+        self.hooked(req.map(crate::body::boxed), route, upstream, &set, ctx)
             .await
+    }
+
+    /// The upstream group of `route`. Building the proxy resolves every route's
+    /// upstream, so a missing one is the gateway's fault, never the client's: a 500.
+    fn upstream_of(&self, route: &Route) -> Result<&Upstream, GatewayError> {
+        self.upstreams
+            .get(route.upstream)
+            .ok_or_else(|| GatewayError::Internal("route has no upstream".into()))
     }
 }
 
-/// What `handle` learns from `forward` besides the response.
-#[derive(Default)]
-struct RequestState {
-    route: Option<Arc<str>>,
-    tail: Option<TailSeed>,
+/// The route's name for logs and metrics, or the placeholder when none matched.
+fn route_label<'c>(ctx: &'c RequestCtx<'_>) -> &'c str {
+    ctx.route.map_or(metrics::NO_ROUTE, |r| &r.name)
+}
+
+/// The one access-log line and the request metrics, once the response head is final.
+fn access_log(ctx: &RequestCtx<'_>, status: StatusCode) {
+    let route = route_label(ctx);
+    let elapsed = ctx.start.elapsed();
+    metrics::request_done(route, status, elapsed);
+    tracing::info!(
+        target: "microgateway::access",
+        request_id = ctx.request_id_str(),
+        client = %ctx.conn.remote.ip(),
+        method = %ctx.method,
+        path = %ctx.path,
+        route,
+        status = status.as_u16(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+    );
 }
 
 /// Waits until no request holds `old`, then shuts its instances down.
@@ -361,4 +343,52 @@ async fn retire(old: Arc<PluginSet>, drain: Duration) {
         );
     }
     old.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConnInfo, Proxy};
+    use crate::loader::Registry;
+    use crate::routing::{Route, Router};
+    use http_body_util::{BodyExt, Empty};
+
+    /// A route whose upstream index is past the table is the gateway's bug, not the
+    /// client's: 500 `internal_error`. Building never makes one, so the test does.
+    #[tokio::test]
+    async fn a_route_without_upstream_is_an_internal_error() {
+        let config = crate::Config::from_toml(
+            r#"
+            [[upstreams]]
+            name = "up"
+            targets = ["http://127.0.0.1:9"]
+            [[routes]]
+            name = "r"
+            path_prefix = "/"
+            upstream = "up"
+            "#,
+        )
+        .unwrap();
+        let resolved = config.validate().unwrap();
+        let mut proxy = Proxy::build(&config, &resolved, Registry::with_builtins())
+            .await
+            .unwrap();
+        proxy.router = Router::new(vec![Route::new(&config.routes[0], 7, 0)]);
+        let req = http::Request::get("/x")
+            .header("host", "example.test")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let conn = ConnInfo {
+            remote: "127.0.0.1:1".parse().unwrap(),
+            tls: false,
+        };
+        let response = proxy.handle(req, conn).await;
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["type"], "internal_error");
+        assert_eq!(
+            json["error"]["message"],
+            "internal error: route has no upstream"
+        );
+    }
 }
