@@ -181,18 +181,6 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 }
 
 #[cfg(test)]
-mod status_tests {
-    use super::GatewayError;
-
-    #[test]
-    fn an_internal_error_is_the_gateway_s_fault() {
-        let e = GatewayError::Internal("route has no upstream".into());
-        assert_eq!(e.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(e.kind(), "internal_error");
-    }
-}
-
-#[cfg(test)]
 mod chain_tests {
     use super::chain;
 
