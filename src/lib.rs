@@ -20,7 +20,8 @@
 //! - [`error`]: the request-path error type and its single mapping to HTTP responses.
 //! - [`body`]: the streaming body type shared by the whole request path.
 //! - [`deadline`]: deadline and timer arithmetic that cannot overflow.
-//! - [`admin`]: health, readiness and metrics endpoints.
+//! - [`task`]: the only ways to start a task (a kept handle, or a named detached task).
+//! - [`admin`]: health, readiness and metrics endpoints, the plugin API and its guards.
 //! - [`metrics`]: the Prometheus recorder and metric names.
 //! - [`logging`]: tracing subscriber setup.
 //! - [`sdnotify`]: systemd readiness/reload/stop notifications.
