@@ -125,7 +125,7 @@ impl Plugin for RateLimit {
         _stage: HookType,
         request: &'a RequestView<'a>,
     ) -> HookFuture<'a, Decision> {
-        let caller = match (self.key, request.ctx.auth.as_ref()) {
+        let caller = match (self.key, request.context.auth.as_ref()) {
             (KeyBy::Identity, Some(a)) => format!("id:{}", a.identity),
             (KeyBy::App, Some(a)) => format!("app:{}", a.app_id),
             _ => format!("ip:{}", request.client_ip),

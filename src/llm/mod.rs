@@ -71,12 +71,12 @@ impl ProviderAuth {
 /// and the shared budget windows.
 pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) {
     let app = exchange
-        .ctx
+        .context
         .values
         .get("llm.app")
         .cloned()
         .or_else(|| {
-            exchange.ctx.auth.as_ref().map(|a| {
+            exchange.context.auth.as_ref().map(|a| {
                 if a.app_id.is_empty() {
                     a.identity.clone()
                 } else {
@@ -90,7 +90,7 @@ pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) 
         .as_ref()
         .map(|u| u.model.clone())
         .filter(|m| !m.is_empty())
-        .or_else(|| exchange.ctx.values.get("llm.model").cloned())
+        .or_else(|| exchange.context.values.get("llm.model").cloned())
         .unwrap_or_else(|| "unknown".to_string());
     crate::metrics::llm_exchange(
         provider.as_str(),

@@ -139,7 +139,7 @@ impl LlmPolicy {
 
     fn decide(&self, request: &RequestView<'_>) -> Decision {
         let app = request
-            .ctx
+            .context
             .auth
             .as_ref()
             .map(|a| {

@@ -120,6 +120,6 @@ fn view<'a>(
         request,
         status: parts.status,
         headers: &parts.headers,
-        ctx: hook_state,
+        context: hook_state,
     }
 }

@@ -112,7 +112,7 @@ impl State {
                 index: self.index,
                 data: &current,
                 sse_event: self.sse,
-                ctx: &self.hook_state,
+                context: &self.hook_state,
             };
             let action = invoke(instance, Hook::OnResponseChunk, || {
                 instance.plugin.on_response_chunk(&view)

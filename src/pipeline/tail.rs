@@ -54,7 +54,7 @@ pub fn attach(
         .map_or(0, |d| d.as_millis() as i64);
     let exchange = CompletedExchange {
         request: summary,
-        ctx: ctx.hook_state,
+        context: ctx.hook_state,
         status: response.status(),
         // The end of the body fills in the duration, the counts and the bytes kept.
         duration: Duration::ZERO,

@@ -91,7 +91,7 @@ pub struct RequestView<'a> {
     /// The buffered body, when a plugin of the route asked for it.
     pub body: Option<&'a Bytes>,
     /// Shared per-request context.
-    pub ctx: &'a RequestContext,
+    pub context: &'a RequestContext,
 }
 
 /// Header changes requested by a hook. Names and values are already typed; the pipeline
@@ -180,7 +180,7 @@ pub struct ResponseView<'a> {
     /// Response headers, including earlier hooks' changes.
     pub headers: &'a HeaderMap,
     /// Shared per-request context.
-    pub ctx: &'a RequestContext,
+    pub context: &'a RequestContext,
 }
 
 /// The parts of a request kept for response hooks and data collection.
@@ -238,7 +238,7 @@ pub struct ChunkView<'a> {
     /// True when `data` is one complete SSE event.
     pub sse_event: bool,
     /// Shared per-request context.
-    pub ctx: &'a RequestContext,
+    pub context: &'a RequestContext,
 }
 
 /// What to do with a chunk.
@@ -258,7 +258,7 @@ pub struct CompletedExchange {
     /// The request as the upstream saw it (after request hooks).
     pub request: RequestSummary,
     /// Shared per-request context at the end of the request.
-    pub ctx: RequestContext,
+    pub context: RequestContext,
     /// Final status sent to the client.
     pub status: StatusCode,
     /// Time from arrival to the end of the response body.

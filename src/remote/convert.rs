@@ -53,8 +53,8 @@ pub fn request_to_pb(view: &RequestView<'_>) -> pb::HookRequest {
             headers: headers_to_pb(view.headers),
             body: view.body.cloned().unwrap_or_default(),
         }),
-        context: context_to_pb(view.ctx),
-        auth: auth_to_pb(view.ctx.auth.as_ref()),
+        context: context_to_pb(view.context),
+        auth: auth_to_pb(view.context.auth.as_ref()),
     }
 }
 
@@ -77,8 +77,8 @@ fn summary_to_pb(s: &RequestSummary) -> pb::RequestInfo {
 pub fn response_headers_to_pb(view: &ResponseView<'_>) -> pb::ResponseHeadersRequest {
     pb::ResponseHeadersRequest {
         request: Some(summary_to_pb(view.request)),
-        context: context_to_pb(view.ctx),
-        auth: auth_to_pb(view.ctx.auth.as_ref()),
+        context: context_to_pb(view.context),
+        auth: auth_to_pb(view.context.auth.as_ref()),
         status: u32::from(view.status.as_u16()),
         headers: headers_to_pb(view.headers),
     }
@@ -88,8 +88,8 @@ pub fn response_headers_to_pb(view: &ResponseView<'_>) -> pb::ResponseHeadersReq
 pub fn response_body_to_pb(view: &ResponseView<'_>, body: &Bytes) -> pb::ResponseBodyRequest {
     pb::ResponseBodyRequest {
         request: Some(summary_to_pb(view.request)),
-        context: context_to_pb(view.ctx),
-        auth: auth_to_pb(view.ctx.auth.as_ref()),
+        context: context_to_pb(view.context),
+        auth: auth_to_pb(view.context.auth.as_ref()),
         status: u32::from(view.status.as_u16()),
         headers: headers_to_pb(view.headers),
         body: body.clone(),
@@ -100,7 +100,7 @@ pub fn response_body_to_pb(view: &ResponseView<'_>, body: &Bytes) -> pb::Respons
 pub fn chunk_to_pb(chunk: &ChunkView<'_>) -> pb::ChunkRequest {
     pb::ChunkRequest {
         request_id: chunk.request_id.to_string(),
-        context: context_to_pb(chunk.ctx),
+        context: context_to_pb(chunk.context),
         index: chunk.index,
         data: chunk.data.clone(),
         sse_event: chunk.sse_event,
@@ -111,8 +111,8 @@ pub fn chunk_to_pb(chunk: &ChunkView<'_>) -> pb::ChunkRequest {
 pub fn complete_to_pb(done: &CompletedExchange) -> pb::StreamCompleteRequest {
     pb::StreamCompleteRequest {
         request: Some(summary_to_pb(&done.request)),
-        context: context_to_pb(&done.ctx),
-        auth: auth_to_pb(done.ctx.auth.as_ref()),
+        context: context_to_pb(&done.context),
+        auth: auth_to_pb(done.context.auth.as_ref()),
         status: u32::from(done.status.as_u16()),
         chunks: done.chunks,
         bytes: done.response_bytes,
@@ -126,8 +126,8 @@ pub fn complete_to_pb(done: &CompletedExchange) -> pb::StreamCompleteRequest {
 pub fn collect_to_pb(done: &CompletedExchange) -> pb::CollectRequest {
     pb::CollectRequest {
         request: Some(summary_to_pb(&done.request)),
-        context: context_to_pb(&done.ctx),
-        auth: auth_to_pb(done.ctx.auth.as_ref()),
+        context: context_to_pb(&done.context),
+        auth: auth_to_pb(done.context.auth.as_ref()),
         status: u32::from(done.status.as_u16()),
         duration_micros: u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
         request_bytes: done.request_bytes,

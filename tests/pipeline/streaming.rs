@@ -77,7 +77,7 @@ async fn data_collection_receives_every_request() {
         .find(|r| r.request.uri.path() == "/other/ok")
         .unwrap();
     assert_eq!(ok.status, 200);
-    assert_eq!(ok.ctx.auth.as_ref().unwrap().identity, "bob");
+    assert_eq!(ok.context.auth.as_ref().unwrap().identity, "bob");
     assert!(ok.response_bytes > 0);
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 31);
 }
