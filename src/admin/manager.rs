@@ -7,6 +7,7 @@
 //! only then swap the set in. A failure leaves both the running set and the stored state
 //! untouched, so the answer, the running set and a restart always agree.
 
+use super::commands;
 use super::records::{self, FieldErrors, PluginRecord, Source};
 use crate::config::{Config, PluginConfig};
 use crate::plugin::HealthState;
@@ -220,31 +221,6 @@ impl PluginManager {
         Ok(())
     }
 
-    /// Through the API, a `file://` command must lie in a standard plugin directory or
-    /// match an allowlisted path pattern, unless `plugin_runtime.allow_api_file_paths`.
-    /// The configuration file is trusted; a request is not.
-    fn api_command_rule(&self, record: &PluginRecord) -> Result<(), ManagerError> {
-        if !record.command.starts_with("file://") {
-            return Ok(());
-        }
-        let runtime = self.config().plugin_runtime;
-        let policy = command_policy(&runtime)?;
-        let canonical = policy
-            .check_file(&record.command)
-            .map_err(|e| invalid_command(e.rule))?;
-        let standard = crate::remote::security::STANDARD_DIRS
-            .iter()
-            .any(|d| canonical.starts_with(d));
-        if standard || policy.has_path_rules() || runtime.allow_api_file_paths {
-            return Ok(());
-        }
-        Err(invalid_command(format!(
-            "{} is outside the standard plugin directories ({}); through the API only those, PLUGIN_COMMAND_ALLOWLIST paths, or any path with plugin_runtime.allow_api_file_paths = true",
-            canonical.display(),
-            crate::remote::security::STANDARD_DIRS.join(", ")
-        )))
-    }
-
     fn taken(&self, record: &PluginRecord, except: Option<&str>) -> Option<ManagerError> {
         self.records()
             .into_iter()
@@ -273,7 +249,7 @@ impl PluginManager {
         if let Some(e) = self.taken(&record, None) {
             return Err(e);
         }
-        self.api_command_rule(&record)?;
+        commands::api_file_rule(&self.config().plugin_runtime, &record).map_err(invalid_command)?;
         let mut api = self.api();
         api.push(record.clone());
         self.apply(api, Some(&record.id)).await?;
@@ -310,7 +286,7 @@ impl PluginManager {
         if let Some(e) = self.taken(&record, Some(id)) {
             return Err(e);
         }
-        self.api_command_rule(&record)?;
+        commands::api_file_rule(&self.config().plugin_runtime, &record).map_err(invalid_command)?;
         let api: Vec<PluginRecord> = self
             .api()
             .into_iter()
@@ -344,13 +320,10 @@ impl PluginManager {
         api.push(record.clone());
         let config = self.config();
         self.check(&config, &api, Some(&record.id))?;
-        self.api_command_rule(&record)?;
-        if record.command.starts_with("grpc://") || record.command.starts_with("grpcs://") {
-            let policy = command_policy(&config.plugin_runtime)?;
-            crate::remote::security::check_grpc_target(&policy, &record.command)
-                .await
-                .map_err(|e| invalid_command(e.rule))?;
-        }
+        commands::api_file_rule(&config.plugin_runtime, &record).map_err(invalid_command)?;
+        commands::grpc_target_rule(&config.plugin_runtime, &record)
+            .await
+            .map_err(invalid_command)?;
         Ok(record)
     }
 
@@ -388,15 +361,4 @@ fn name_of<'a>(api: &'a [PluginRecord], id: &str) -> Option<&'a str> {
 /// A validation error of the `command` field.
 fn invalid_command(message: String) -> ManagerError {
     ManagerError::Invalid(FieldErrors::from([("command".to_string(), message)]))
-}
-
-/// The plugin command policy of `runtime`, as the loaders build it.
-fn command_policy(
-    runtime: &crate::config::PluginRuntimeConfig,
-) -> Result<crate::remote::security::Policy, ManagerError> {
-    crate::remote::security::Policy::new(
-        &runtime.command_allowlist,
-        runtime.allow_internal_network_access,
-    )
-    .map_err(invalid_command)
 }

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+mod commands;
 pub mod guard;
 pub mod manager;
 mod readiness;
