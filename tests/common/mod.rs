@@ -11,6 +11,7 @@
 pub mod binary;
 pub mod client;
 pub mod gateway;
+pub mod golang;
 pub mod pki;
 pub mod process;
 pub mod serve;
