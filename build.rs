@@ -1,5 +1,7 @@
 //! Compiles the plugin contract in `proto/` (and go-plugin's controller and stdio
-//! services) with protox (pure Rust, no protoc) and generates tonic clients and servers.
+//! services) with protox (pure Rust, no protoc) and generates tonic clients and servers;
+//! and Tyk AI Studio's contract (`proto/tyk/plugin.proto`, package `plugin` like
+//! go-plugin's services) into its own directory, `OUT_DIR/tyk`, as a client only.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
@@ -7,7 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/go-plugin/grpc_controller.proto",
         "proto/go-plugin/grpc_stdio.proto",
     ];
-    for proto in protos {
+    for proto in protos.iter().chain(&["proto/tyk/plugin.proto"]) {
         println!("cargo:rerun-if-changed={proto}");
     }
     // `microgateway --version` reports the commit it was built from.
@@ -26,6 +28,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .bytes(".microgateway.plugin.v1")
+        .compile_fds(fds)?;
+    // Same package name as go-plugin's services, so a directory of its own.
+    let tyk_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("tyk");
+    std::fs::create_dir_all(&tyk_dir)?;
+    let fds = protox::compile(["proto/tyk/plugin.proto"], ["proto/tyk"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(false)
+        .bytes(".plugin")
+        .out_dir(&tyk_dir)
         .compile_fds(fds)?;
     Ok(())
 }

@@ -106,7 +106,7 @@ impl PluginManager {
         match instance {
             Some(i) => {
                 let h = i.plugin.health();
-                serde_json::json!({ "id": record.id, "name": record.name, "state": h.state, "last_error": h.last_error, "restarts": h.restarts })
+                serde_json::json!({ "id": record.id, "name": record.name, "state": h.state, "last_error": h.last_error, "restarts": h.restarts, "contract": h.contract })
             }
             None => serde_json::json!({
                 "id": record.id, "name": record.name,

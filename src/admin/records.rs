@@ -1,7 +1,7 @@
 //! Plugin records as the admin API shows and accepts them, their JSON validation with
 //! per-field errors, and the persisted state file.
 
-use crate::config::{OnError, PluginConfig};
+use crate::config::{OnError, PluginConfig, PluginContract};
 use crate::plugin::HookType;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -57,6 +57,9 @@ pub struct PluginRecord {
     /// Whether a load failure stops a reload; default from `on_error`.
     #[serde(default)]
     pub required: Option<bool>,
+    /// Plugin contract (`auto`, `microgateway` or `tyk`).
+    #[serde(default)]
+    pub contract: PluginContract,
     /// Configuration file or API: only API records can be changed through the API.
     pub source: Source,
     /// Unix seconds of the first creation; kept by PUT and PATCH (0 for config entries).
@@ -108,6 +111,7 @@ impl PluginRecord {
             on_error: c.on_error,
             env: c.env.clone(),
             required: c.required,
+            contract: c.contract,
             source: Source::Config,
             created_at: 0,
             updated_at: 0,
@@ -130,6 +134,7 @@ impl PluginRecord {
             tls: None,
             oci_reference: self.oci_reference.clone(),
             required: self.required,
+            contract: self.contract,
         }
     }
 
@@ -144,7 +149,7 @@ impl PluginRecord {
             errors.insert("body".into(), "must be a JSON object".into());
             return Err(errors);
         };
-        const KNOWN: [&str; 14] = [
+        const KNOWN: [&str; 15] = [
             "name",
             "slug",
             "command",
@@ -159,6 +164,7 @@ impl PluginRecord {
             "on_error",
             "env",
             "required",
+            "contract",
         ];
         for key in obj.keys() {
             if !KNOWN.contains(&key.as_str())
@@ -256,6 +262,16 @@ impl PluginRecord {
                 None
             }
         };
+        let contract = match obj.get("contract") {
+            None => base.map(|b| b.contract).unwrap_or_default(),
+            Some(v) => serde_json::from_value::<PluginContract>(v.clone()).unwrap_or_else(|_| {
+                errors.insert(
+                    "contract".into(),
+                    "must be auto, microgateway or tyk".into(),
+                );
+                PluginContract::Auto
+            }),
+        };
         let timeout = match obj.get("timeout") {
             None => base.map_or(Duration::from_secs(1), |b| b.timeout),
             Some(Value::String(s)) => humantime::parse_duration(s).unwrap_or_else(|_| {
@@ -334,6 +350,7 @@ impl PluginRecord {
             on_error,
             env,
             required,
+            contract,
             source: Source::Api,
             created_at: base.map_or(now, |b| b.created_at),
             updated_at: now,

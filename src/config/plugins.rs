@@ -15,6 +15,31 @@ pub enum OnError {
     FailOpen,
 }
 
+/// Which plugin contract an out-of-process plugin speaks (`contract`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginContract {
+    /// Detect it after connecting: microgateway's when the plugin answers `GetManifest`,
+    /// Tyk AI Studio's when it answers `plugin.PluginService/Ping`.
+    #[default]
+    Auto,
+    /// `microgateway.plugin.v1.Plugin` (`proto/microgateway`).
+    Microgateway,
+    /// Tyk AI Studio's `plugin.PluginService` (`proto/tyk`).
+    Tyk,
+}
+
+impl PluginContract {
+    /// Name used in configuration, logs and the health output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginContract::Auto => "auto",
+            PluginContract::Microgateway => "microgateway",
+            PluginContract::Tyk => "tyk",
+        }
+    }
+}
+
 /// One plugin instance attached to one stage.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +83,9 @@ pub struct PluginConfig {
     /// `fail_open`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required: Option<bool>,
+    /// The contract of a `file://`, `grpc://` or `oci://` plugin; `auto` detects it.
+    #[serde(default)]
+    pub contract: PluginContract,
 }
 
 impl PluginConfig {

@@ -78,6 +78,7 @@ impl Plugin for StandIn {
             state: HealthState::Failed,
             last_error: Some(self.error.to_string()),
             restarts: 0,
+            contract: None,
         }
     }
 }

@@ -107,6 +107,7 @@ async fn call(
         uri: req.uri(),
         headers: req.headers(),
         body: req.body().as_ref(),
+        llm: ctx.provider(),
         context: &ctx.hook_state,
     };
     invoke(instance, hook, || instance.plugin.on_request(stage, &view)).await

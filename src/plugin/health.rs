@@ -24,6 +24,9 @@ pub struct PluginHealth {
     pub last_error: Option<String>,
     /// Restarts (file://) or reconnects (grpc://) so far.
     pub restarts: u32,
+    /// The contract an out-of-process plugin speaks (`microgateway` or `tyk`), once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<&'static str>,
 }
 
 impl PluginHealth {
@@ -33,6 +36,7 @@ impl PluginHealth {
             state: HealthState::Ready,
             last_error: None,
             restarts: 0,
+            contract: None,
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct RequestView<'a> {
     pub headers: &'a HeaderMap,
     /// The buffered body, when a plugin of the route asked for it.
     pub body: Option<&'a Bytes>,
+    /// The LLM provider of the route's upstream, for LLM routes.
+    pub llm: Option<crate::config::Provider>,
     /// Shared per-request context.
     pub context: &'a RequestContext,
 }
@@ -204,6 +206,8 @@ pub struct RequestSummary {
     pub uri: Uri,
     /// Request headers after request hooks.
     pub headers: HeaderMap,
+    /// The LLM provider of the upstream, for LLM routes.
+    pub llm: Option<crate::config::Provider>,
 }
 
 /// Changes from `OnResponseHeaders`.

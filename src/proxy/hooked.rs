@@ -77,6 +77,7 @@ fn summary(req: &HookedRequest, upstream: &Upstream, ctx: &RequestCtx<'_>) -> Re
         method: req.method().clone(),
         uri: req.uri().clone(),
         headers: req.headers().clone(),
+        llm: upstream.llm.as_ref().map(|l| l.provider),
     }
 }
 

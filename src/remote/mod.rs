@@ -8,27 +8,33 @@
 //! - `dial`: gRPC channels over unix sockets, checked TCP addresses, TLS, and the
 //!   gRPC health check.
 //! - `supervisor`: connecting with retries, restarts, health pings and graceful stop;
-//!   it builds on `dial`, never the reverse.
-//! - `convert`: native types ↔ protobuf.
+//!   it builds on `dial`, never the reverse. It holds a plain channel, whatever the
+//!   plugin's contract.
+//! - `contract`: which contract a plugin speaks (`contract = "auto"` detects it), and
+//!   each contract's start, ping and stop.
+//! - `native` + `convert`: the hooks of microgateway's own contract (native types ↔
+//!   protobuf); `tyk`: the hooks of Tyk AI Studio's `plugin.PluginService`.
 
 mod addr;
 mod authcache;
+mod contract;
 mod convert;
 mod dial;
 pub mod exec;
 mod handshake;
+mod native;
 mod orphan;
 mod process;
 mod ranges;
 pub mod sandbox;
 pub mod security;
 mod supervisor;
+mod tyk;
 
 pub use crate::config::DEFAULT_ENV_ALLOWLIST;
 pub use process::{COOKIE_KEY, COOKIE_VALUE};
 
 use crate::config::{PluginConfig, PluginRuntimeConfig};
-use crate::plugin::proto::plugin_client::PluginClient;
 use crate::plugin::{
     BodyMutations, ChunkAction, ChunkView, CompletedExchange, Decision, HealthState, HookFuture,
     HookType, Manifest, Plugin, PluginError, PluginHealth, RequestView, ResponseMutations,
@@ -36,38 +42,39 @@ use crate::plugin::{
 };
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
+use contract::{Contract, Start};
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-pub(crate) type Client = PluginClient<tonic::transport::Channel>;
+use tonic::transport::Channel;
 
 /// State shared between a [`RemotePlugin`] and its supervisor task.
 pub(crate) struct Shared {
     name: String,
-    client: ArcSwapOption<Client>,
+    channel: ArcSwapOption<Channel>,
     health: Mutex<PluginHealth>,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Shared {
-    fn new(name: &str) -> Arc<Shared> {
+    fn new(name: &str, contract: Contract) -> Arc<Shared> {
         Arc::new(Shared {
             name: name.to_string(),
-            client: ArcSwapOption::empty(),
+            channel: ArcSwapOption::empty(),
             health: Mutex::new(PluginHealth {
                 state: HealthState::Loading,
                 last_error: None,
                 restarts: 0,
+                contract: Some(contract.as_str()),
             }),
             stop: CancellationToken::new(),
             task: Mutex::new(None),
         })
     }
 
-    fn publish(&self, client: Option<Client>) {
-        self.client.store(client.map(Arc::new));
+    fn publish(&self, channel: Option<Channel>) {
+        self.channel.store(channel.map(Arc::new));
     }
 
     fn health(&self) -> PluginHealth {
@@ -89,11 +96,21 @@ impl Shared {
     }
 }
 
-/// A plugin served over gRPC by a subprocess or a remote server.
+/// A plugin served over gRPC by a subprocess or a remote server, in either contract.
 pub struct RemotePlugin {
     manifest: Manifest,
+    contract: Contract,
     shared: Arc<Shared>,
     auth_cache: Arc<authcache::AuthCache>,
+}
+
+fn start_of(config: &PluginConfig, runtime: &PluginRuntimeConfig) -> Start {
+    Start {
+        name: config.name.clone(),
+        hook_type: config.hook_type,
+        config: config.config.clone(),
+        timeout: runtime.start_timeout,
+    }
 }
 
 impl RemotePlugin {
@@ -108,12 +125,6 @@ impl RemotePlugin {
             runtime.allow_internal_network_access,
         )
         .map_err(PluginError::Refused)?;
-        let config_json = if config.config.is_null() {
-            "{}".to_string()
-        } else {
-            config.config.to_string()
-        };
-        let shared = Shared::new(&config.name);
         if config.command.starts_with("file://") {
             let path = policy
                 .check_file(&config.command)
@@ -124,30 +135,28 @@ impl RemotePlugin {
             .await
             .map_err(security::SecurityError::into_plugin_error)?;
         let tls = target.tls.then(|| config.tls.clone().unwrap_or_default());
-        let mut client = supervisor::connect_with_retries(
+        let channel = supervisor::connect_with_retries(
             target.addr,
             &target.host,
             tls.as_ref(),
             runtime.start_timeout,
+            config.contract,
         )
         .await?;
-        let manifest = supervisor::manifest(&mut client, runtime.start_timeout).await?;
-        supervisor::initialize(
-            &mut client,
-            &config.name,
-            &config_json,
-            runtime.start_timeout,
-        )
-        .await?;
-        shared.publish(Some(client.clone()));
+        let found = contract::detect(&channel, config.contract, runtime.start_timeout).await?;
+        let manifest = found.start(&channel, &start_of(config, runtime)).await?;
+        tracing::info!(plugin = %config.name, contract = found.as_str(), "plugin server connected");
+        let shared = Shared::new(&config.name, found);
+        shared.publish(Some(channel.clone()));
         shared.set_health(HealthState::Ready, None, false);
         let task = crate::task::spawn(supervisor::supervise_remote(
             shared.clone(),
-            client,
+            channel,
+            found,
             runtime.ping_interval,
         ));
         *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-        Ok(RemotePlugin::new(manifest, shared))
+        Ok(RemotePlugin::new(manifest, found, shared))
     }
 
     /// Starts an executable already checked (a `file://` path that passed the command
@@ -157,13 +166,7 @@ impl RemotePlugin {
         path: std::path::PathBuf,
         runtime: &PluginRuntimeConfig,
     ) -> Result<RemotePlugin, PluginError> {
-        let config_json = if config.config.is_null() {
-            "{}".to_string()
-        } else {
-            config.config.to_string()
-        };
-        let shared = Shared::new(&config.name);
-        let spec = supervisor::Spec {
+        let mut spec = supervisor::Spec {
             name: config.name.clone(),
             path,
             env_allowlist: runtime.env_allowlist.clone(),
@@ -172,41 +175,42 @@ impl RemotePlugin {
             ping_interval: runtime.ping_interval,
             grace: runtime.shutdown_grace,
             max_backoff: runtime.max_restart_backoff,
-            config_json,
             sandbox: runtime.sandbox.clone(),
             env_allow_names: runtime.env_allow_names.clone(),
+            contract: config.contract,
+            start: start_of(config, runtime),
         };
-        let mut launched = supervisor::launch(&spec).await?;
-        let manifest = match supervisor::manifest(&mut launched.client, spec.start_timeout).await {
-            Ok(m) => m,
-            Err(e) => {
-                supervisor::stop(launched, spec.grace).await;
-                return Err(e);
-            }
-        };
+        let launched = supervisor::launch(&spec).await?;
+        let found = launched.contract;
+        let manifest = launched.manifest.clone();
+        tracing::info!(plugin = %config.name, contract = found.as_str(), "plugin process started");
+        // A restarted process must speak what the first one did.
+        spec.contract = found.choice();
+        let shared = Shared::new(&config.name, found);
         // Ready (and callable) as soon as `load` returns, not when the task first runs.
-        shared.publish(Some(launched.client.clone()));
+        shared.publish(Some(launched.channel.clone()));
         shared.set_health(HealthState::Ready, None, false);
         let task = crate::task::spawn(supervisor::supervise_process(
             shared.clone(),
             spec,
             launched,
-            manifest.clone(),
         ));
         *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-        Ok(RemotePlugin::new(manifest, shared))
+        Ok(RemotePlugin::new(manifest, found, shared))
     }
 
-    fn new(manifest: Manifest, shared: Arc<Shared>) -> RemotePlugin {
+    fn new(manifest: Manifest, contract: Contract, shared: Arc<Shared>) -> RemotePlugin {
         RemotePlugin {
             manifest,
+            contract,
             shared,
             auth_cache: Arc::new(authcache::AuthCache::new(10_000)),
         }
     }
 
-    fn client(&self) -> Result<Client, PluginError> {
-        match self.shared.client.load_full() {
+    /// The channel to the running plugin, or why there is none.
+    fn channel(&self) -> Result<Channel, PluginError> {
+        match self.shared.channel.load_full() {
             Some(c) => Ok((*c).clone()),
             None => {
                 let h = self.shared.health();
@@ -230,54 +234,20 @@ impl Plugin for RemotePlugin {
         stage: HookType,
         request: &'a RequestView<'a>,
     ) -> HookFuture<'a, Decision> {
-        let cache_key = (stage == HookType::Auth)
-            .then(|| authcache::AuthCache::key(request))
-            .flatten();
-        if let Some(auth) = cache_key.as_ref().and_then(|k| self.auth_cache.get(k)) {
-            return HookFuture::ok(Decision::Continue(crate::plugin::Mutations {
-                auth: Some(auth),
-                ..Default::default()
-            }));
+        match self.contract {
+            Contract::Microgateway => native::on_request(self, stage, request),
+            Contract::Tyk => tyk::on_request(self, stage, request),
         }
-        let mut client = match self.client() {
-            Ok(c) => c,
-            Err(e) => return HookFuture::err(e),
-        };
-        let message = convert::request_to_pb(request);
-        let cache = self.auth_cache.clone();
-        HookFuture::pending(async move {
-            let response = match stage {
-                HookType::PreAuth => client.pre_auth(message).await,
-                HookType::Auth => client.auth(message).await,
-                _ => client.post_auth(message).await,
-            };
-            let decision =
-                convert::decision_from_pb(response.map_err(convert::status_error)?.into_inner())?;
-            if let (Some(key), Decision::Continue(m)) = (cache_key, &decision)
-                && let Some(auth) = &m.auth
-            {
-                cache.put(key, auth);
-            }
-            Ok(decision)
-        })
     }
 
     fn on_response_headers<'a>(
         &'a self,
         response: &'a ResponseView<'a>,
     ) -> HookFuture<'a, ResponseMutations> {
-        let mut client = match self.client() {
-            Ok(c) => c,
-            Err(e) => return HookFuture::err(e),
-        };
-        let message = convert::response_headers_to_pb(response);
-        HookFuture::pending(async move {
-            let r = client
-                .on_response_headers(message)
-                .await
-                .map_err(convert::status_error)?;
-            convert::response_mutations_from_pb(r.into_inner())
-        })
+        match self.contract {
+            Contract::Microgateway => native::on_response_headers(self, response),
+            Contract::Tyk => tyk::on_response_headers(self, response),
+        }
     }
 
     fn on_response_body<'a>(
@@ -285,63 +255,32 @@ impl Plugin for RemotePlugin {
         response: &'a ResponseView<'a>,
         body: &'a Bytes,
     ) -> HookFuture<'a, BodyMutations> {
-        let mut client = match self.client() {
-            Ok(c) => c,
-            Err(e) => return HookFuture::err(e),
-        };
-        let message = convert::response_body_to_pb(response, body);
-        HookFuture::pending(async move {
-            let r = client
-                .on_response_body(message)
-                .await
-                .map_err(convert::status_error)?;
-            convert::body_mutations_from_pb(r.into_inner())
-        })
+        match self.contract {
+            Contract::Microgateway => native::on_response_body(self, response, body),
+            Contract::Tyk => tyk::on_response_body(self, response, body),
+        }
     }
 
     fn on_response_chunk<'a>(&'a self, chunk: &'a ChunkView<'a>) -> HookFuture<'a, ChunkAction> {
-        let mut client = match self.client() {
-            Ok(c) => c,
-            Err(e) => return HookFuture::err(e),
-        };
-        let message = convert::chunk_to_pb(chunk);
-        HookFuture::pending(async move {
-            let r = client
-                .on_response_chunk(message)
-                .await
-                .map_err(convert::status_error)?;
-            Ok(convert::chunk_action_from_pb(r.into_inner()))
-        })
+        match self.contract {
+            Contract::Microgateway => native::on_response_chunk(self, chunk),
+            // Tyk's contract has no per-chunk hook; its manifest never lists one.
+            Contract::Tyk => HookFuture::ok(ChunkAction::Pass),
+        }
     }
 
     fn on_stream_complete<'a>(&'a self, done: &'a CompletedExchange) -> HookFuture<'a, ()> {
-        let mut client = match self.client() {
-            Ok(c) => c,
-            Err(e) => return HookFuture::err(e),
-        };
-        let message = convert::complete_to_pb(done);
-        HookFuture::pending(async move {
-            client
-                .on_stream_complete(message)
-                .await
-                .map_err(convert::status_error)
-                .map(drop)
-        })
+        match self.contract {
+            Contract::Microgateway => native::on_stream_complete(self, done),
+            Contract::Tyk => tyk::on_stream_complete(self, done),
+        }
     }
 
     fn collect<'a>(&'a self, record: &'a CompletedExchange) -> HookFuture<'a, ()> {
-        let mut client = match self.client() {
-            Ok(c) => c,
-            Err(e) => return HookFuture::err(e),
-        };
-        let message = convert::collect_to_pb(record);
-        HookFuture::pending(async move {
-            client
-                .collect(message)
-                .await
-                .map_err(convert::status_error)
-                .map(drop)
-        })
+        match self.contract {
+            Contract::Microgateway => native::collect(self, record),
+            Contract::Tyk => tyk::collect(self, record),
+        }
     }
 
     fn health(&self) -> PluginHealth {

@@ -100,6 +100,8 @@ pub async fn start(
     }
     cmd.envs(extra_env)
         .env(COOKIE_KEY, COOKIE_VALUE)
+        // Tyk AI Studio's cookie, so its plugins start too (remote::contract tells them apart).
+        .env("AI_STUDIO_PLUGIN", "v1")
         .env(
             "PLUGIN_PROTOCOL_VERSIONS",
             handshake::APP_VERSION.to_string(),

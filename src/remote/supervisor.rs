@@ -7,12 +7,16 @@
 //! reset after 30 s of healthy running). While no instance runs, calls fail with
 //! `Unavailable` and the instance's fail policy applies. [`supervise_remote`] pings a
 //! `grpc://` server and tracks its health (tonic reconnects the channel by itself).
+//!
+//! Supervision is the same for every contract: it holds a plain [`Channel`] and leaves
+//! recognising, starting and pinging the plugin to [`contract`](super::contract).
 
+use super::contract::{self, Contract, Start};
 use super::process::{self, Running};
-use super::{Client, Shared, convert, dial, handshake::Address};
+use super::{Shared, dial, handshake::Address};
+use crate::config::PluginContract;
 use crate::plugin::proto::goplugin::grpc_controller_client::GrpcControllerClient;
 use crate::plugin::proto::goplugin::grpc_stdio_client::GrpcStdioClient;
-use crate::plugin::proto::{InitializeRequest, PingRequest};
 use crate::plugin::{HealthState, Manifest, PluginError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,16 +36,20 @@ pub struct Spec {
     pub ping_interval: Duration,
     pub grace: Duration,
     pub max_backoff: Duration,
-    pub config_json: String,
     pub sandbox: crate::config::SandboxConfig,
     pub env_allow_names: Vec<String>,
+    /// The configured contract; after the first start, the one detected.
+    pub contract: PluginContract,
+    /// Stage and configuration for the contract's start.
+    pub start: Start,
 }
 
 /// A started, healthy and initialised plugin process.
 pub struct Launched {
     pub running: Running,
-    pub client: Client,
-    channel: Channel,
+    pub channel: Channel,
+    pub contract: Contract,
+    pub manifest: Manifest,
 }
 
 /// Starts the process, connects, checks health, streams its stdio and initialises it.
@@ -58,10 +66,11 @@ pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
     .await
     .map_err(|e| PluginError::Load(crate::error::chain(&e)))?;
     match connect_and_init(spec, &running).await {
-        Ok((client, channel)) => Ok(Launched {
+        Ok((channel, contract, manifest)) => Ok(Launched {
             running,
-            client,
             channel,
+            contract,
+            manifest,
         }),
         Err(e) => {
             process::kill_group(running.pgid);
@@ -74,7 +83,7 @@ pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
 async fn connect_and_init(
     spec: &Spec,
     running: &Running,
-) -> Result<(Client, Channel), PluginError> {
+) -> Result<(Channel, Contract, Manifest), PluginError> {
     let channel = match &running.handshake.address {
         Address::Unix(path) => dial::unix(path.clone(), spec.start_timeout).await,
         Address::Tcp(addr) => {
@@ -89,36 +98,31 @@ async fn connect_and_init(
         "plugin-stdio",
         stream_stdio(spec.name.clone(), channel.clone()),
     );
-    let mut client = Client::new(channel.clone());
-    initialize(
-        &mut client,
-        &spec.name,
-        &spec.config_json,
-        spec.start_timeout,
-    )
-    .await?;
-    Ok((client, channel))
+    let found = contract::detect(&channel, spec.contract, spec.start_timeout).await?;
+    let manifest = found.start(&channel, &spec.start).await?;
+    Ok((channel, found, manifest))
 }
 
 /// Connects to the `grpc://` plugin server at the checked `addr`, retrying with backoff
-/// until it passes its health check or `timeout` has passed.
+/// until it passes its health check (see [`contract::reachable`]) or `timeout` has passed.
 pub(super) async fn connect_with_retries(
     addr: std::net::SocketAddr,
     host: &str,
     tls: Option<&crate::config::GrpcTlsConfig>,
     timeout: Duration,
-) -> Result<Client, PluginError> {
+    choice: PluginContract,
+) -> Result<Channel, PluginError> {
     let deadline = crate::deadline::after(tokio::time::Instant::now(), timeout);
     let mut backoff = Duration::from_millis(100);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let attempt = async {
             let channel = dial::tcp(addr, host, tls, left.max(Duration::from_millis(100))).await?;
-            dial::health(&channel, left.max(Duration::from_millis(100))).await?;
-            Ok::<_, String>(Client::new(channel))
+            contract::reachable(&channel, choice, left.max(Duration::from_millis(100))).await?;
+            Ok::<_, String>(channel)
         };
         match attempt.await {
-            Ok(client) => return Ok(client),
+            Ok(channel) => return Ok(channel),
             Err(e) if crate::deadline::after(tokio::time::Instant::now(), backoff) >= deadline => {
                 return Err(PluginError::Load(format!(
                     "plugin server at {addr} not ready within {timeout:?}: {e}"
@@ -128,43 +132,6 @@ pub(super) async fn connect_with_retries(
         }
         tokio::time::sleep(backoff).await;
         backoff = crate::deadline::doubled(backoff).min(Duration::from_secs(2));
-    }
-}
-
-/// Fetches the manifest.
-pub async fn manifest(client: &mut Client, timeout: Duration) -> Result<Manifest, PluginError> {
-    match tokio::time::timeout(timeout, client.get_manifest(crate::plugin::proto::Empty {})).await {
-        Err(_) => Err(PluginError::Load("GetManifest timed out".into())),
-        Ok(Err(s)) => Err(PluginError::Load(format!(
-            "GetManifest failed: {}",
-            s.message()
-        ))),
-        Ok(Ok(m)) => Ok(convert::manifest_from_pb(m.into_inner())),
-    }
-}
-
-/// Sends the instance configuration.
-pub async fn initialize(
-    client: &mut Client,
-    name: &str,
-    config_json: &str,
-    timeout: Duration,
-) -> Result<(), PluginError> {
-    let request = InitializeRequest {
-        config_json: config_json.to_string(),
-        instance: name.to_string(),
-    };
-    match tokio::time::timeout(timeout, client.initialize(request)).await {
-        Err(_) => Err(PluginError::Load("Initialize timed out".into())),
-        Ok(Err(s)) => Err(PluginError::Load(format!(
-            "Initialize failed: {}",
-            s.message()
-        ))),
-        Ok(Ok(r)) if r.get_ref().ok => Ok(()),
-        Ok(Ok(r)) => Err(PluginError::Load(format!(
-            "plugin refused its configuration: {}",
-            r.get_ref().error
-        ))),
     }
 }
 
@@ -189,6 +156,7 @@ async fn stream_stdio(name: String, channel: Channel) {
 
 /// Asks the plugin to exit, waits up to `grace`, then kills and reaps its process group.
 pub async fn stop(mut launched: Launched, grace: Duration) {
+    launched.contract.shutdown(&launched.channel, grace).await;
     let mut controller = GrpcControllerClient::new(launched.channel.clone());
     let request = crate::plugin::proto::goplugin::Empty {};
     let _ = tokio::time::timeout(grace, controller.shutdown(request)).await;
@@ -201,17 +169,13 @@ pub async fn stop(mut launched: Launched, grace: Duration) {
 }
 
 /// Watches a `file://` plugin until `shared.stop` fires; restarts it when it dies.
-pub async fn supervise_process(
-    shared: Arc<Shared>,
-    spec: Spec,
-    first: Launched,
-    manifest: Manifest,
-) {
+pub async fn supervise_process(shared: Arc<Shared>, spec: Spec, first: Launched) {
+    let manifest = first.manifest.clone();
     let mut launched = first;
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = Instant::now();
-        shared.publish(Some(launched.client.clone()));
+        shared.publish(Some(launched.channel.clone()));
         shared.set_health(HealthState::Ready, None, false);
         let reason = tokio::select! {
             _ = shared.stop.cancelled() => {
@@ -236,24 +200,18 @@ pub async fn supervise_process(
             }
             backoff = crate::deadline::doubled(backoff).min(spec.max_backoff);
             match launch(&spec).await {
-                Ok(mut l) => match self::manifest(&mut l.client, spec.start_timeout).await {
-                    Ok(m)
-                        if m.hooks == manifest.hooks
-                            && m.response_body == manifest.response_body =>
-                    {
-                        break l;
-                    }
-                    Ok(_) => {
-                        let e = "restarted plugin reports a different manifest; keeping it stopped until reload".to_string();
-                        stop(l, spec.grace).await;
-                        shared.set_health(HealthState::Failed, Some(e), false);
-                        return;
-                    }
-                    Err(e) => {
-                        stop(l, spec.grace).await;
-                        shared.set_health(HealthState::Restarting, Some(e.to_string()), false);
-                    }
-                },
+                Ok(l)
+                    if l.manifest.hooks == manifest.hooks
+                        && l.manifest.response_body == manifest.response_body =>
+                {
+                    break l;
+                }
+                Ok(l) => {
+                    let e = "restarted plugin reports a different manifest; keeping it stopped until reload".to_string();
+                    stop(l, spec.grace).await;
+                    shared.set_health(HealthState::Failed, Some(e), false);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(plugin = %spec.name, error = %e, "plugin restart failed");
                     shared.set_health(HealthState::Restarting, Some(e.to_string()), false);
@@ -301,8 +259,13 @@ async fn watch(launched: &mut Launched, spec: &Spec) -> String {
 }
 
 /// Pings a `grpc://` plugin server and keeps its health current until `shared.stop`.
-pub async fn supervise_remote(shared: Arc<Shared>, mut client: Client, interval: Duration) {
-    shared.publish(Some(client.clone()));
+pub async fn supervise_remote(
+    shared: Arc<Shared>,
+    channel: Channel,
+    contract: Contract,
+    interval: Duration,
+) {
+    shared.publish(Some(channel.clone()));
     shared.set_health(HealthState::Ready, None, false);
     let every = ping_period(interval);
     let mut ticker = tokio::time::interval_at(
@@ -318,20 +281,14 @@ pub async fn supervise_remote(shared: Arc<Shared>, mut client: Client, interval:
             }
             _ = ticker.tick() => {
                 nonce += 1;
-                let ping = tokio::time::timeout(interval.min(Duration::from_secs(5)), client.ping(PingRequest { nonce })).await;
-                match ping {
-                    Ok(Ok(r)) if r.get_ref().nonce == nonce => {
+                match contract.ping(&channel, nonce, interval.min(Duration::from_secs(5))).await {
+                    Ok(()) => {
                         if shared.health().state != HealthState::Ready {
                             tracing::info!(plugin = %shared.name, "plugin server reachable again");
                             shared.set_health(HealthState::Ready, None, false);
                         }
                     }
-                    other => {
-                        let e = match other {
-                            Err(_) => "ping timed out".to_string(),
-                            Ok(Err(s)) => format!("ping failed: {}", s.message()),
-                            Ok(Ok(_)) => "ping answered with the wrong nonce".to_string(),
-                        };
+                    Err(e) => {
                         if shared.health().state == HealthState::Ready {
                             tracing::warn!(plugin = %shared.name, error = %e, "plugin server unhealthy; reconnecting");
                             shared.set_health(HealthState::Restarting, Some(e), true);

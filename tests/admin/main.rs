@@ -16,3 +16,4 @@ mod auth;
 mod crud;
 mod reload;
 mod support;
+mod tyk;

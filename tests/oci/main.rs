@@ -16,3 +16,4 @@ mod cli;
 mod pull;
 mod registry;
 mod signatures;
+mod tyk;

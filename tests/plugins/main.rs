@@ -1,6 +1,6 @@
 //! Out-of-process plugin tests: the example plugins as real subprocesses (`file://`) and
 //! as servers (`grpc://`), crash/restart, hangs, bad handshakes, SSRF and allowlist
-//! rules, environment scrubbing and process clean-up.
+//! rules, environment scrubbing and process clean-up; plugins written for Tyk AI Studio.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,3 +17,4 @@ mod examples;
 mod lifecycle;
 mod security;
 mod support;
+mod tyk;
