@@ -2,7 +2,8 @@
 //! with Debian's go-plugin 1.0.1 against `proto/tyk/plugin.proto` (`file://` with
 //! `contract` auto and tyk, and its standalone `grpc://` form), and a Python plugin
 //! (`file://` and `grpc://`). Each request is modified, one is blocked, context updates
-//! reach a later stage and data collection receives a record.
+//! reach a later stage and data collection receives a record; on an LLM route the
+//! vendor and token usage reach `HandleAnalytics` and `HandleBudgetUsage`.
 
 use crate::common::golang;
 use crate::common::{GatewayConfig, PluginEntry, TestUpstream, get_with};
@@ -302,4 +303,74 @@ async fn a_crashed_tyk_plugin_is_restarted_with_its_contract() {
     let health = set.instances()[0].plugin.health();
     assert_eq!(health.contract, Some("tyk"));
     assert!(health.restarts >= 1, "{health:?}");
+}
+
+const OPENAI_STREAM: &[&str] = &[
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n",
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3,\"total_tokens\":15}}\n\n",
+    "data: [DONE]\n\n",
+];
+
+#[tokio::test]
+async fn llm_routes_give_tyk_plugins_the_vendor_and_token_usage() {
+    let up = TestUpstream::builder("llm")
+        .route(
+            "/v1/chat/completions",
+            crate::common::Respond::SseFrames(OPENAI_STREAM),
+        )
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "sk-test\n").unwrap();
+    let log = dir.path().join("records.jsonl");
+    let command = format!("file://{}", go_plugin().display());
+    let entries: String = [("tyk-resp", "on_response"), ("tyk-log", "data_collection")]
+        .iter()
+        .map(|(name, stage)| {
+            PluginEntry::new(name, &command, stage)
+                .extra(&format!("config = {{ log_file = {} }}", quoted(&log)))
+                .toml()
+        })
+        .collect();
+    let gw = GatewayConfig::new()
+        .upstream_urls(
+            "openai",
+            &[up.url()],
+            &format!(
+                "llm = {{ provider = \"openai\", api_key_file = {} }}",
+                quoted(&dir.path().join("key"))
+            ),
+        )
+        .route("chat", "openai", "path_prefix = \"/v1\"")
+        .raw(&entries)
+        .start()
+        .await;
+    let reply = get_with(gw.proxy_addr, "/v1/chat/completions", &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply.header("x-request-id").unwrap().to_string();
+    let done = eventually(Duration::from_secs(10), async || {
+        let kinds: Vec<_> = records(&log, &id)
+            .iter()
+            .map(|r| r["kind"].clone())
+            .collect();
+        ["proxy_log", "analytics", "budget", "stream_complete"]
+            .iter()
+            .all(|k| kinds.contains(&serde_json::json!(k)))
+    })
+    .await;
+    assert!(
+        done,
+        "records for {id}: {:?}",
+        std::fs::read_to_string(&log)
+    );
+    let all = records(&log, &id);
+    let find = |kind: &str| all.iter().find(|r| r["kind"] == kind).unwrap();
+    assert_eq!(find("proxy_log")["vendor"], "openai");
+    let analytics = find("analytics");
+    assert_eq!(analytics["vendor"], "openai");
+    assert_eq!(analytics["model"], "gpt-4o-mini");
+    assert_eq!(analytics["prompt_tokens"], 12);
+    assert_eq!(analytics["response_tokens"], 3);
+    assert_eq!(find("budget")["tokens"], 15);
+    assert!(find("stream_complete")["bytes"].as_u64().unwrap() > 0);
 }
