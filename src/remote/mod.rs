@@ -13,6 +13,7 @@
 
 mod addr;
 mod authcache;
+pub(crate) mod automtls;
 mod convert;
 mod dial;
 pub mod exec;
@@ -175,6 +176,7 @@ impl RemotePlugin {
             config_json,
             sandbox: runtime.sandbox.clone(),
             env_allow_names: runtime.env_allow_names.clone(),
+            auto_mtls: runtime.auto_mtls,
         };
         let mut launched = supervisor::launch(&spec).await?;
         let manifest = match supervisor::manifest(&mut launched.client, spec.start_timeout).await {

@@ -9,7 +9,7 @@
 //! `grpc://` server and tracks its health (tonic reconnects the channel by itself).
 
 use super::process::{self, Running};
-use super::{Client, Shared, convert, dial, handshake::Address};
+use super::{Client, Shared, convert, dial};
 use crate::plugin::proto::goplugin::grpc_controller_client::GrpcControllerClient;
 use crate::plugin::proto::goplugin::grpc_stdio_client::GrpcStdioClient;
 use crate::plugin::proto::{InitializeRequest, PingRequest};
@@ -35,6 +35,7 @@ pub struct Spec {
     pub config_json: String,
     pub sandbox: crate::config::SandboxConfig,
     pub env_allow_names: Vec<String>,
+    pub auto_mtls: crate::config::AutoMtls,
 }
 
 /// A started, healthy and initialised plugin process.
@@ -54,6 +55,8 @@ pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
         spec.start_timeout,
         &spec.sandbox,
         &spec.env_allow_names,
+        &process::Offer::MICROGATEWAY,
+        spec.auto_mtls,
     )
     .await
     .map_err(|e| PluginError::Load(crate::error::chain(&e)))?;
@@ -75,12 +78,13 @@ async fn connect_and_init(
     spec: &Spec,
     running: &Running,
 ) -> Result<(Client, Channel), PluginError> {
-    let channel = match &running.handshake.address {
-        Address::Unix(path) => dial::unix(path.clone(), spec.start_timeout).await,
-        Address::Tcp(addr) => {
-            dial::tcp(*addr, &addr.ip().to_string(), None, spec.start_timeout).await
-        }
-    }
+    let channel = dial::to_plugin(
+        &spec.name,
+        &running.handshake,
+        running.identity.as_ref(),
+        spec.start_timeout,
+    )
+    .await
     .map_err(PluginError::Load)?;
     dial::health(&channel, spec.start_timeout)
         .await
