@@ -6,10 +6,12 @@
 
 use crate::common::golang;
 use crate::common::{GatewayConfig, PluginEntry, TestUpstream, get};
-use crate::support::{ENRICHER, start_error};
+use crate::support::{ENRICHER, eventually, gone, start_error};
 use base64::Engine as _;
+use microgateway::plugin::HealthState;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn go_plugin() -> PathBuf {
     golang::build(&golang::example_dir("microgateway-plugin"))
@@ -81,6 +83,49 @@ async fn go_plugin_1_0_1_meets_auto_mtls_always() {
 async fn go_plugin_1_0_1_is_plain_with_auto_mtls_off() {
     let (request, response) = go_traffic("auto_mtls = \"off\"").await;
     assert_eq!((request.as_str(), response.as_str()), ("plain", "plain"));
+}
+
+#[tokio::test]
+async fn go_plugin_restarts_with_automtls_and_stops() {
+    let up = TestUpstream::start("up").await;
+    let gw = go_config(&up, "").start().await;
+    let pid = |reply: &crate::common::Reply| -> u32 {
+        let echo = reply.echo();
+        assert_eq!(echo.header("x-go-plugin-tls"), Some("mtls"));
+        echo.header("x-go-plugin-pre-auth-pid")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first = pid(&get(gw.proxy_addr, "/x").await);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(first as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let set = gw.proxy().plugins();
+    let instance = set
+        .instances()
+        .iter()
+        .find(|i| &*i.name == "go-pre")
+        .unwrap()
+        .clone();
+    let back = eventually(Duration::from_secs(20), async || {
+        let h = instance.plugin.health();
+        h.state == HealthState::Ready && h.restarts >= 1
+    })
+    .await;
+    assert!(back, "not restarted: {:?}", instance.plugin.health());
+    // The new process got a new client certificate and answered with its own.
+    let reply = get(gw.proxy_addr, "/x").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let second = pid(&reply);
+    assert_ne!(first, second);
+    // Stopping the gateway leaves no Go plugin process behind.
+    gw.shutdown();
+    gw.wait().await;
+    let stopped = eventually(Duration::from_secs(10), async || gone(second)).await;
+    assert!(stopped, "go plugin {second} still running");
 }
 
 /// Writes an executable `#!/bin/sh` plugin `name` in `dir`.

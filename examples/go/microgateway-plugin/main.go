@@ -2,7 +2,8 @@
 // gateway's own contract (proto/microgateway/plugin/v1/plugin.proto) and served with
 // HashiCorp go-plugin's plugin.Serve, so any go-plugin version from 1.0 on can build it.
 //
-// It adds headers in PreAuth and PostAuth and a response header in OnResponseHeaders.
+// It adds headers in PreAuth and PostAuth (its pid among them) and a response header in
+// OnResponseHeaders, and answers requests to /go-block itself with 403.
 // Every header names the hook and says whether the gRPC connection from the gateway
 // is TLS (x-go-plugin-tls: "mtls" when the gateway presented a client certificate,
 // "tls" without one, "plain" otherwise), so tests can see AutoMTLS at work.
@@ -26,6 +27,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -106,6 +108,7 @@ func (s *server) headers(ctx context.Context, hook string, req *HookRequest) *Ho
 		{Name: "x-go-plugin-" + hook, Value: []byte(tag)},
 		{Name: "x-go-plugin-tls", Value: []byte(mode)},
 		{Name: "x-go-plugin-request-id", Value: []byte(req.GetRequest().GetRequestId())},
+		{Name: "x-go-plugin-" + hook + "-pid", Value: []byte(strconv.Itoa(os.Getpid()))},
 	}
 	if id := req.GetAuth().GetIdentity(); id != "" {
 		set = append(set, &Header{Name: "x-go-plugin-identity", Value: []byte(id)})
