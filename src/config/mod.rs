@@ -23,7 +23,7 @@ pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
 pub use allowlist::Allowlist;
 pub use llm::{LlmUpstreamConfig, Provider};
 pub use plugins::{
-    GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginContract,
+    AutoMtls, GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginContract,
     PluginRuntimeConfig,
 };
 pub use resolved::Resolved;

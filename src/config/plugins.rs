@@ -190,6 +190,37 @@ pub struct PluginRuntimeConfig {
     pub allow_api_file_paths: bool,
     /// What a `file://` or `oci://` plugin process may do.
     pub sandbox: super::SandboxConfig,
+    /// go-plugin AutoMTLS between the gateway and its `file://` plugins.
+    pub auto_mtls: AutoMtls,
+}
+
+/// When the gateway speaks mutual TLS with a `file://` plugin (`plugin_runtime.auto_mtls`),
+/// the way HashiCorp go-plugin's host does: the gateway offers a fresh client certificate
+/// in `PLUGIN_CLIENT_CERT`, and a plugin that accepts answers with its own certificate in
+/// the handshake line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoMtls {
+    /// Offer a certificate to every plugin, use mTLS whenever the plugin answers with
+    /// one, and refuse a TCP handshake without one (a unix socket in the plugin's
+    /// private directory may stay plain).
+    #[default]
+    Tcp,
+    /// Like `tcp`, but every handshake must carry a certificate.
+    Always,
+    /// Offer no certificate and speak plain gRPC; a handshake with a certificate is refused.
+    Off,
+}
+
+impl AutoMtls {
+    /// The setting as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoMtls::Tcp => "tcp",
+            AutoMtls::Always => "always",
+            AutoMtls::Off => "off",
+        }
+    }
 }
 
 impl Default for PluginRuntimeConfig {
@@ -208,6 +239,7 @@ impl Default for PluginRuntimeConfig {
             env_allow_names: Vec::new(),
             allow_api_file_paths: false,
             sandbox: super::SandboxConfig::default(),
+            auto_mtls: AutoMtls::default(),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Opening gRPC channels to plugins: unix sockets, checked loopback/remote TCP
-//! addresses, and TLS/mTLS for `grpcs://`; and the gRPC health check of a channel.
-//! Retries and supervision build on it in `supervisor`.
+//! addresses, TLS/mTLS for `grpcs://`, and go-plugin AutoMTLS for a hand-shaken
+//! `file://` plugin ([`to_plugin`]); and the gRPC health check of a channel. Retries and
+//! supervision build on it in `supervisor`.
 
+use super::automtls;
+use super::handshake::{Address, Handshake};
 use crate::config::GrpcTlsConfig;
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +13,89 @@ use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+/// Connects to a started plugin where its handshake says: with mutual TLS when the
+/// handshake carries a server certificate (trusting exactly that certificate and
+/// presenting `identity`), plainly otherwise. `process::start` has already applied the
+/// `auto_mtls` policy, so a certificate without an identity is refused here too. Logs
+/// one line saying which it is.
+pub async fn to_plugin(
+    name: &str,
+    handshake: &Handshake,
+    identity: Option<&automtls::Identity>,
+    timeout: Duration,
+) -> Result<Channel, String> {
+    let tls = match (&handshake.server_cert, identity) {
+        (Some(cert), Some(ours)) => {
+            Some(automtls::client_config(ours, cert).map_err(|e| crate::error::chain(&e))?)
+        }
+        (Some(_), None) => {
+            return Err("the plugin sent an AutoMTLS certificate, but none was offered".into());
+        }
+        (None, _) => None,
+    };
+    let mtls = tls.is_some();
+    let channel = match (&handshake.address, tls) {
+        (Address::Unix(path), None) => unix(path.clone(), timeout).await,
+        (Address::Tcp(addr), None) => tcp(*addr, &addr.ip().to_string(), None, timeout).await,
+        (address, Some(config)) => mutual_tls(address.clone(), config, timeout).await,
+    }?;
+    tracing::info!(
+        plugin = %name,
+        network = handshake.address.network(),
+        mtls,
+        app_version = handshake.app_version,
+        "connected to plugin {}",
+        if mtls { "with AutoMTLS" } else { "without TLS" }
+    );
+    Ok(channel)
+}
+
+/// Connects over a unix socket or TCP and runs the AutoMTLS handshake (server name
+/// `localhost`, as go-plugin's host) on every (re)connection.
+async fn mutual_tls(
+    address: Address,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Channel, String> {
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let endpoint = Endpoint::from_static("http://localhost")
+        .connect_timeout(timeout)
+        .tcp_nodelay(true);
+    let shown = address.to_string();
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_| {
+            let (address, connector) = (address.clone(), connector.clone());
+            async move {
+                let name = rustls::pki_types::ServerName::try_from(automtls::SERVER_NAME)
+                    .map_err(std::io::Error::other)?;
+                let stream: Box<dyn Io> = match address {
+                    Address::Unix(path) => Box::new(
+                        connector
+                            .connect(name, tokio::net::UnixStream::connect(path).await?)
+                            .await?,
+                    ),
+                    Address::Tcp(addr) => {
+                        let tcp = tokio::net::TcpStream::connect(addr).await?;
+                        tcp.set_nodelay(true)?;
+                        Box::new(connector.connect(name, tcp).await?)
+                    }
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        }))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot connect with AutoMTLS to {shown}: {}",
+                crate::error::chain(&e)
+            )
+        })
+}
+
+/// A byte stream tonic can run HTTP/2 over.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 
 /// Connects to a plugin serving on a unix socket.
 pub async fn unix(path: PathBuf, timeout: Duration) -> Result<Channel, String> {

@@ -17,6 +17,7 @@
 
 mod addr;
 mod authcache;
+pub(crate) mod automtls;
 mod contract;
 mod convert;
 mod dial;
@@ -179,6 +180,7 @@ impl RemotePlugin {
             env_allow_names: runtime.env_allow_names.clone(),
             contract: config.contract,
             start: start_of(config, runtime),
+            auto_mtls: runtime.auto_mtls,
         };
         let launched = supervisor::launch(&spec).await?;
         let found = launched.contract;

@@ -1,10 +1,13 @@
 //! Running a `file://` plugin: spawn in its own process group with a scrubbed
-//! environment, read the handshake with a size limit and a deadline, forward its stdout
-//! and stderr to the log, and kill the whole group on the way out.
+//! environment (the contract's cookie and versions, a private socket directory that is
+//! also its `TMPDIR`, and an AutoMTLS client certificate), read the handshake with a size
+//! limit and a deadline, forward its stdout and stderr to the log, and kill the whole
+//! group on the way out.
 
+use super::automtls::{AutoMtlsError, Identity};
 use super::handshake::{self, Handshake, MAX_LINE};
 use super::sandbox::ChildPlan;
-use crate::config::SandboxConfig;
+use crate::config::{AutoMtls, SandboxConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,6 +19,54 @@ use tokio::process::{Child, Command};
 pub const COOKIE_KEY: &str = "MICROGATEWAY_PLUGIN";
 /// Magic cookie value (not a secret: it only prevents accidental direct execution).
 pub const COOKIE_VALUE: &str = "7f3e2d1c-microgateway-plugin-v1";
+
+/// Tyk AI Studio's magic cookie variable (its `microgateway/plugins/manager.go`).
+pub const TYK_COOKIE_KEY: &str = "AI_STUDIO_PLUGIN";
+/// Tyk AI Studio's magic cookie value.
+pub const TYK_COOKIE_VALUE: &str = "v1";
+/// Tyk AI Studio's go-plugin protocol version.
+pub const TYK_APP_VERSION: u32 = 1;
+
+/// What the gateway offers a plugin: magic cookies (each go-plugin server checks only
+/// its own, so a start that may be either contract can set several) and the application
+/// protocol versions for `PLUGIN_PROTOCOL_VERSIONS`, one of which the handshake must name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// Magic cookie variables and values.
+    pub cookies: &'static [(&'static str, &'static str)],
+    /// Offered application protocol versions, most preferred first.
+    pub versions: &'static [u32],
+}
+
+impl Offer {
+    /// The gateway's own contract (`microgateway.plugin.v1`).
+    pub const MICROGATEWAY: Offer = Offer {
+        cookies: &[(COOKIE_KEY, COOKIE_VALUE)],
+        versions: &[handshake::APP_VERSION],
+    };
+    /// Tyk AI Studio's contract (`plugin.PluginService`, cookie `AI_STUDIO_PLUGIN=v1`).
+    pub const TYK: Offer = Offer {
+        cookies: &[(TYK_COOKIE_KEY, TYK_COOKIE_VALUE)],
+        versions: &[TYK_APP_VERSION],
+    };
+    /// Either contract (`contract = "auto"`): both cookies, so whichever server the
+    /// plugin embeds starts; [`super::contract`] then tells them apart. Both contracts
+    /// are protocol version 1.
+    pub const ANY: Offer = Offer {
+        cookies: &[(COOKIE_KEY, COOKIE_VALUE), (TYK_COOKIE_KEY, TYK_COOKIE_VALUE)],
+        versions: &[handshake::APP_VERSION],
+    };
+
+    /// What to offer a plugin configured with `contract`.
+    pub fn for_contract(contract: crate::config::PluginContract) -> &'static Offer {
+        use crate::config::PluginContract;
+        match contract {
+            PluginContract::Auto => &Offer::ANY,
+            PluginContract::Microgateway => &Offer::MICROGATEWAY,
+            PluginContract::Tyk => &Offer::TYK,
+        }
+    }
+}
 
 /// Errors starting a plugin process.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +99,9 @@ pub enum ProcessError {
     /// Creating the socket directory failed.
     #[error("cannot create plugin socket directory: {0}")]
     SocketDir(std::io::Error),
+    /// The AutoMTLS client certificate could not be made.
+    #[error(transparent)]
+    AutoMtls(#[from] AutoMtlsError),
 }
 
 /// A started plugin process whose handshake was accepted.
@@ -56,15 +110,20 @@ pub struct Running {
     pub child: Child,
     /// Process group id (equal to the child's pid).
     pub pgid: Option<u32>,
-    /// The accepted handshake.
+    /// The accepted handshake (its certificate already checked against the policy).
     pub handshake: Handshake,
+    /// The AutoMTLS client certificate offered in `PLUGIN_CLIENT_CERT`, if any; dial with
+    /// it whenever the handshake carries a server certificate.
+    pub identity: Option<Identity>,
     /// Private socket directory, kept for the life of the process and removed when dropped.
     pub _socket_dir: tempfile::TempDir,
 }
 
 /// Spawns `path` and waits for its handshake. The executable is opened and checked
 /// again right before the spawn (see [`super::exec`]), the environment is rebuilt from
-/// the allowlist, and the child enters `sandbox` before `exec`.
+/// the allowlist plus `offer`, and the child enters `sandbox` before `exec`. Unless
+/// `auto_mtls` is off, a fresh client certificate goes in `PLUGIN_CLIENT_CERT`; the
+/// handshake is then checked against `auto_mtls` ([`handshake::check_tls`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     name: &str,
@@ -74,6 +133,8 @@ pub async fn start(
     start_timeout: Duration,
     sandbox: &SandboxConfig,
     env_allow_names: &[String],
+    offer: &Offer,
+    auto_mtls: AutoMtls,
 ) -> Result<Running, ProcessError> {
     for (key, value) in extra_env {
         if let Some(why) = crate::config::env_refusal(key, value, env_allow_names) {
@@ -84,7 +145,14 @@ pub async fn start(
         .prefix("microgateway-plugin-")
         .tempdir()
         .map_err(ProcessError::SocketDir)?;
-    let plan = ChildPlan::new(sandbox, socket_dir.path())?;
+    // The plugin gets the canonical path, so the socket it reports compares equal
+    // whatever symlinks or relative parts the gateway's own TMPDIR has.
+    let dir = std::fs::canonicalize(socket_dir.path()).map_err(ProcessError::SocketDir)?;
+    let identity = match auto_mtls {
+        AutoMtls::Off => None,
+        AutoMtls::Tcp | AutoMtls::Always => Some(Identity::generate()?),
+    };
+    let plan = ChildPlan::new(sandbox, &dir)?;
     let checked = super::exec::open(path).map_err(ProcessError::Refused)?;
     let mut cmd = Command::new(checked.program());
     cmd.arg0(checked.path());
@@ -98,17 +166,17 @@ pub async fn start(
             cmd.env(key, value);
         }
     }
+    let versions: Vec<String> = offer.versions.iter().map(u32::to_string).collect();
+    match &identity {
+        Some(identity) => cmd.env("PLUGIN_CLIENT_CERT", identity.cert_pem()),
+        None => cmd.env_remove("PLUGIN_CLIENT_CERT"),
+    };
     cmd.envs(extra_env)
-        .env(COOKIE_KEY, COOKIE_VALUE)
-        // Tyk AI Studio's cookie, so its plugins start too (remote::contract tells them apart).
-        .env("AI_STUDIO_PLUGIN", "v1")
-        .env(
-            "PLUGIN_PROTOCOL_VERSIONS",
-            handshake::APP_VERSION.to_string(),
-        )
-        .env("PLUGIN_UNIX_SOCKET_DIR", socket_dir.path())
+        .envs(offer.cookies.iter().copied())
+        .env("PLUGIN_PROTOCOL_VERSIONS", versions.join(","))
+        .env("PLUGIN_UNIX_SOCKET_DIR", &dir)
         // go-plugin before 1.5 ignores PLUGIN_UNIX_SOCKET_DIR and uses TMPDIR.
-        .env("TMPDIR", socket_dir.path())
+        .env("TMPDIR", &dir)
         .env("PLUGIN_MIN_PORT", "10000")
         .env("PLUGIN_MAX_PORT", "25000")
         .stdin(Stdio::null())
@@ -161,7 +229,9 @@ pub async fn start(
             return Err(ProcessError::Handshake(handshake::HandshakeError(e)));
         }
     };
-    let handshake = match handshake::parse(&line, socket_dir.path()) {
+    let checked = handshake::parse(&line, offer.versions, &dir)
+        .and_then(|h| handshake::check_tls(&h, auto_mtls).map(|()| h));
+    let handshake = match checked {
         Ok(h) => h,
         Err(e) => {
             kill_group(pgid);
@@ -177,6 +247,7 @@ pub async fn start(
         child,
         pgid,
         handshake,
+        identity,
         _socket_dir: socket_dir,
     })
 }

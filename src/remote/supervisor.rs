@@ -13,7 +13,7 @@
 
 use super::contract::{self, Contract, Start};
 use super::process::{self, Running};
-use super::{Shared, dial, handshake::Address};
+use super::{Shared, dial};
 use crate::config::PluginContract;
 use crate::plugin::proto::goplugin::grpc_controller_client::GrpcControllerClient;
 use crate::plugin::proto::goplugin::grpc_stdio_client::GrpcStdioClient;
@@ -42,6 +42,7 @@ pub struct Spec {
     pub contract: PluginContract,
     /// Stage and configuration for the contract's start.
     pub start: Start,
+    pub auto_mtls: crate::config::AutoMtls,
 }
 
 /// A started, healthy and initialised plugin process.
@@ -62,6 +63,8 @@ pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
         spec.start_timeout,
         &spec.sandbox,
         &spec.env_allow_names,
+        process::Offer::for_contract(spec.contract),
+        spec.auto_mtls,
     )
     .await
     .map_err(|e| PluginError::Load(crate::error::chain(&e)))?;
@@ -84,12 +87,13 @@ async fn connect_and_init(
     spec: &Spec,
     running: &Running,
 ) -> Result<(Channel, Contract, Manifest), PluginError> {
-    let channel = match &running.handshake.address {
-        Address::Unix(path) => dial::unix(path.clone(), spec.start_timeout).await,
-        Address::Tcp(addr) => {
-            dial::tcp(*addr, &addr.ip().to_string(), None, spec.start_timeout).await
-        }
-    }
+    let channel = dial::to_plugin(
+        &spec.name,
+        &running.handshake,
+        running.identity.as_ref(),
+        spec.start_timeout,
+    )
+    .await
     .map_err(PluginError::Load)?;
     dial::health(&channel, spec.start_timeout)
         .await

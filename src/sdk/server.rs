@@ -1,4 +1,7 @@
-//! The plugin-side gRPC server and the go-plugin handshake.
+//! The plugin-side gRPC server and the go-plugin handshake, including go-plugin's
+//! AutoMTLS: when the gateway offers a client certificate in `PLUGIN_CLIENT_CERT`, the
+//! plugin answers with its own ephemeral certificate in the handshake and serves mutual
+//! TLS that accepts exactly the gateway's certificate, on a unix socket and TCP alike.
 
 use super::{Handler, pb};
 use crate::plugin::proto::goplugin;
@@ -6,11 +9,19 @@ use crate::plugin::proto::goplugin::grpc_controller_server::{
     GrpcController, GrpcControllerServer,
 };
 use crate::plugin::proto::plugin_server::{Plugin as PluginService, PluginServer};
+use crate::remote::automtls::{self, AutoMtlsError, Identity};
 use crate::remote::{COOKIE_KEY, COOKIE_VALUE};
+use futures_util::{Stream, StreamExt};
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::{Connected, Router};
 use tonic::{Request, Response, Status};
+
+/// Time a connecting gateway gets for the AutoMTLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a plugin process could not serve.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +40,9 @@ pub enum SdkError {
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// AutoMTLS could not be set up.
+    #[error(transparent)]
+    AutoMtls(#[from] AutoMtlsError),
 }
 
 /// Serves `handler` as described in the [module documentation](super).
@@ -69,29 +83,101 @@ pub async fn serve<H: Handler>(handler: H) -> Result<(), SdkError> {
     if !versions.split(',').any(|v| v.trim() == "1") {
         return Err(SdkError::Version(versions));
     }
+    // AutoMTLS as go-plugin's plugin.Serve does it: answer an offered client
+    // certificate with one of our own, announced in the sixth handshake field.
+    let tls = match std::env::var("PLUGIN_CLIENT_CERT") {
+        Ok(client) if !client.is_empty() => {
+            let ours = Identity::generate()?;
+            let config = automtls::server_config(&ours, &client)?;
+            Some((
+                ours.handshake_field(),
+                tokio_rustls::TlsAcceptor::from(config),
+            ))
+        }
+        _ => None,
+    };
+    let (cert, acceptor) = match tls {
+        Some((cert, acceptor)) => (cert, Some(acceptor)),
+        None => (String::new(), None),
+    };
     match std::env::var("PLUGIN_UNIX_SOCKET_DIR") {
         Ok(dir) if !dir.is_empty() => {
             let path =
                 std::path::Path::new(&dir).join(format!("plugin-{}.sock", std::process::id()));
             let listener = tokio::net::UnixListener::bind(&path).map_err(SdkError::Listen)?;
-            handshake(&format!("1|1|unix|{}|grpc", path.display()))?;
+            handshake(&format!("1|1|unix|{}|grpc|{cert}", path.display()))?;
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            Ok(router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await?)
+            serve_on(router, incoming, acceptor, shutdown).await
         }
         _ => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(SdkError::Listen)?;
             let local = listener.local_addr().map_err(SdkError::Listen)?;
-            handshake(&format!("1|1|tcp|{local}|grpc"))?;
+            handshake(&format!("1|1|tcp|{local}|grpc|{cert}"))?;
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            Ok(router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await?)
+            serve_on(router, incoming, acceptor, shutdown).await
         }
     }
+}
+
+/// Serves `router` on `incoming`, through the AutoMTLS `acceptor` when there is one.
+async fn serve_on<S, IO>(
+    router: Router,
+    incoming: S,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), SdkError>
+where
+    S: Stream<Item = std::io::Result<IO>> + Send + Unpin + 'static,
+    IO: AsyncRead + AsyncWrite + Connected + Send + Unpin + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+{
+    match acceptor {
+        None => Ok(router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?),
+        Some(acceptor) => Ok(router
+            .serve_with_incoming_shutdown(tls_incoming(incoming, acceptor), shutdown)
+            .await?),
+    }
+}
+
+/// Runs the TLS handshake of every accepted connection in its own task (one stalled
+/// peer cannot hold up the others) and yields the connections that completed it.
+fn tls_incoming<S, IO>(
+    mut incoming: S,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<IO>>>
+where
+    S: Stream<Item = std::io::Result<IO>> + Send + Unpin + 'static,
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    crate::task::detach("sdk-tls-accept", async move {
+        while let Some(conn) = incoming.next().await {
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(e) => {
+                    eprintln!("plugin: accept failed: {e}");
+                    continue;
+                }
+            };
+            let (tx, acceptor) = (tx.clone(), acceptor.clone());
+            crate::task::detach("sdk-tls-handshake", async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => eprintln!("plugin: AutoMTLS handshake refused: {e}"),
+                    Err(_) => eprintln!(
+                        "plugin: AutoMTLS handshake not done within {TLS_HANDSHAKE_TIMEOUT:?}"
+                    ),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 fn handshake(line: &str) -> Result<(), SdkError> {

@@ -14,6 +14,7 @@ pub mod common;
 
 mod chaos;
 mod examples;
+mod go_plugin;
 mod lifecycle;
 mod security;
 mod support;
