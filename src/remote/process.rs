@@ -24,8 +24,6 @@ pub const COOKIE_VALUE: &str = "7f3e2d1c-microgateway-plugin-v1";
 pub const TYK_COOKIE_KEY: &str = "AI_STUDIO_PLUGIN";
 /// Tyk AI Studio's magic cookie value.
 pub const TYK_COOKIE_VALUE: &str = "v1";
-/// Tyk AI Studio's go-plugin protocol version.
-pub const TYK_APP_VERSION: u32 = 1;
 
 /// What the gateway offers a plugin: magic cookies (each go-plugin server checks only
 /// its own, so a start that may be either contract can set several) and the application
@@ -39,33 +37,14 @@ pub struct Offer {
 }
 
 impl Offer {
-    /// The gateway's own contract (`microgateway.plugin.v1`).
-    pub const MICROGATEWAY: Offer = Offer {
-        cookies: &[(COOKIE_KEY, COOKIE_VALUE)],
-        versions: &[handshake::APP_VERSION],
-    };
-    /// Tyk AI Studio's contract (`plugin.PluginService`, cookie `AI_STUDIO_PLUGIN=v1`).
-    pub const TYK: Offer = Offer {
-        cookies: &[(TYK_COOKIE_KEY, TYK_COOKIE_VALUE)],
-        versions: &[TYK_APP_VERSION],
-    };
-    /// Either contract (`contract = "auto"`): both cookies, so whichever server the
-    /// plugin embeds starts; [`super::contract`] then tells them apart. Both contracts
-    /// are protocol version 1.
+    /// Either contract: both cookies, so whichever server the plugin embeds starts,
+    /// whatever `contract` says; [`super::contract`] then detects or checks it, and a
+    /// declared contract the plugin does not speak gets that contract's own error rather
+    /// than a plugin that exits on a missing cookie. Both contracts are version 1.
     pub const ANY: Offer = Offer {
         cookies: &[(COOKIE_KEY, COOKIE_VALUE), (TYK_COOKIE_KEY, TYK_COOKIE_VALUE)],
         versions: &[handshake::APP_VERSION],
     };
-
-    /// What to offer a plugin configured with `contract`.
-    pub fn for_contract(contract: crate::config::PluginContract) -> &'static Offer {
-        use crate::config::PluginContract;
-        match contract {
-            PluginContract::Auto => &Offer::ANY,
-            PluginContract::Microgateway => &Offer::MICROGATEWAY,
-            PluginContract::Tyk => &Offer::TYK,
-        }
-    }
 }
 
 /// Errors starting a plugin process.

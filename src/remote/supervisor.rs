@@ -63,7 +63,7 @@ pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
         spec.start_timeout,
         &spec.sandbox,
         &spec.env_allow_names,
-        process::Offer::for_contract(spec.contract),
+        &process::Offer::ANY,
         spec.auto_mtls,
     )
     .await
