@@ -5,7 +5,8 @@
 //! - `artifact`: media types and manifest JSON.
 //! - `format`: which accepted format a manifest is, and where its plugin is.
 //! - `resolve`: fetching a manifest's plan into the cache.
-//! - `extract` + `image`: a container image's entrypoint out of its layers, safely.
+//! - `extract` (+ `extract/unpack`) and `image`: a container image's entrypoint out of
+//!   its layers, safely.
 //! - `cache`: the content-addressed on-disk cache and metadata; `gc`: its cleanup.
 //! - `chain`: the re-derivation every cache load makes.
 //! - `cosign`: simple-signing signatures with `p256`.
@@ -26,7 +27,6 @@ pub mod push;
 mod resolve;
 pub mod settings;
 mod signing;
-mod unpack;
 
 pub use pull::{EnvLookup, Fetched, OciStore, parse_reference};
 

@@ -15,10 +15,12 @@
 //! - the decompressed bytes of all layers together and the number of entries are capped,
 //!   so a compression bomb stops early.
 
-use super::unpack::{Budget, open};
+mod unpack;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use unpack::{Budget, open};
 
 /// Symlinks followed while resolving one path, like Linux's `MAXSYMLINKS`.
 pub const MAX_HOPS: usize = 40;
@@ -409,5 +411,4 @@ fn push_reversed(pending: &mut Vec<Vec<u8>>, path: &[u8]) {
 }
 
 #[cfg(test)]
-#[path = "extract_tests.rs"]
 mod tests;
