@@ -4,18 +4,24 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use microgateway::Config;
+use microgateway::oci::artifact::Platform;
 use microgateway::oci::settings::OciSettings;
 use microgateway::oci::{OciStore, push};
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCommand {
-    /// Upload an executable as a plugin artifact for this platform; prints the manifest digest.
+    /// Upload an executable as a plugin artifact for this platform (`push FILE REFERENCE`),
+    /// or one per platform as an OCI image index (`push REFERENCE --platform
+    /// linux/amd64=FILE --platform linux/arm64=FILE`); prints the manifest or index digest.
     Push {
-        /// The plugin executable.
-        file: PathBuf,
-        /// Target reference, e.g. `registry:5000/plugins/auth:1.0`.
-        reference: String,
+        /// `FILE REFERENCE`, or only `REFERENCE` with `--platform`. The reference is e.g.
+        /// `registry:5000/plugins/auth:1.0`.
+        #[arg(num_args = 1..=2, value_names = ["FILE", "REFERENCE"], required = true)]
+        args: Vec<String>,
+        /// `OS/ARCH[/VARIANT]=FILE`, repeated: publish a multi-platform index.
+        #[arg(long = "platform", value_name = "OS/ARCH=FILE")]
+        platforms: Vec<String>,
         /// Name recorded in the artifact (default: the file name).
         #[arg(long)]
         name: Option<String>,
@@ -71,18 +77,11 @@ pub fn run(command: PluginCommand, config: Option<&Path>) -> anyhow::Result<()> 
         let store = OciStore::new(settings)?;
         match command {
             PluginCommand::Push {
-                file,
-                reference,
+                args,
+                platforms,
                 name,
             } => {
-                let binary = std::fs::read(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
-                let name = name.unwrap_or_else(|| {
-                    file.file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_default()
-                });
-                let digest = push::push(&store, &reference, &binary, &name).await?;
+                let digest = push_command(&store, &args, &platforms, name).await?;
                 println!("{digest}");
             }
             PluginCommand::Sign { reference, key } => {
@@ -112,6 +111,10 @@ pub fn run(command: PluginCommand, config: Option<&Path>) -> anyhow::Result<()> 
                 };
                 println!("path:      {}", fetched.path.display());
                 println!("digest:    {}", fetched.meta.manifest_digest);
+                println!("format:    {}", fetched.meta.format);
+                if let Some(entrypoint) = &fetched.meta.entrypoint {
+                    println!("entry:     {entrypoint}");
+                }
                 println!(
                     "binary:    {} ({} bytes)",
                     fetched.meta.blob_digest, fetched.meta.size
@@ -130,6 +133,53 @@ pub fn run(command: PluginCommand, config: Option<&Path>) -> anyhow::Result<()> 
         }
         Ok(())
     })
+}
+
+fn file_name(file: &Path) -> String {
+    file.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+async fn push_command(
+    store: &OciStore,
+    args: &[String],
+    platforms: &[String],
+    name: Option<String>,
+) -> anyhow::Result<String> {
+    let read = |file: &Path| {
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+    };
+    match (args, platforms.is_empty()) {
+        ([file, reference], true) => {
+            let file = PathBuf::from(file);
+            let name = name.unwrap_or_else(|| file_name(&file));
+            Ok(push::push(store, reference, &read(&file)?, &name).await?)
+        }
+        ([reference], false) => {
+            let mut binaries = Vec::new();
+            let mut first = None;
+            for spec in platforms {
+                let (platform, file) = spec
+                    .split_once('=')
+                    .and_then(|(p, f)| Some((Platform::parse(p)?, PathBuf::from(f))))
+                    .with_context(|| {
+                        format!("--platform {spec:?}: expected OS/ARCH[/VARIANT]=FILE, e.g. linux/arm64=./plugin-arm64")
+                    })?;
+                if binaries.iter().any(|(p, _)| p == &platform) {
+                    bail!("--platform {platform} is given twice");
+                }
+                first.get_or_insert_with(|| file_name(&file));
+                binaries.push((platform, read(&file)?));
+            }
+            let name = name.or(first).unwrap_or_default();
+            Ok(push::push_index(store, reference, &binaries, &name).await?)
+        }
+        ([_, _], false) => {
+            bail!("with --platform, give only the reference (the files come with each --platform)")
+        }
+        _ => bail!("expected FILE REFERENCE, or REFERENCE with --platform OS/ARCH=FILE"),
+    }
 }
 
 fn keygen(prefix: &Path) -> anyhow::Result<()> {

@@ -1,10 +1,12 @@
-//! The plugin artifact format and the small subset of OCI manifest JSON we read.
+//! Media types and the small subset of OCI and Docker manifest JSON we read.
 //!
-//! A plugin is an OCI image manifest (`artifactType`
+//! The project's own plugin is an OCI image manifest (`artifactType`
 //! `application/vnd.microgateway.plugin.v1`) with one layer of media type
 //! [`BINARY_MEDIA_TYPE`] holding the executable, and a config blob of media type
 //! [`CONFIG_MEDIA_TYPE`] naming `os` and `architecture`. Several platforms are published
-//! as an OCI image index whose entries carry `platform`.
+//! as an OCI image index whose entries carry `platform`. The other formats the gateway
+//! accepts (Tyk's ORAS types, generic ORAS files, container images) are told apart in
+//! `format`.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +21,31 @@ pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.microgateway.plugin.config.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index.
 pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker schema2 image manifest.
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker schema2 manifest list.
+pub const DOCKER_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Every manifest type the gateway asks for, in its `Accept` header. Without the Docker
+/// types, docker-registry 2.x answers with the old schema1 form.
+pub const ACCEPT: &[&str] = &[
+    MANIFEST_MEDIA_TYPE,
+    INDEX_MEDIA_TYPE,
+    DOCKER_MANIFEST_MEDIA_TYPE,
+    DOCKER_LIST_MEDIA_TYPE,
+];
+/// OCI image config (container images).
+pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// Docker image config (container images).
+pub const DOCKER_CONFIG_MEDIA_TYPE: &str = "application/vnd.docker.container.image.v1+json";
+/// Tyk AI Studio's media types all start with this.
+pub const TYK_PREFIX: &str = "application/vnd.tyk.plugin.";
+/// Tyk AI Studio's layer holding the raw plugin binary.
+pub const TYK_LAYER_MEDIA_TYPE: &str = "application/vnd.tyk.plugin.layer.v1";
+/// The annotation ORAS sets on a file layer: the file's name.
+pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
+/// The annotation ORAS sets on a directory pushed as a tar.gz.
+pub const UNPACK_ANNOTATION: &str = "io.deis.oras.content.unpack";
 
 /// A content descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,13 +65,16 @@ pub struct Descriptor {
     pub platform: Option<Platform>,
 }
 
-/// OS and architecture.
+/// OS, architecture and (for ARM) variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     /// e.g. `linux`.
     pub os: String,
     /// e.g. `amd64`.
     pub architecture: String,
+    /// e.g. `v8` for `arm64`, `v7` for `arm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl Platform {
@@ -59,7 +89,61 @@ impl Platform {
         Platform {
             os: std::env::consts::OS.to_string(),
             architecture: architecture.to_string(),
+            variant: None,
         }
+    }
+
+    /// Parses `os/arch[/variant]`.
+    pub fn parse(text: &str) -> Option<Platform> {
+        let mut parts = text.split('/');
+        let os = parts.next().filter(|s| !s.is_empty())?;
+        let architecture = parts.next().filter(|s| !s.is_empty())?;
+        let variant = parts.next().map(str::to_string);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Platform {
+            os: os.to_string(),
+            architecture: architecture.to_string(),
+            variant,
+        })
+    }
+
+    /// How well an entry for `self` fits a host of platform `host`: `None` when it
+    /// cannot run there, higher is better. The variant matters only for ARM: `arm64`
+    /// entries fit with no variant or `v8`; 32-bit `arm` entries fit up to the host's own
+    /// variant (`v7` unless the build says otherwise), the newest first.
+    pub fn fit(&self, host: &Platform) -> Option<u8> {
+        if self.os != host.os || self.architecture != host.architecture {
+            return None;
+        }
+        let variant = self.variant.as_deref().unwrap_or_default();
+        match self.architecture.as_str() {
+            "arm64" => match variant {
+                "" => Some(1),
+                "v8" => Some(2),
+                _ => None,
+            },
+            "arm" => {
+                let own: u8 = if cfg!(target_feature = "v7") { 7 } else { 6 };
+                match variant.trim_start_matches('v').parse::<u8>() {
+                    Ok(v) if v <= own => Some(v),
+                    Ok(_) => None,
+                    Err(_) => variant.is_empty().then_some(1),
+                }
+            }
+            _ => Some(1),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
     }
 }
 
@@ -100,6 +184,41 @@ pub struct PluginConfigBlob {
     /// Plugin name (informational).
     #[serde(default)]
     pub name: String,
+}
+
+/// The subset of an OCI or Docker image config the gateway reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ImageConfig {
+    /// `linux`.
+    #[serde(default)]
+    pub os: String,
+    /// `amd64`, `arm64`, …
+    #[serde(default)]
+    pub architecture: String,
+    /// ARM variant.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// The runtime configuration (`docker build`'s `ENTRYPOINT`, `CMD`, `ENV`, `WORKDIR`).
+    #[serde(default)]
+    pub config: Option<ContainerConfig>,
+}
+
+/// The `config` object of an image config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    /// `ENTRYPOINT`, exec form.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// `CMD`, exec form.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// `ENV` as `NAME=value`.
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// `WORKDIR`.
+    #[serde(default)]
+    pub working_dir: Option<String>,
 }
 
 /// `sha256:<hex>` of `data`.

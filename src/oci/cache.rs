@@ -4,6 +4,9 @@
 //!
 //! ```text
 //! sha256/<hex>                        plugin binaries, content-addressed, mode 0755
+//! blobs/<hex>                         manifests, indexes, image configs and image
+//!                                     layers, content-addressed, mode 0644: what every
+//!                                     load re-checks the binary against
 //! refs/<registry>/<repo>_<tag>.json   one metadata file per reference; characters other
 //!                                     than [A-Za-z0-9/._-] become `_`, and a digest
 //!                                     reference is stored as <repo>/sha256-<hex>.json
@@ -12,7 +15,9 @@
 //!
 //! Blobs are written to `tmp/`, hashed while streaming, fsynced, then renamed into
 //! place, so a crash or a full disk never leaves a partial blob under `sha256/`.
-//! Metadata files are replaced the same way.
+//! Metadata files are replaced the same way. The metadata is not trusted on load: the
+//! chain from the signed manifest digest to the binary is re-derived from `blobs/`
+//! (see `chain`).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -47,6 +52,18 @@ pub struct RefMeta {
     pub manifest_digest: String,
     /// Digest of the plugin binary.
     pub blob_digest: String,
+    /// Digest of the index the reference resolved to, when it was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<String>,
+    /// `microgateway`, `tyk`, `oras` or `image` (informational; re-derived on load).
+    #[serde(default)]
+    pub format: String,
+    /// For images, the entrypoint the binary was taken from (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
+    /// The `blobs/` digests this reference needs (only for GC; never trusted).
+    #[serde(default)]
+    pub blobs: Vec<String>,
     /// Size of the plugin binary.
     pub size: u64,
     /// Unix seconds of the pull.
@@ -80,7 +97,21 @@ pub enum CacheError {
     /// The download stream failed.
     #[error("download failed: {0}")]
     Download(String),
+    /// The content is not something the gateway may run (the message says what it is).
+    #[error("{0}")]
+    Refused(String),
+    /// The cached binary is not the one its signed manifest names.
+    #[error(
+        "cached plugin does not match its manifest: {0}; refusing it (remove the cache entry to pull again)"
+    )]
+    Tampered(String),
 }
+
+/// What a stored blob is checked for before it is renamed into place.
+pub type HeadCheck<'a> = &'a (dyn Fn(&[u8]) -> Result<(), String> + Sync);
+
+/// Bytes of a blob's start handed to a [`HeadCheck`].
+const HEAD: usize = 512;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
     move |error| CacheError::Io {
@@ -92,13 +123,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
 /// The cache directory.
 #[derive(Debug, Clone)]
 pub struct Cache {
-    root: PathBuf,
+    pub(super) root: PathBuf,
 }
 
 impl Cache {
     /// Opens (creating) the layout and empties `tmp/`.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
-        for dir in ["sha256", "refs", "tmp"] {
+        for dir in ["sha256", "blobs", "refs", "tmp"] {
             let p = root.join(dir);
             std::fs::create_dir_all(&p).map_err(io(&p))?;
         }
@@ -118,6 +149,70 @@ impl Cache {
         self.root
             .join("sha256")
             .join(digest.trim_start_matches("sha256:"))
+    }
+
+    /// Path of the manifest, config or image layer with `digest`.
+    pub fn support_path(&self, digest: &str) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    /// Atomically stores small `data` (a manifest or config) under `blobs/`.
+    pub fn write_support(&self, digest: &str, data: &[u8]) -> Result<(), CacheError> {
+        let actual = format!("sha256:{:x}", Sha256::digest(data));
+        if actual != digest {
+            return Err(CacheError::Digest {
+                expected: digest.to_string(),
+                actual,
+            });
+        }
+        let (tmp, _) = self.temp_file("support")?;
+        std::fs::write(&tmp, data).map_err(io(&tmp))?;
+        let dest = self.support_path(digest);
+        std::fs::rename(&tmp, &dest).map_err(io(&dest))
+    }
+
+    /// Reads a `blobs/` entry and checks its digest; `Ok(None)` when absent.
+    pub fn read_support(&self, digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let path = self.support_path(digest);
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        check_digest(digest, &format!("sha256:{:x}", Sha256::digest(&data)))?;
+        Ok(Some(data))
+    }
+
+    /// Re-hashes a `blobs/` entry by streaming it; `Ok(true)` when present and intact.
+    pub fn verify_support(&self, digest: &str) -> Result<bool, CacheError> {
+        hash_file(&self.support_path(digest), digest)
+    }
+
+    /// A new empty file under `tmp/` (removed at the next start if left behind).
+    pub fn temp_file(&self, what: &str) -> Result<(PathBuf, std::fs::File), CacheError> {
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{what}-{}", uuid::Uuid::new_v4()));
+        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        Ok((tmp, file))
+    }
+
+    /// Moves a fully written, checked temp file into `sha256/` as the binary `digest`:
+    /// fsync, chmod 0755, rename.
+    pub fn adopt_binary(&self, tmp: &Path, digest: &str) -> Result<PathBuf, CacheError> {
+        use std::os::unix::fs::PermissionsExt;
+        let file = std::fs::File::open(tmp).map_err(io(tmp))?;
+        file.sync_all().map_err(io(tmp))?;
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(tmp))?;
+        let dest = self.blob_path(digest);
+        std::fs::rename(tmp, &dest).map_err(io(&dest))?;
+        if let Ok(dir) = std::fs::File::open(self.root.join("sha256")) {
+            let _ = dir.sync_all();
+        }
+        Ok(dest)
     }
 
     fn ref_path(&self, reference: &str) -> PathBuf {
@@ -163,31 +258,49 @@ impl Cache {
         std::fs::rename(&tmp, &path).map_err(io(&path))
     }
 
-    /// Re-hashes a cached blob; `Ok(true)` when present and intact.
+    /// Re-hashes a cached binary; `Ok(true)` when present and intact.
     pub fn verify_blob(&self, digest: &str) -> Result<bool, CacheError> {
-        let path = self.blob_path(digest);
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io(&path)(e)),
-        };
-        let actual = format!("sha256:{:x}", Sha256::digest(&data));
-        if actual != digest {
-            return Err(CacheError::Digest {
-                expected: digest.to_string(),
-                actual,
-            });
-        }
-        Ok(true)
+        hash_file(&self.blob_path(digest), digest)
     }
 
-    /// Streams `chunks` into the cache as the blob `digest`: temp file, hash, size
-    /// check, fsync, chmod 0755, rename. On any failure the temp file is removed.
+    /// Streams `chunks` into the cache as the binary `digest`: temp file, hash, size
+    /// check, `check` on its first bytes, fsync, chmod 0755, rename. On any failure the
+    /// temp file is removed.
     pub async fn store_blob<S, E>(
         &self,
         digest: &str,
         max: u64,
+        chunks: S,
+        check: HeadCheck<'_>,
+    ) -> Result<PathBuf, CacheError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        self.store(digest, max, chunks, Some(check)).await
+    }
+
+    /// Streams `chunks` into `blobs/` (an image layer), like [`Cache::store_blob`]
+    /// without the executable check, mode 0644.
+    pub async fn store_support<S, E>(
+        &self,
+        digest: &str,
+        max: u64,
+        chunks: S,
+    ) -> Result<PathBuf, CacheError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        self.store(digest, max, chunks, None).await
+    }
+
+    async fn store<S, E>(
+        &self,
+        digest: &str,
+        max: u64,
         mut chunks: S,
+        check: Option<HeadCheck<'_>>,
     ) -> Result<PathBuf, CacheError>
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
@@ -202,34 +315,28 @@ impl Cache {
             let mut file = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
             let mut hasher = Sha256::new();
             let mut size = 0u64;
+            let mut head = Vec::new();
             while let Some(chunk) = chunks.next().await {
                 let chunk = chunk.map_err(|e| CacheError::Download(e.to_string()))?;
                 size += chunk.len() as u64;
                 if size > max {
                     return Err(CacheError::TooLarge(max));
                 }
+                let room = HEAD.saturating_sub(head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..room]);
                 hasher.update(&chunk);
                 file.write_all(&chunk).await.map_err(io(&tmp))?;
             }
             file.flush().await.map_err(io(&tmp))?;
             file.sync_all().await.map_err(io(&tmp))?;
-            let actual = format!("sha256:{:x}", hasher.finalize());
-            if actual != digest {
-                return Err(CacheError::Digest {
-                    expected: digest.to_string(),
-                    actual,
-                });
-            }
-            use std::os::unix::fs::PermissionsExt;
-            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-                .await
-                .map_err(io(&tmp))?;
-            let dest = self.blob_path(digest);
-            tokio::fs::rename(&tmp, &dest).await.map_err(io(&dest))?;
-            if let Ok(dir) = std::fs::File::open(self.root.join("sha256")) {
-                let _ = dir.sync_all();
-            }
-            Ok(dest)
+            check_digest(digest, &format!("sha256:{:x}", hasher.finalize()))?;
+            let Some(check) = check else {
+                let dest = self.support_path(digest);
+                tokio::fs::rename(&tmp, &dest).await.map_err(io(&dest))?;
+                return Ok(dest);
+            };
+            check(&head).map_err(CacheError::Refused)?;
+            self.adopt_binary(&tmp, digest)
         }
         .await;
         if result.is_err() {
@@ -260,65 +367,27 @@ impl Cache {
         }
         out
     }
+}
 
-    /// Keeps the `keep` most recently pulled binaries per repository and, oldest first,
-    /// removes binaries beyond `max_bytes`; `pinned` digests are never removed.
-    /// Returns the removed digests.
-    pub fn gc(&self, keep: usize, max_bytes: u64, pinned: &[String]) -> Vec<String> {
-        let refs = self.all_refs();
-        // Latest pull time per blob, and the blobs per repository.
-        let mut latest: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-        let mut by_repo: std::collections::HashMap<String, Vec<String>> =
-            std::collections::HashMap::new();
-        for (_, m) in &refs {
-            let t = latest.entry(m.blob_digest.clone()).or_default();
-            *t = (*t).max(m.pulled_at);
-            by_repo
-                .entry(m.repository.clone())
-                .or_default()
-                .push(m.blob_digest.clone());
-        }
-        let mut doomed: Vec<String> = Vec::new();
-        for blobs in by_repo.values_mut() {
-            blobs.sort();
-            blobs.dedup();
-            blobs.sort_by_key(|b| std::cmp::Reverse(latest.get(b).copied().unwrap_or(0)));
-            doomed.extend(blobs.iter().skip(keep.max(1)).cloned());
-        }
-        let mut kept: Vec<(String, u64, u64)> = latest
-            .iter()
-            .filter(|(d, _)| !doomed.contains(d))
-            .map(|(d, t)| {
-                (
-                    d.clone(),
-                    *t,
-                    std::fs::metadata(self.blob_path(d))
-                        .map(|m| m.len())
-                        .unwrap_or(0),
-                )
-            })
-            .collect();
-        kept.sort_by_key(|(_, t, _)| *t);
-        let mut total: u64 = kept.iter().map(|(_, _, s)| s).sum();
-        for (digest, _, size) in kept {
-            if total <= max_bytes {
-                break;
-            }
-            if !pinned.contains(&digest) {
-                total -= size;
-                doomed.push(digest);
-            }
-        }
-        doomed.retain(|d| !pinned.contains(d));
-        for digest in &doomed {
-            let _ = std::fs::remove_file(self.blob_path(digest));
-            for (path, m) in &refs {
-                if &m.blob_digest == digest {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
-            tracing::info!(digest = %digest, "removed cached plugin binary");
-        }
-        doomed
+fn check_digest(expected: &str, actual: &str) -> Result<(), CacheError> {
+    if actual != expected {
+        return Err(CacheError::Digest {
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
     }
+    Ok(())
+}
+
+/// Hashes the file at `path` by streaming it; `Ok(false)` when it does not exist.
+fn hash_file(path: &Path, digest: &str) -> Result<bool, CacheError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io(path))?;
+    check_digest(digest, &format!("sha256:{:x}", hasher.finalize()))?;
+    Ok(true)
 }

@@ -2,8 +2,13 @@
 //! digest and (optionally) its cosign signature, cache it, and hand back a local path
 //! that is then run exactly like a `file://` plugin.
 //!
-//! - `artifact`: the artifact format and manifest JSON.
-//! - `cache`: the content-addressed on-disk cache, metadata and GC.
+//! - `artifact`: media types and manifest JSON.
+//! - `format`: which accepted format a manifest is, and where its plugin is.
+//! - `resolve`: fetching a manifest's plan into the cache.
+//! - `extract` (+ `extract/unpack`) and `image`: a container image's entrypoint out of
+//!   its layers, safely.
+//! - `cache`: the content-addressed on-disk cache and metadata; `gc`: its cleanup.
+//! - `chain`: the re-derivation every cache load makes.
 //! - `cosign`: simple-signing signatures with `p256`.
 //! - `settings`: `[oci]` + `OCI_PLUGINS_*` variables, registry credentials.
 //! - `pull`: resolving references and fetching into the cache ([`OciStore`]).
@@ -11,9 +16,15 @@
 
 pub mod artifact;
 pub mod cache;
+mod chain;
 pub mod cosign;
+pub mod extract;
+pub mod format;
+mod gc;
+mod image;
 mod pull;
 pub mod push;
+mod resolve;
 pub mod settings;
 mod signing;
 

@@ -1,7 +1,9 @@
 //! Resolving `oci://` references and fetching plugin binaries into the cache.
 
-use super::artifact::{self, Manifest, Platform};
+use super::artifact;
 use super::cache::{Cache, RefMeta, SignatureRecord};
+use super::chain::{self, Chain};
+use super::format;
 use super::settings::{self, OciSettings};
 use super::{OciError, cosign};
 use base64::Engine as _;
@@ -31,7 +33,7 @@ pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// to share behind an `Arc`.
 pub struct OciStore {
     pub(super) settings: OciSettings,
-    cache: Cache,
+    pub(super) cache: Cache,
     pub(super) client: Client,
     env: EnvLookup,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -52,7 +54,7 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn registry_error(e: impl std::fmt::Display) -> OciError {
+pub(super) fn registry_error(e: impl std::fmt::Display) -> OciError {
     OciError::Registry(e.to_string())
 }
 
@@ -103,7 +105,7 @@ impl OciStore {
         parse_reference(text, &self.settings.allowed_registries)
     }
 
-    fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(key.to_string()).or_default().clone()
     }
@@ -116,19 +118,19 @@ impl OciStore {
         let key = reference.whole();
         let lock = self.lock(&key);
         let _guard = lock.lock().await;
-        if reference.digest().is_some()
+        if let Some(pinned) = reference.digest()
             && let Some(meta) = self.cache.read_ref(&key)
+            && let Some(fetched) = self
+                .load_cached(meta, "pinned digest", Some(pinned))
+                .await?
         {
-            return self.use_cached(meta, "pinned digest");
+            return Ok(fetched);
         }
         let auth = self.auth(&reference);
         let resolved = tokio::time::timeout(
             self.settings.resolve_timeout,
-            self.client.pull_manifest_raw(
-                &reference,
-                &auth,
-                &[artifact::MANIFEST_MEDIA_TYPE, artifact::INDEX_MEDIA_TYPE],
-            ),
+            self.client
+                .pull_manifest_raw(&reference, &auth, artifact::ACCEPT),
         )
         .await;
         let (raw, digest) = match resolved {
@@ -141,7 +143,14 @@ impl OciStore {
                 };
                 if let Some(meta) = self.cache.read_ref(&key) {
                     tracing::warn!(reference = %key, error = %why, digest = %meta.manifest_digest, "registry unavailable; using the cached digest");
-                    return self.use_cached(meta, "registry unavailable");
+                    return self
+                        .load_cached(meta, "registry unavailable", None)
+                        .await?
+                        .ok_or_else(|| {
+                            OciError::Registry(format!(
+                                "{key}: {why}; the cached copy is incomplete and cannot be verified"
+                            ))
+                        });
                 }
                 return Err(OciError::Registry(format!("{key}: {why}")));
             }
@@ -158,20 +167,32 @@ impl OciStore {
                 "registry returned {digest} for pinned {pinned}"
             )));
         }
-        let (manifest, manifest_digest, platform_ref) = self
-            .platform_manifest(&reference, &auth, &raw, &digest)
+        let resolved = self
+            .platform_manifest(&reference, &auth, raw, &digest)
             .await?;
-        let layer = self.plugin_layer(&manifest)?;
+        let plan = format::plan(&resolved.manifest).map_err(OciError::Artifact)?;
         let signature = self
-            .check_signature(&reference, &auth, &manifest_digest, &digest)
+            .check_signature(&reference, &auth, &resolved.digest, &digest)
             .await?;
-        let path = self.blob(&platform_ref, &layer).await?;
+        let mut blobs = vec![resolved.digest.clone()];
+        if let Some((index_digest, index_raw)) = &resolved.index {
+            self.cache.write_support(index_digest, index_raw)?;
+            blobs.push(index_digest.clone());
+        }
+        self.cache.write_support(&resolved.digest, &resolved.raw)?;
+        let got = self.materialize(&resolved.reference, &plan).await?;
+        blobs.extend(got.blobs);
+        let path = got.path;
         let meta = RefMeta {
             reference: key.clone(),
             repository: format!("{}/{}", reference.registry(), reference.repository()),
-            manifest_digest,
-            blob_digest: layer.digest.clone(),
-            size: layer.size.max(0) as u64,
+            manifest_digest: resolved.digest,
+            blob_digest: got.digest,
+            index_digest: resolved.index.map(|(d, _)| d),
+            format: plan.format().to_string(),
+            entrypoint: got.entrypoint,
+            blobs,
+            size: got.size,
             pulled_at: now(),
             signature,
         };
@@ -193,12 +214,38 @@ impl OciStore {
             self.settings.max_cache_bytes,
             std::slice::from_ref(&meta.blob_digest),
         );
-        tracing::info!(reference = %key, digest = %meta.manifest_digest, size = meta.size, "pulled plugin");
+        tracing::info!(reference = %key, digest = %meta.manifest_digest, format = %meta.format, size = meta.size, "pulled plugin");
         Ok(Fetched {
             path,
             meta,
             from_cache: false,
         })
+    }
+
+    /// Loads a cached reference after re-deriving its binary from the cached manifest
+    /// (see `chain`); `Ok(None)` when the cache lacks a link, so the caller may pull.
+    async fn load_cached(
+        &self,
+        meta: RefMeta,
+        why: &str,
+        pinned: Option<&str>,
+    ) -> Result<Option<Fetched>, OciError> {
+        let cache = self.cache.clone();
+        let limits = chain::limits(self.settings.max_plugin_bytes);
+        let pinned = pinned.map(str::to_string);
+        let (meta, state) = tokio::task::spawn_blocking(move || {
+            let state = chain::check(&cache, &meta, pinned.as_deref(), limits);
+            (meta, state)
+        })
+        .await
+        .map_err(|e| OciError::Artifact(format!("cache check stopped: {e}")))?;
+        match state? {
+            Chain::Intact => self.use_cached(meta, why).map(Some),
+            Chain::Incomplete(missing) => {
+                tracing::info!(reference = %meta.reference, missing = %missing, "cached plugin incomplete; not using it");
+                Ok(None)
+            }
+        }
     }
 
     /// Uses a cached reference after re-hashing the binary and re-verifying its signature.
@@ -243,105 +290,6 @@ impl OciStore {
             meta,
             from_cache: true,
         })
-    }
-
-    /// Resolves an index to this platform's manifest.
-    async fn platform_manifest(
-        &self,
-        reference: &Reference,
-        auth: &RegistryAuth,
-        raw: &[u8],
-        digest: &str,
-    ) -> Result<(Manifest, String, Reference), OciError> {
-        let manifest: Manifest = serde_json::from_slice(raw)
-            .map_err(|e| OciError::Artifact(format!("manifest JSON: {e}")))?;
-        let Some(entries) = &manifest.manifests else {
-            return Ok((manifest, digest.to_string(), reference.clone()));
-        };
-        let want = Platform::current();
-        let entry = entries
-            .iter()
-            .find(|d| d.platform.as_ref() == Some(&want))
-            .ok_or_else(|| {
-                OciError::Artifact(format!(
-                    "index has no entry for {}/{}",
-                    want.os, want.architecture
-                ))
-            })?;
-        let by_digest = Reference::with_digest(
-            reference.registry().into(),
-            reference.repository().into(),
-            entry.digest.clone(),
-        );
-        let (raw, got) = self
-            .client
-            .pull_manifest_raw(&by_digest, auth, &[artifact::MANIFEST_MEDIA_TYPE])
-            .await
-            .map_err(registry_error)?;
-        if artifact::digest(&raw) != entry.digest || got != entry.digest {
-            return Err(OciError::Artifact(format!(
-                "platform manifest does not match {}",
-                entry.digest
-            )));
-        }
-        let inner: Manifest = serde_json::from_slice(&raw)
-            .map_err(|e| OciError::Artifact(format!("manifest JSON: {e}")))?;
-        Ok((inner, entry.digest.clone(), by_digest))
-    }
-
-    fn plugin_layer(&self, manifest: &Manifest) -> Result<artifact::Descriptor, OciError> {
-        let layers = manifest.layers.as_deref().unwrap_or_default();
-        let mut plugin = layers
-            .iter()
-            .filter(|l| l.media_type == artifact::BINARY_MEDIA_TYPE);
-        let layer = plugin.next().ok_or_else(|| {
-            OciError::Artifact(format!(
-                "no layer of media type {}",
-                artifact::BINARY_MEDIA_TYPE
-            ))
-        })?;
-        if plugin.next().is_some() {
-            return Err(OciError::Artifact(
-                "more than one plugin binary layer".into(),
-            ));
-        }
-        let size = u64::try_from(layer.size)
-            .map_err(|_| OciError::Artifact("negative layer size".into()))?;
-        if size > self.settings.max_plugin_bytes {
-            return Err(OciError::TooLarge {
-                size,
-                max: self.settings.max_plugin_bytes,
-            });
-        }
-        Ok(layer.clone())
-    }
-
-    /// Ensures the binary `layer` is in the cache (downloading it at most once at a time).
-    async fn blob(
-        &self,
-        reference: &Reference,
-        layer: &artifact::Descriptor,
-    ) -> Result<PathBuf, OciError> {
-        let lock = self.lock(&layer.digest);
-        let _guard = lock.lock().await;
-        match self.cache.verify_blob(&layer.digest) {
-            Ok(true) => return Ok(self.cache.blob_path(&layer.digest)),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(digest = %layer.digest, error = %e, "cached binary corrupt; downloading again");
-                let _ = std::fs::remove_file(self.cache.blob_path(&layer.digest));
-            }
-        }
-        let stream = self
-            .client
-            .pull_blob_stream(reference, layer.digest.as_str())
-            .await
-            .map_err(registry_error)?;
-        let max = (layer.size.max(0) as u64).min(self.settings.max_plugin_bytes);
-        Ok(self
-            .cache
-            .store_blob(&layer.digest, max, stream.stream)
-            .await?)
     }
 }
 

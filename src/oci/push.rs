@@ -1,4 +1,5 @@
-//! Publishing plugins: `microgateway plugin push` and `sign`.
+//! Publishing plugins: `microgateway plugin push` (one platform, or an index of several)
+//! and `sign`.
 
 use super::artifact::{self, Descriptor, Manifest, Platform, PluginConfigBlob};
 use super::{OciError, OciStore, cosign};
@@ -15,8 +16,58 @@ pub async fn push(
     name: &str,
 ) -> Result<String, OciError> {
     let reference = store.parse(reference)?;
-    let auth = store.auth(&reference);
-    let platform = Platform::current();
+    let (manifest, _) = upload(store, &reference, binary, name, &Platform::current()).await?;
+    push_manifest(store, &reference, &manifest, artifact::MANIFEST_MEDIA_TYPE).await
+}
+
+/// Uploads one artifact per `(platform, binary)` and an OCI image index naming them
+/// under `reference`; returns the index digest. The gateway picks its own platform's
+/// entry when it pulls.
+pub async fn push_index(
+    store: &OciStore,
+    reference: &str,
+    binaries: &[(Platform, Vec<u8>)],
+    name: &str,
+) -> Result<String, OciError> {
+    let reference = store.parse(reference)?;
+    let mut entries = Vec::new();
+    for (platform, binary) in binaries {
+        let (manifest, body) = upload(store, &reference, binary, name, platform).await?;
+        let digest = artifact::digest(&body);
+        let by_digest = oci_client::Reference::with_digest(
+            reference.registry().into(),
+            reference.repository().into(),
+            digest.clone(),
+        );
+        push_manifest(store, &by_digest, &manifest, artifact::MANIFEST_MEDIA_TYPE).await?;
+        entries.push(Descriptor {
+            media_type: artifact::MANIFEST_MEDIA_TYPE.into(),
+            digest,
+            size: body.len() as i64,
+            annotations: None,
+            platform: Some(platform.clone()),
+        });
+    }
+    let index = Manifest {
+        schema_version: 2,
+        media_type: Some(artifact::INDEX_MEDIA_TYPE.into()),
+        artifact_type: Some(artifact::ARTIFACT_TYPE.into()),
+        manifests: Some(entries),
+        ..Manifest::default()
+    };
+    push_manifest(store, &reference, &index, artifact::INDEX_MEDIA_TYPE).await
+}
+
+/// Uploads the config and binary blobs for `platform`; returns the manifest to push
+/// and its serialized bytes.
+async fn upload(
+    store: &OciStore,
+    reference: &oci_client::Reference,
+    binary: &[u8],
+    name: &str,
+    platform: &Platform,
+) -> Result<(Manifest, Vec<u8>), OciError> {
+    let auth = store.auth(reference);
     let config = serde_json::to_vec(&PluginConfigBlob {
         os: platform.os.clone(),
         architecture: platform.architecture.clone(),
@@ -30,15 +81,15 @@ pub async fn push(
     let config_digest = artifact::digest(&config);
     let binary_digest = artifact::digest(binary);
     client
-        .auth(&reference, &auth, oci_client::RegistryOperation::Push)
+        .auth(reference, &auth, oci_client::RegistryOperation::Push)
         .await
         .map_err(|e| OciError::Registry(e.to_string()))?;
     client
-        .push_blob(&reference, config.clone(), &config_digest)
+        .push_blob(reference, config.clone(), &config_digest)
         .await
         .map_err(|e| OciError::Registry(e.to_string()))?;
     client
-        .push_blob(&reference, binary.to_vec(), &binary_digest)
+        .push_blob(reference, binary.to_vec(), &binary_digest)
         .await
         .map_err(|e| OciError::Registry(e.to_string()))?;
     let manifest = Manifest {
@@ -65,23 +116,21 @@ pub async fn push(
         manifests: None,
         annotations: None,
     };
-    push_manifest(store, &reference, &manifest).await
+    let body = serde_json::to_vec(&manifest).map_err(|e| OciError::Artifact(e.to_string()))?;
+    Ok((manifest, body))
 }
 
 async fn push_manifest(
     store: &OciStore,
     reference: &oci_client::Reference,
     manifest: &Manifest,
+    media_type: &'static str,
 ) -> Result<String, OciError> {
     let body = serde_json::to_vec(manifest).map_err(|e| OciError::Artifact(e.to_string()))?;
     let digest = artifact::digest(&body);
     store
         .client()
-        .push_manifest_raw(
-            reference,
-            body,
-            http::HeaderValue::from_static(artifact::MANIFEST_MEDIA_TYPE),
-        )
+        .push_manifest_raw(reference, body, http::HeaderValue::from_static(media_type))
         .await
         .map_err(|e| OciError::Registry(e.to_string()))?;
     Ok(digest)
@@ -156,6 +205,6 @@ pub async fn sign(
         manifests: None,
         annotations: None,
     };
-    push_manifest(store, &sig_ref, &manifest).await?;
+    push_manifest(store, &sig_ref, &manifest, artifact::MANIFEST_MEDIA_TYPE).await?;
     Ok(tag)
 }

@@ -185,8 +185,9 @@ fn elf_machine() -> Option<u16> {
     }
 }
 
-/// Classifies a file by its first bytes; the error says what was found.
-fn kind(header: &[u8]) -> Result<Kind, String> {
+/// Classifies a file by its first bytes; the error says what was found. The OCI pull
+/// uses it too, so a plugin that could never run is refused before it is cached.
+pub fn kind(header: &[u8]) -> Result<Kind, String> {
     if header.starts_with(b"#!") {
         return Ok(Kind::Script);
     }

@@ -103,3 +103,59 @@ fn bad_reference_is_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("invalid OCI reference"), "{err}");
 }
+
+#[tokio::test]
+async fn push_a_multi_platform_index_and_pull_this_platform() {
+    let reg = Registry::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache").display().to_string();
+    let env = [
+        ("OCI_PLUGINS_INSECURE_REGISTRIES", reg.host.as_str()),
+        ("OCI_PLUGINS_CACHE_DIR", cache.as_str()),
+    ];
+    let arch = microgateway::oci::artifact::Platform::current().architecture;
+    let other = if arch == "arm64" { "amd64" } else { "arm64" };
+    let here = work.path().join("plugin-here");
+    let there = work.path().join("plugin-there");
+    std::fs::write(&here, b"#!/bin/sh\necho this platform\n").unwrap();
+    std::fs::write(&there, b"#!/bin/sh\necho other platform\n").unwrap();
+    let reference = format!("{}/plugins/multi:1", reg.host);
+    let spec = |a: &str, f: &std::path::Path| format!("linux/{a}={}", f.display());
+    let (ok, digest, err) = run(
+        &[
+            "plugin",
+            "push",
+            &reference,
+            "--platform",
+            &spec(other, &there),
+            "--platform",
+            &spec(&arch, &here),
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["plugin", "pull", &reference], &env);
+    assert!(ok, "{err}");
+    assert!(out.contains("format:    microgateway"), "{out}");
+    let path = out
+        .lines()
+        .find_map(|l| l.strip_prefix("path:"))
+        .unwrap()
+        .trim();
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        b"#!/bin/sh\necho this platform\n"
+    );
+    // The index digest pins the whole set.
+    let pinned = format!("{}/plugins/multi@{}", reg.host, digest.trim());
+    let (ok, _, err) = run(&["plugin", "pull", &pinned], &env);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(
+        &["plugin", "push", &reference, "--platform", "linux-amd64"],
+        &env,
+    );
+    assert!(
+        !ok && err.contains("expected OS/ARCH[/VARIANT]=FILE"),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! OCI plugin distribution against a real registry (Debian's `docker-registry`, started
 //! on a free loopback port per test): pull by tag and digest, auth, tampering,
-//! signatures, offline starts, disk-full, concurrent pulls, GC, and the `plugin` CLI.
+//! signatures, offline starts, disk-full, concurrent pulls, GC, the `plugin` CLI,
+//! container images, ORAS pushes, hostile layers and the cache-swap attack.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,10 +10,14 @@
     clippy::disallowed_types
 )]
 
+mod cache_swap;
+mod cli;
 #[path = "../common/mod.rs"]
 pub mod common;
-
-mod cli;
+mod hostile;
+mod images;
+mod layout;
+mod oras;
 mod pull;
 mod registry;
 mod signatures;

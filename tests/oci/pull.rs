@@ -13,11 +13,14 @@ async fn pull_by_tag_then_by_digest_without_network() {
     let cache = tempfile::tempdir().unwrap();
     let s = store(settings(cache.path(), &reg), &[]);
     let reference = format!("{}/plugins/demo:1.0", reg.host);
-    let digest = push(&s, &reference, b"plugin-bytes-v1").await;
+    let digest = push(&s, &reference, b"#!/bin/sh\n# plugin-bytes-v1\n").await;
     let by_tag = s.fetch(&reference).await.unwrap();
     assert!(!by_tag.from_cache);
     assert_eq!(by_tag.meta.manifest_digest, digest);
-    assert_eq!(std::fs::read(&by_tag.path).unwrap(), b"plugin-bytes-v1");
+    assert_eq!(
+        std::fs::read(&by_tag.path).unwrap(),
+        b"#!/bin/sh\n# plugin-bytes-v1\n"
+    );
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&by_tag.path)
@@ -49,7 +52,12 @@ async fn pull_by_tag_then_by_digest_without_network() {
 async fn pinned_digest_pulls_into_a_fresh_cache() {
     let reg = Registry::start().await;
     let s = store(settings(tempfile::tempdir().unwrap().path(), &reg), &[]);
-    let digest = push(&s, &format!("{}/plugins/demo:1.0", reg.host), b"by-digest").await;
+    let digest = push(
+        &s,
+        &format!("{}/plugins/demo:1.0", reg.host),
+        b"#!/bin/sh\n# by-digest\n",
+    )
+    .await;
     let fresh_dir = tempfile::tempdir().unwrap();
     let fresh = store(settings(fresh_dir.path(), &reg), &[]);
     let fetched = fresh
@@ -57,7 +65,10 @@ async fn pinned_digest_pulls_into_a_fresh_cache() {
         .await
         .unwrap();
     assert!(!fetched.from_cache);
-    assert_eq!(std::fs::read(fetched.path).unwrap(), b"by-digest");
+    assert_eq!(
+        std::fs::read(fetched.path).unwrap(),
+        b"#!/bin/sh\n# by-digest\n"
+    );
 }
 
 #[tokio::test]
@@ -68,10 +79,10 @@ async fn registry_auth_ok_and_denied() {
     let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let authed = store(settings(cache.path(), &reg), &good);
     let reference = format!("{}/plugins/private:1", reg.host);
-    push(&authed, &reference, b"secret-plugin").await;
+    push(&authed, &reference, b"#!/bin/sh\n# secret-plugin\n").await;
     assert_eq!(
         std::fs::read(authed.fetch(&reference).await.unwrap().path).unwrap(),
-        b"secret-plugin"
+        b"#!/bin/sh\n# secret-plugin\n"
     );
     for vars in [vec![], creds(&reg, "alice", "wrong")] {
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -88,8 +99,8 @@ async fn tampered_blob_is_rejected_and_leaves_the_cache_clean() {
     let cache = tempfile::tempdir().unwrap();
     let s = store(settings(cache.path(), &reg), &[]);
     let reference = format!("{}/plugins/demo:1.0", reg.host);
-    push(&s, &reference, b"original-binary").await;
-    let layer = microgateway::oci::artifact::digest(b"original-binary");
+    push(&s, &reference, b"#!/bin/sh\n# original-binary\n").await;
+    let layer = microgateway::oci::artifact::digest(b"#!/bin/sh\n# original-binary\n");
     std::fs::write(reg.blob_file(&layer), b"evil-binary!!!!").unwrap();
     let err = s.fetch(&reference).await.unwrap_err().to_string();
     assert!(err.contains("digest") || err.contains("Digest"), "{err}");
@@ -105,7 +116,7 @@ async fn tampered_blob_is_rejected_and_leaves_the_cache_clean() {
     );
     // A cached binary modified on disk is detected on the next load.
     let clean = tempfile::tempdir().unwrap();
-    std::fs::write(reg.blob_file(&layer), b"original-binary").unwrap();
+    std::fs::write(reg.blob_file(&layer), b"#!/bin/sh\n# original-binary\n").unwrap();
     let s2 = store(settings(clean.path(), &reg), &[]);
     let fetched = s2.fetch(&reference).await.unwrap();
     std::fs::write(&fetched.path, b"tampered-on-disk").unwrap();
@@ -157,7 +168,8 @@ async fn concurrent_pulls_of_one_digest_download_once() {
     let reg = Registry::start().await;
     let cache = tempfile::tempdir().unwrap();
     let s = Arc::new(store(settings(cache.path(), &reg), &[]));
-    let data = vec![42u8; 256 * 1024];
+    let mut data = b"#!/bin/sh\n".to_vec();
+    data.resize(256 * 1024, b'#');
     // Two tags naming the same artifact, pulled eight times concurrently.
     for tag in ["a", "b"] {
         push(&s, &format!("{}/plugins/shared:{tag}", reg.host), &data).await;
@@ -210,6 +222,13 @@ async fn oversized_plugin_is_refused_before_download() {
     );
 }
 
+/// A 64-byte script that differs per version.
+fn versioned(v: u8) -> Vec<u8> {
+    let mut data = b"#!/bin/sh\n#".to_vec();
+    data.resize(64, b'0' + v);
+    data
+}
+
 #[tokio::test]
 async fn gc_keeps_the_newest_versions_per_repository() {
     let reg = Registry::start().await;
@@ -219,7 +238,7 @@ async fn gc_keeps_the_newest_versions_per_repository() {
     let s = store(keep_two, &[]);
     for v in 1..=4u8 {
         let reference = format!("{}/plugins/versions:{v}", reg.host);
-        push(&s, &reference, &[v; 64]).await;
+        push(&s, &reference, &versioned(v)).await;
         s.fetch(&reference).await.unwrap();
         // Pull times are in seconds; keep them ordered.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -230,7 +249,7 @@ async fn gc_keeps_the_newest_versions_per_repository() {
         .collect();
     let expected: Vec<String> = [3u8, 4]
         .iter()
-        .map(|v| microgateway::oci::artifact::digest(&[*v; 64]))
+        .map(|v| microgateway::oci::artifact::digest(&versioned(*v)))
         .collect();
     assert_eq!(blobs.len(), 2, "{blobs:?}");
     assert!(expected.iter().all(|d| blobs.contains(d)), "{blobs:?}");

@@ -20,7 +20,7 @@ async fn signed_with(signer: Option<&SigningKey>) -> Case {
     let reg = Registry::start().await;
     let pusher = store(settings(tempfile::tempdir().unwrap().path(), &reg), &[]);
     let reference = format!("{}/plugins/signed:1", reg.host);
-    let digest = push(&pusher, &reference, b"signed-plugin").await;
+    let digest = push(&pusher, &reference, b"#!/bin/sh\n# signed-plugin\n").await;
     if let Some(k) = signer {
         microgateway::oci::push::sign(&pusher, &reference, &digest, k)
             .await
