@@ -318,7 +318,10 @@ fn add_to_plan(plan: &mut RoutePlan, instance: &Arc<Instance>) {
     push(&mut plan.auth, Hook::Auth);
     push(&mut plan.post_auth, Hook::PostAuth);
     push(&mut plan.response_headers, Hook::OnResponseHeaders);
-    if manifest.response_body == BodyMode::Buffered {
+    if matches!(
+        manifest.response_body,
+        BodyMode::Buffered | BodyMode::BufferedUnlessStream
+    ) {
         push(&mut plan.response_body, Hook::OnResponseBody);
     }
     if matches!(

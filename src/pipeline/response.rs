@@ -6,7 +6,7 @@ use super::{failure, invoke, mutate, stream};
 use crate::body::{self, Body};
 use crate::error::GatewayError;
 use crate::loader::PluginSet;
-use crate::plugin::{Hook, PluginError, RequestContext, RequestSummary, ResponseView};
+use crate::plugin::{BodyMode, Hook, PluginError, RequestContext, RequestSummary, ResponseView};
 use http::{HeaderValue, Response, header};
 use std::sync::Arc;
 
@@ -54,7 +54,11 @@ pub async fn run(
         hook_state.values.extend(mutations.context);
     }
 
-    if !plan.response_body.is_empty() {
+    let streaming = is_event_stream(&parts.headers);
+    let buffered = |instance: &&Arc<crate::loader::Instance>| {
+        !(streaming && instance.plugin.manifest().response_body == BodyMode::BufferedUnlessStream)
+    };
+    if plan.response_body.iter().any(|i| buffered(&i)) {
         let mut bytes = body::collect_limited(body, max_buffer)
             .await
             .map_err(|e| match e {
@@ -64,7 +68,7 @@ pub async fn run(
                     reason: format!("reading response body: {e}"),
                 },
             })?;
-        for instance in &plan.response_body {
+        for instance in plan.response_body.iter().filter(buffered) {
             let result = {
                 let view = view(summary, &parts, hook_state);
                 let hook = Hook::OnResponseBody;
@@ -90,12 +94,7 @@ pub async fn run(
     }
 
     if !plan.response_chunk.is_empty() {
-        let sse = plan.sse_events
-            && parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        let sse = plan.sse_events && streaming;
         // Hooks may change chunk sizes, so the upstream length no longer holds.
         parts.headers.remove(header::CONTENT_LENGTH);
         body = stream::chunk_hooks(
@@ -108,6 +107,14 @@ pub async fn run(
         );
     }
     Ok(Response::from_parts(parts, body))
+}
+
+/// True for a `text/event-stream` response.
+fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
 }
 
 /// What response hooks see of the response as it stands.

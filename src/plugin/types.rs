@@ -17,6 +17,10 @@ pub enum BodyMode {
     None,
     /// The whole body, buffered by the gateway (`OnResponseBody`).
     Buffered,
+    /// The whole body of responses that are not event streams; a `text/event-stream`
+    /// response passes this plugin's `OnResponseBody` by, unbuffered, so streaming
+    /// stays streaming (Tyk AI Studio's `OnBeforeWrite` sees whole bodies only).
+    BufferedUnlessStream,
     /// Each body frame (`OnResponseChunk`).
     Chunks,
     /// Each complete SSE event (`OnResponseChunk` with `sse_event = true`).

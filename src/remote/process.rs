@@ -42,7 +42,10 @@ impl Offer {
     /// declared contract the plugin does not speak gets that contract's own error rather
     /// than a plugin that exits on a missing cookie. Both contracts are version 1.
     pub const ANY: Offer = Offer {
-        cookies: &[(COOKIE_KEY, COOKIE_VALUE), (TYK_COOKIE_KEY, TYK_COOKIE_VALUE)],
+        cookies: &[
+            (COOKIE_KEY, COOKIE_VALUE),
+            (TYK_COOKIE_KEY, TYK_COOKIE_VALUE),
+        ],
         versions: &[handshake::APP_VERSION],
     };
 }

@@ -374,3 +374,48 @@ async fn llm_routes_give_tyk_plugins_the_vendor_and_token_usage() {
     assert_eq!(find("budget")["tokens"], 15);
     assert!(find("stream_complete")["bytes"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn a_tyk_response_plugin_leaves_event_streams_streaming() {
+    use http_body_util::BodyExt as _;
+    let up = TestUpstream::start("up").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("records.jsonl");
+    let command = format!("file://{}", go_plugin().display());
+    let resp = PluginEntry::new("tyk-resp", &command, "on_response")
+        .extra(&format!("config = {{ log_file = {} }}", quoted(&log)))
+        .toml();
+    let gw = start(&config(&up, &resp)).await;
+    // A whole body is still handed to OnBeforeWrite, which wraps it.
+    let whole = get_with(gw.proxy_addr, "/x", &[]).await;
+    assert!(
+        whole.text().starts_with("{\"tyk_wrapped\":"),
+        "{}",
+        whole.text()
+    );
+    // An event stream whose second event comes 3 s after the first: the first must
+    // reach the client while the upstream is still sending, unwrapped.
+    let req = http::Request::get(crate::common::client::url(
+        gw.proxy_addr,
+        "/sse?n=2&gap_ms=3000",
+    ))
+    .body(crate::common::client::empty())
+    .unwrap();
+    let reply = crate::common::client::h1().request(req).await.unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.headers()["x-tyk-response"], "yes");
+    let mut body = reply.into_body();
+    let first = tokio::time::timeout(Duration::from_millis(2500), body.frame())
+        .await
+        .expect("the first event waited for the whole stream: the body was buffered")
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
+    let first = String::from_utf8_lossy(&first).to_string();
+    assert!(first.starts_with("data: event-0"), "{first}");
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert!(!String::from_utf8_lossy(&rest).contains("tyk_wrapped"));
+    gw.shutdown();
+    gw.wait().await;
+}

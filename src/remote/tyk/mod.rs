@@ -57,7 +57,7 @@ pub fn manifest(name: &str, hook_type: HookType) -> Manifest {
         version: "tyk".to_string(),
         hooks,
         response_body: if hook_type == HookType::OnResponse {
-            BodyMode::Buffered
+            BodyMode::BufferedUnlessStream
         } else {
             BodyMode::None
         },
