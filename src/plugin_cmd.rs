@@ -105,6 +105,9 @@ pub fn run(command: PluginCommand, config: Option<&Path>) -> anyhow::Result<()> 
                 let fetched = store.fetch(&reference).await?;
                 let signature = match fetched.meta.signature {
                     microgateway::oci::cache::SignatureRecord::Verified { .. } => "verified",
+                    microgateway::oci::cache::SignatureRecord::Bundle { .. } => {
+                        "verified (sigstore bundle)"
+                    }
                     microgateway::oci::cache::SignatureRecord::Missing => "missing",
                     microgateway::oci::cache::SignatureRecord::Unverified => {
                         "not checked (no public keys)"

@@ -4,16 +4,21 @@
 //!
 //! - `artifact`: the artifact format and manifest JSON.
 //! - `cache`: the content-addressed on-disk cache, metadata and GC.
-//! - `cosign`: simple-signing signatures with `p256`.
+//! - `cosign`: legacy simple-signing signatures (`.sig` tags) with `p256`.
+//! - `bundle`: sigstore bundles (cosign v3's default) with `p256`.
+//! - `referrers`: bundles stored as OCI 1.1 referrers (API and fallback tag).
+//! - `signing`: which signature a pull checks, and offline re-verification.
 //! - `settings`: `[oci]` + `OCI_PLUGINS_*` variables, registry credentials.
 //! - `pull`: resolving references and fetching into the cache ([`OciStore`]).
 //! - `push`: publishing and signing, for `microgateway plugin push|sign`.
 
 pub mod artifact;
+pub mod bundle;
 pub mod cache;
 pub mod cosign;
 mod pull;
 pub mod push;
+pub mod referrers;
 pub mod settings;
 mod signing;
 

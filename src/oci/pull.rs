@@ -1,10 +1,9 @@
 //! Resolving `oci://` references and fetching plugin binaries into the cache.
 
 use super::artifact::{self, Manifest, Platform};
-use super::cache::{Cache, RefMeta, SignatureRecord};
+use super::cache::{Cache, RefMeta};
 use super::settings::{self, OciSettings};
-use super::{OciError, cosign};
-use base64::Engine as _;
+use super::{OciError, signing};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -209,34 +208,8 @@ impl OciStore {
                 meta.reference
             )));
         }
-        match &meta.signature {
-            SignatureRecord::Verified { payload, signature } => {
-                let payload = base64::engine::general_purpose::STANDARD
-                    .decode(payload)
-                    .map_err(|e| OciError::Signature(format!("cached payload unreadable: {e}")))?;
-                if self.settings.public_keys.is_empty() && self.settings.require_signature {
-                    return Err(OciError::Signature("no public keys configured".into()));
-                }
-                if !self.settings.public_keys.is_empty() {
-                    cosign::verify(
-                        &payload,
-                        signature,
-                        &self.settings.public_keys,
-                        &meta.manifest_digest,
-                    )
-                    .map_err(|e| {
-                        OciError::Signature(format!("cached signature no longer verifies: {e}"))
-                    })?;
-                }
-            }
-            _ if self.settings.require_signature => {
-                return Err(OciError::Signature(format!(
-                    "{} is cached without a verified signature",
-                    meta.reference
-                )));
-            }
-            _ => {}
-        }
+        signing::reverify(&meta.signature, &self.settings, &[&meta.manifest_digest])
+            .map_err(|e| OciError::Signature(format!("{}: {e}", meta.reference)))?;
         tracing::info!(reference = %meta.reference, digest = %meta.manifest_digest, reason = why, "using cached plugin");
         Ok(Fetched {
             path: self.cache.blob_path(&meta.blob_digest),

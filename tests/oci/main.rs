@@ -12,7 +12,9 @@
 #[path = "../common/mod.rs"]
 pub mod common;
 
+mod auth;
 mod cli;
 mod pull;
+mod referrers;
 mod registry;
 mod signatures;
