@@ -135,14 +135,19 @@ impl OciStore {
             failure => {
                 let why = match failure {
                     Err(_) => format!("no answer within {:?}", self.settings.resolve_timeout),
-                    Ok(Err(e)) => e.to_string(),
+                    Ok(Err(e)) => settings::describe_registry_error(
+                        reference.resolve_registry(),
+                        &|n| (self.env)(n),
+                        &e,
+                    ),
                     Ok(Ok(_)) => String::new(),
                 };
                 if let Some(meta) = self.cache.read_ref(&key) {
                     tracing::warn!(reference = %key, error = %why, digest = %meta.manifest_digest, "registry unavailable; using the cached digest");
                     return self.use_cached(meta, "registry unavailable");
                 }
-                return Err(OciError::Registry(format!("{key}: {why}")));
+                // The caller names the reference (the loader prefixes the command).
+                return Err(OciError::Registry(why));
             }
         };
         if artifact::digest(&raw) != digest {
@@ -192,7 +197,9 @@ impl OciStore {
             self.settings.max_cache_bytes,
             std::slice::from_ref(&meta.blob_digest),
         );
-        tracing::info!(reference = %key, digest = %meta.manifest_digest, size = meta.size, "pulled plugin");
+        let credentials =
+            settings::registry_credentials(reference.resolve_registry(), &|n| (self.env)(n));
+        tracing::info!(reference = %key, digest = %meta.manifest_digest, size = meta.size, credentials = %credentials.describe(), "pulled plugin");
         Ok(Fetched {
             path,
             meta,
