@@ -107,7 +107,8 @@ impl RemotePlugin {
             &runtime.command_allowlist,
             runtime.allow_internal_network_access,
         )
-        .map_err(PluginError::Refused)?;
+        .map_err(PluginError::Refused)?
+        .block_internal(runtime.block_internal_urls);
         let config_json = if config.config.is_null() {
             "{}".to_string()
         } else {
