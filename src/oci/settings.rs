@@ -36,6 +36,10 @@ pub struct OciSettings {
 #[error("OCI settings: {0}")]
 pub struct SettingsError(pub String);
 
+/// Tyk AI Studio's public-key variables: `OCI_PLUGINS_PUBKEY_<N>`, `…_<NAME>`,
+/// `…_FILE_<NAME>`.
+const PUBKEY_PREFIX: &str = "OCI_PLUGINS_PUBKEY_";
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -50,7 +54,22 @@ fn list(text: &str) -> Vec<String> {
 impl OciSettings {
     /// Combines `config` with the process environment.
     pub fn from_config(config: &OciConfig) -> Result<OciSettings, SettingsError> {
-        Self::with_env(config, &|name| env(name))
+        let mut s = Self::with_env(config, &|name| env(name))?;
+        // Tyk AI Studio's named keys: `OCI_PLUGINS_PUBKEY_<NAME>` (a PEM) and
+        // `OCI_PLUGINS_PUBKEY_FILE_<NAME>` (a path); numbered ones are read by `with_env`.
+        let mut named: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, v)| {
+                k.strip_prefix(PUBKEY_PREFIX)
+                    .is_some_and(|rest| rest.parse::<u32>().is_err())
+                    && !v.trim().is_empty()
+            })
+            .collect();
+        named.sort();
+        for (name, value) in named {
+            s.public_keys
+                .push(parse_public_key(&value).map_err(|e| SettingsError(format!("{name}: {e}")))?);
+        }
+        Ok(s)
     }
 
     /// Combines `config` with variables read through `get` (tests pass their own).
@@ -91,9 +110,13 @@ impl OciSettings {
             .map(|(i, k)| (format!("oci.public_keys[{i}]"), k.clone()))
             .collect();
         for n in 0..100 {
-            let name = format!("OCI_PLUGINS_PUBLIC_KEY_{n}");
-            if let Some(v) = get(&name) {
-                sources.push((name, v));
+            for name in [
+                format!("OCI_PLUGINS_PUBLIC_KEY_{n}"),
+                format!("{PUBKEY_PREFIX}{n}"),
+            ] {
+                if let Some(v) = get(&name) {
+                    sources.push((name, v));
+                }
             }
         }
         for (name, value) in sources {
@@ -280,5 +303,41 @@ mod tests {
             registry_auth("other.io", &get),
             RegistryAuth::Anonymous
         ));
+    }
+
+    #[test]
+    fn tyk_precedence_and_sources_without_secrets() {
+        let vars = [
+            ("OCI_PLUGINS_REGISTRY_R_IO_USERNAME", "u"),
+            ("OCI_PLUGINS_REGISTRY_R_IO_PASSWORD_ENV", "PW"),
+            ("PW", "pw-secret"),
+            ("OCI_PLUGINS_REGISTRY_R_IO_TOKEN", "tok-secret"),
+            ("OCI_PLUGINS_REGISTRY_R_IO_ENTITLEMENTENV", "ENT"),
+            ("ENT", "ent-secret"),
+        ];
+        // The first `n` variables (ENTITLEMENTENV, TOKEN, USERNAME…) plus the referenced ones.
+        let upto = |n: usize| {
+            move |name: &str| {
+                let referenced = ["PW", "ENT"];
+                vars.iter()
+                    .enumerate()
+                    .filter(|(i, (k, _))| *i < n || referenced.contains(k))
+                    .find(|(_, (k, _))| *k == name)
+                    .map(|(_, (_, v))| v.to_string())
+            }
+        };
+        let c = registry_credentials("r.io", &upto(6));
+        assert!(matches!(&c.auth, RegistryAuth::Basic(u, p) if u == "token" && p == "ent-secret"));
+        assert_eq!(
+            c.describe(),
+            "OCI_PLUGINS_REGISTRY_R_IO_ENTITLEMENTENV (= $ENT) (username \"token\")"
+        );
+        let c = registry_credentials("r.io", &upto(4));
+        assert!(matches!(&c.auth, RegistryAuth::Bearer(t) if t == "tok-secret"));
+        let c = registry_credentials("r.io", &upto(3));
+        assert!(matches!(&c.auth, RegistryAuth::Basic(u, p) if u == "u" && p == "pw-secret"));
+        for secret in ["pw-secret", "tok-secret", "ent-secret"] {
+            assert!(!c.describe().contains(secret));
+        }
     }
 }

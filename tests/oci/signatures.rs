@@ -239,7 +239,8 @@ async fn bundle_via_fallback_tag_passes_and_reverifies_offline() {
 #[tokio::test]
 async fn wrong_key_wrong_subject_and_keyless_bundles_are_refused() {
     let trusted = key();
-    let cases: [(&str, Box<dyn Fn(&str) -> Vec<u8>>); 3] = [
+    type MakeBundle<'a> = Box<dyn Fn(&str) -> Vec<u8> + 'a>;
+    let cases: [(&str, MakeBundle); 3] = [
         (
             "trusted public key",
             Box::new(|d: &str| microgateway::oci::bundle::make(&key(), d)),
