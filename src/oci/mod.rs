@@ -7,7 +7,8 @@
 //! - `cosign`: legacy simple-signing signatures (`.sig` tags) with `p256`.
 //! - `bundle`: sigstore bundles (cosign v3's default) with `p256`.
 //! - `referrers`: bundles stored as OCI 1.1 referrers (API and fallback tag).
-//! - `signing`: which signature a pull checks, and offline re-verification.
+//! - `signing`: which signature a pull checks.
+//! - `verify`: offline re-verification of cached signature records.
 //! - `settings`: `[oci]` + `OCI_PLUGINS_*` variables, registry credentials.
 //! - `pull`: resolving references and fetching into the cache ([`OciStore`]).
 //! - `push`: publishing and signing, for `microgateway plugin push|sign`.
@@ -21,6 +22,7 @@ pub mod push;
 pub mod referrers;
 pub mod settings;
 mod signing;
+mod verify;
 
 pub use pull::{EnvLookup, Fetched, OciStore, parse_reference};
 

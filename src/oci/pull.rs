@@ -3,7 +3,7 @@
 use super::artifact::{self, Manifest, Platform};
 use super::cache::{Cache, RefMeta};
 use super::settings::{self, OciSettings};
-use super::{OciError, signing};
+use super::{OciError, verify};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -215,7 +215,7 @@ impl OciStore {
                 meta.reference
             )));
         }
-        signing::reverify(&meta.signature, &self.settings, &[&meta.manifest_digest])
+        verify::reverify(&meta.signature, &self.settings, &[&meta.manifest_digest])
             .map_err(|e| OciError::Signature(format!("{}: {e}", meta.reference)))?;
         tracing::info!(reference = %meta.reference, digest = %meta.manifest_digest, reason = why, "using cached plugin");
         Ok(Fetched {

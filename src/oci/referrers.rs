@@ -149,6 +149,31 @@ impl OciStore {
     }
 }
 
+/// How `microgateway plugin sign` stores a signature (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SignFormat {
+    /// A sigstore bundle stored as a referrer, as cosign v3 signs by default.
+    #[default]
+    Bundle,
+    /// Simple signing under `sha256-<hex>.sig`, as cosign signed before v3.
+    Legacy,
+}
+
+/// Signs `digest` in `format`; returns where the signature went (the referrer manifest's
+/// digest, or the `.sig` tag).
+pub async fn sign(
+    store: &OciStore,
+    reference: &str,
+    digest: &str,
+    key: &SigningKey,
+    format: SignFormat,
+) -> Result<String, OciError> {
+    match format {
+        SignFormat::Bundle => sign_bundle(store, reference, digest, key).await,
+        SignFormat::Legacy => super::push::sign(store, reference, digest, key).await,
+    }
+}
+
 /// Signs `digest` of `reference`'s repository as cosign v3 does by default: a sigstore
 /// bundle stored as a referrer. Returns the referrer manifest's digest.
 pub async fn sign_bundle(
@@ -288,7 +313,7 @@ async fn update_fallback_tag(
     {
         Ok((raw, _)) => serde_json::from_slice::<Index>(&raw)
             .map_err(|e| OciError::Signature(format!("fallback tag {tag} is not an index: {e}")))?,
-        Err(e) if !super::signing::is_not_found(&e) => return Err(registry(e)),
+        Err(e) if !super::verify::is_not_found(&e) => return Err(registry(e)),
         Err(_) => Index {
             schema_version: 2,
             media_type: Some(artifact::INDEX_MEDIA_TYPE.into()),

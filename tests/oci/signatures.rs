@@ -387,3 +387,29 @@ async fn gateway_requires_a_bundle_signed_by_its_key() {
     assert_eq!(line.matches("trusted public key").count(), 1, "{line}");
     assert_eq!(line.matches(&bad_digest).count(), 1, "{line}");
 }
+
+/// `referrers::sign` (behind `plugin sign --format`) writes either format, and a pull
+/// finds each where cosign would.
+#[tokio::test]
+async fn both_sign_formats_verify() {
+    use microgateway::oci::referrers::{SignFormat, sign};
+    for (format, bundle) in [(SignFormat::Bundle, true), (SignFormat::Legacy, false)] {
+        let k = key();
+        let case = signed_with(None).await;
+        let at = sign(&pusher(&case), &case.reference, &case.digest, &k, format)
+            .await
+            .unwrap();
+        assert_eq!(at.ends_with(".sig"), !bundle, "{at}");
+        let cache = tempfile::tempdir().unwrap();
+        let fetched = verifying(&case, cache.path(), &[&k], true)
+            .fetch(&case.reference)
+            .await
+            .unwrap();
+        assert_eq!(
+            matches!(fetched.meta.signature, SignatureRecord::Bundle { .. }),
+            bundle,
+            "{format:?}: {:?}",
+            fetched.meta.signature
+        );
+    }
+}
