@@ -215,8 +215,9 @@ impl OciStore {
                 meta.reference
             )));
         }
+        // The caller names the reference (the loader prefixes the command).
         verify::reverify(&meta.signature, &self.settings, &[&meta.manifest_digest])
-            .map_err(|e| OciError::Signature(format!("{}: {e}", meta.reference)))?;
+            .map_err(OciError::Signature)?;
         tracing::info!(reference = %meta.reference, digest = %meta.manifest_digest, reason = why, "using cached plugin");
         Ok(Fetched {
             path: self.cache.blob_path(&meta.blob_digest),
