@@ -26,13 +26,18 @@ pub enum PluginCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Sign a pushed plugin (cosign simple signing) with a PEM ECDSA P-256 private key.
+    /// Sign a pushed plugin with a PEM ECDSA P-256 private key: a sigstore bundle stored
+    /// as an OCI 1.1 referrer (cosign v3's default), or legacy cosign simple signing.
     Sign {
-        /// Reference by tag or digest.
+        /// Reference by tag or digest (an index digest signs every platform in it).
         reference: String,
         /// Private key (unencrypted PKCS#8 or SEC1 PEM), e.g. from `plugin keygen`.
         #[arg(long)]
         key: PathBuf,
+        /// `bundle`: a sigstore bundle v0.3 referrer, also under the `sha256-<hex>` fallback
+        /// tag for registries without the referrers API; `legacy`: `sha256-<hex>.sig`.
+        #[arg(long, value_enum, default_value_t = microgateway::oci::referrers::SignFormat::Bundle)]
+        format: microgateway::oci::referrers::SignFormat,
     },
     /// Pull a plugin into the cache (`[oci]` settings and `OCI_PLUGINS_*` apply); prints its path.
     Pull {
@@ -84,7 +89,11 @@ pub fn run(command: PluginCommand, config: Option<&Path>) -> anyhow::Result<()> 
                 let digest = push_command(&store, &args, &platforms, name).await?;
                 println!("{digest}");
             }
-            PluginCommand::Sign { reference, key } => {
+            PluginCommand::Sign {
+                reference,
+                key,
+                format,
+            } => {
                 let pem = std::fs::read_to_string(&key)
                     .with_context(|| format!("cannot read {}", key.display()))?;
                 let key = push::signing_key(&pem).map_err(anyhow::Error::msg)?;
@@ -97,13 +106,18 @@ pub fn run(command: PluginCommand, config: Option<&Path>) -> anyhow::Result<()> 
                         .await
                         .with_context(|| format!("cannot resolve {reference}"))?,
                 };
-                let tag = push::sign(&store, &reference, &digest, &key).await?;
-                println!("signed {digest} as {tag}");
+                let place =
+                    microgateway::oci::referrers::sign(&store, &reference, &digest, &key, format)
+                        .await?;
+                println!("signed {digest} as {place}");
             }
             PluginCommand::Pull { reference } | PluginCommand::Verify { reference, .. } => {
                 let fetched = store.fetch(&reference).await?;
                 let signature = match fetched.meta.signature {
                     microgateway::oci::cache::SignatureRecord::Verified { .. } => "verified",
+                    microgateway::oci::cache::SignatureRecord::Bundle { .. } => {
+                        "verified (sigstore bundle)"
+                    }
                     microgateway::oci::cache::SignatureRecord::Missing => "missing",
                     microgateway::oci::cache::SignatureRecord::Unverified => {
                         "not checked (no public keys)"

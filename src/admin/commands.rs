@@ -13,6 +13,7 @@ fn command_policy(runtime: &PluginRuntimeConfig) -> Result<Policy, String> {
         &runtime.command_allowlist,
         runtime.allow_internal_network_access,
     )
+    .map(|p| p.block_internal(runtime.block_internal_urls))
 }
 
 /// Through the API, a `file://` command must lie in a standard plugin directory or

@@ -110,6 +110,7 @@ impl Config {
             std::env::var("ALLOW_INTERNAL_NETWORK_ACCESS")
                 .ok()
                 .as_deref(),
+            std::env::var("PLUGIN_BLOCK_INTERNAL_URLS").ok().as_deref(),
         )?;
         config.admin.token_env = std::env::var("MICROGATEWAY_ADMIN_TOKEN")
             .ok()
@@ -120,11 +121,16 @@ impl Config {
     }
 
     /// Applies the operator variables `PLUGIN_COMMAND_ALLOWLIST` (comma-separated entries,
-    /// added to `plugin_runtime.command_allowlist`) and `ALLOW_INTERNAL_NETWORK_ACCESS`.
+    /// added to `plugin_runtime.command_allowlist`), `ALLOW_INTERNAL_NETWORK_ACCESS` and
+    /// `PLUGIN_BLOCK_INTERNAL_URLS`. Blocking wins over allowing, whichever layer set
+    /// either: with `PLUGIN_BLOCK_INTERNAL_URLS=true` (or
+    /// `plugin_runtime.block_internal_urls`) internal addresses are refused, allowlisted
+    /// or not.
     pub fn apply_plugin_env(
         &mut self,
         allowlist: Option<&str>,
         allow_internal: Option<&str>,
+        block_internal: Option<&str>,
     ) -> Result<(), ConfigError> {
         if let Some(list) = allowlist {
             let entries = list.split(',').map(str::trim).filter(|e| !e.is_empty());
@@ -132,19 +138,16 @@ impl Config {
                 .command_allowlist
                 .extend(entries.map(str::to_string));
         }
+        let runtime = &mut self.plugin_runtime;
         if let Some(flag) = allow_internal {
-            self.plugin_runtime.allow_internal_network_access =
-                match flag.trim().to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => true,
-                    "0" | "false" | "no" | "off" | "" => false,
-                    other => {
-                        return Err(ConfigError::invalid(
-                            "ALLOW_INTERNAL_NETWORK_ACCESS",
-                            format!("{other:?} is not a boolean (true/false)"),
-                        ));
-                    }
-                };
+            runtime.allow_internal_network_access =
+                env_bool("ALLOW_INTERNAL_NETWORK_ACCESS", flag)?;
         }
+        if let Some(flag) = block_internal {
+            runtime.block_internal_urls = env_bool("PLUGIN_BLOCK_INTERNAL_URLS", flag)?;
+        }
+        // Both are kept as set, so that `check` can say where each came from; the plugin
+        // command policy applies the block first (`Policy::block_internal`).
         Ok(())
     }
 
@@ -165,6 +168,18 @@ impl Config {
             .map_err(|e| ConfigError::Parse(describe_figment_error(e)))?;
         validate::validate(&config)?;
         Ok(config)
+    }
+}
+
+/// An operator boolean variable: `1|true|yes|on` or `0|false|no|off|` (empty).
+fn env_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        other => Err(ConfigError::invalid(
+            name,
+            format!("{other:?} is not a boolean (true/false)"),
+        )),
     }
 }
 

@@ -167,6 +167,10 @@ pub struct PluginRuntimeConfig {
     pub command_allowlist: Vec<String>,
     /// Allow `grpc://` plugins on internal addresses; `ALLOW_INTERNAL_NETWORK_ACCESS=true` sets it.
     pub allow_internal_network_access: bool,
+    /// Refuse internal addresses outright, even allowlisted ones and even with
+    /// `allow_internal_network_access` (the stricter setting wins);
+    /// `PLUGIN_BLOCK_INTERNAL_URLS=true` sets it.
+    pub block_internal_urls: bool,
     /// Environment variables passed from the gateway to `file://` plugins.
     pub env_allowlist: Vec<String>,
     /// Time for a plugin to hand-shake (file://) or connect (grpc://) and initialise.
@@ -228,6 +232,7 @@ impl Default for PluginRuntimeConfig {
         PluginRuntimeConfig {
             command_allowlist: Vec::new(),
             allow_internal_network_access: false,
+            block_internal_urls: false,
             env_allowlist: super::DEFAULT_ENV_ALLOWLIST
                 .iter()
                 .map(|s| s.to_string())

@@ -39,6 +39,12 @@ pub enum SignatureRecord {
         /// The DER signature (base64).
         signature: String,
     },
+    /// Verified as a sigstore bundle (cosign v3); the bundle JSON is kept to re-verify
+    /// on cache loads, offline.
+    Bundle {
+        /// The bundle exactly as fetched (JSON text).
+        bundle: String,
+    },
 }
 
 /// Metadata stored per reference.

@@ -5,7 +5,9 @@
 //! `application/vnd.dev.cosign.simplesigning.v1+json`) is the JSON payload and whose
 //! annotation `dev.cosignproject.cosign/signature` is the base64 DER ECDSA-P256-SHA256
 //! signature over that payload. The payload's `critical.image.docker-manifest-digest`
-//! must equal the digest that was pulled.
+//! must equal the digest that was pulled. Early cosign releases (and other simple-signing
+//! producers) capitalised the keys (`Critical.Image.Docker-manifest-digest`); both
+//! spellings are read, as sigstore-rs and Kyverno do.
 
 use base64::Engine as _;
 use p256::ecdsa::signature::{Signer, Verifier};
@@ -35,6 +37,16 @@ pub fn payload(repository: &str, digest: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `critical.image.docker-manifest-digest` of a simple-signing payload, in either spelling.
+pub fn signed_digest(payload: &serde_json::Value) -> Option<&str> {
+    fn field<'a>(v: &'a serde_json::Value, names: &[&str]) -> Option<&'a serde_json::Value> {
+        names.iter().find_map(|n| v.get(*n))
+    }
+    let critical = field(payload, &["critical", "Critical"])?;
+    let image = field(critical, &["image", "Image"])?;
+    field(image, &["docker-manifest-digest", "Docker-manifest-digest"])?.as_str()
+}
+
 /// Signs `payload`, returning the base64 DER signature.
 pub fn sign(key: &SigningKey, payload: &[u8]) -> String {
     let signature: Signature = key.sign(payload);
@@ -52,9 +64,7 @@ pub fn verify(
 ) -> Result<usize, String> {
     let claimed: serde_json::Value = serde_json::from_slice(payload)
         .map_err(|e| format!("signature payload is not JSON: {e}"))?;
-    let signed_digest = claimed["critical"]["image"]["docker-manifest-digest"]
-        .as_str()
-        .unwrap_or_default();
+    let signed_digest = signed_digest(&claimed).unwrap_or_default();
     if signed_digest != digest {
         return Err(format!("signature is for {signed_digest:?}, not {digest}"));
     }
@@ -89,5 +99,18 @@ mod tests {
         let mut tampered = body.clone();
         tampered[10] ^= 1;
         assert!(verify(&tampered, &sig, &keys, "sha256:abc").is_err());
+    }
+
+    #[test]
+    fn both_digest_spellings_are_read() {
+        let key = SigningKey::random(&mut rand_core::OsRng);
+        let old = br#"{"Critical":{"Identity":{"docker-reference":"r"},"Image":{"Docker-manifest-digest":"sha256:abc"},"Type":"cosign container image signature"},"Optional":null}"#;
+        let sig = sign(&key, old);
+        assert_eq!(
+            verify(old, &sig, &[*key.verifying_key()], "sha256:abc"),
+            Ok(0)
+        );
+        let err = verify(old, &sig, &[*key.verifying_key()], "sha256:def").unwrap_err();
+        assert!(err.contains("not sha256:def"), "{err}");
     }
 }

@@ -9,12 +9,17 @@
 //!   its layers, safely.
 //! - `cache`: the content-addressed on-disk cache and metadata; `gc`: its cleanup.
 //! - `chain`: the re-derivation every cache load makes.
-//! - `cosign`: simple-signing signatures with `p256`.
+//! - `cosign`: legacy simple-signing signatures (`.sig` tags) with `p256`.
+//! - `bundle`: sigstore bundles (cosign v3's default) with `p256`.
+//! - `referrers`: bundles stored as OCI 1.1 referrers (API and fallback tag).
+//! - `signing`: which signature a pull checks.
+//! - `verify`: offline re-verification of cached signature records.
 //! - `settings`: `[oci]` + `OCI_PLUGINS_*` variables, registry credentials.
 //! - `pull`: resolving references and fetching into the cache ([`OciStore`]).
 //! - `push`: publishing and signing, for `microgateway plugin push|sign`.
 
 pub mod artifact;
+pub mod bundle;
 pub mod cache;
 mod chain;
 pub mod cosign;
@@ -24,9 +29,11 @@ mod gc;
 mod image;
 mod pull;
 pub mod push;
+pub mod referrers;
 mod resolve;
 pub mod settings;
 mod signing;
+mod verify;
 
 pub use pull::{EnvLookup, Fetched, OciStore, parse_reference};
 

@@ -1,12 +1,11 @@
 //! Resolving `oci://` references and fetching plugin binaries into the cache.
 
 use super::artifact;
-use super::cache::{Cache, RefMeta, SignatureRecord};
+use super::cache::{Cache, RefMeta};
 use super::chain::{self, Chain};
 use super::format;
 use super::settings::{self, OciSettings};
-use super::{OciError, cosign};
-use base64::Engine as _;
+use super::{OciError, verify};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -138,7 +137,11 @@ impl OciStore {
             failure => {
                 let why = match failure {
                     Err(_) => format!("no answer within {:?}", self.settings.resolve_timeout),
-                    Ok(Err(e)) => e.to_string(),
+                    Ok(Err(e)) => settings::describe_registry_error(
+                        reference.resolve_registry(),
+                        &|n| (self.env)(n),
+                        &e,
+                    ),
                     Ok(Ok(_)) => String::new(),
                 };
                 if let Some(meta) = self.cache.read_ref(&key) {
@@ -152,7 +155,8 @@ impl OciStore {
                             ))
                         });
                 }
-                return Err(OciError::Registry(format!("{key}: {why}")));
+                // The caller names the reference (the loader prefixes the command).
+                return Err(OciError::Registry(why));
             }
         };
         if artifact::digest(&raw) != digest {
@@ -214,7 +218,9 @@ impl OciStore {
             self.settings.max_cache_bytes,
             std::slice::from_ref(&meta.blob_digest),
         );
-        tracing::info!(reference = %key, digest = %meta.manifest_digest, format = %meta.format, size = meta.size, "pulled plugin");
+        let credentials =
+            settings::registry_credentials(reference.resolve_registry(), &|n| (self.env)(n));
+        tracing::info!(reference = %key, digest = %meta.manifest_digest, format = %meta.format, size = meta.size, credentials = %credentials.describe(), "pulled plugin");
         Ok(Fetched {
             path,
             meta,
@@ -252,38 +258,15 @@ impl OciStore {
     fn use_cached(&self, meta: RefMeta, why: &str) -> Result<Fetched, OciError> {
         if !self.cache.verify_blob(&meta.blob_digest)? {
             return Err(OciError::Registry(format!(
-                "{}: cached binary missing and {why}",
-                meta.reference
+                "cached binary missing and {why}"
             )));
         }
-        match &meta.signature {
-            SignatureRecord::Verified { payload, signature } => {
-                let payload = base64::engine::general_purpose::STANDARD
-                    .decode(payload)
-                    .map_err(|e| OciError::Signature(format!("cached payload unreadable: {e}")))?;
-                if self.settings.public_keys.is_empty() && self.settings.require_signature {
-                    return Err(OciError::Signature("no public keys configured".into()));
-                }
-                if !self.settings.public_keys.is_empty() {
-                    cosign::verify(
-                        &payload,
-                        signature,
-                        &self.settings.public_keys,
-                        &meta.manifest_digest,
-                    )
-                    .map_err(|e| {
-                        OciError::Signature(format!("cached signature no longer verifies: {e}"))
-                    })?;
-                }
-            }
-            _ if self.settings.require_signature => {
-                return Err(OciError::Signature(format!(
-                    "{} is cached without a verified signature",
-                    meta.reference
-                )));
-            }
-            _ => {}
-        }
+        // `chain` has tied both the platform manifest and (for a multi-platform
+        // artifact) the index to the binary, so a signature over either holds.
+        let mut signed = vec![meta.manifest_digest.as_str()];
+        signed.extend(meta.index_digest.as_deref());
+        // The caller names the reference (the loader prefixes the command).
+        verify::reverify(&meta.signature, &self.settings, &signed).map_err(OciError::Signature)?;
         tracing::info!(reference = %meta.reference, digest = %meta.manifest_digest, reason = why, "using cached plugin");
         Ok(Fetched {
             path: self.cache.blob_path(&meta.blob_digest),

@@ -2,6 +2,7 @@
 //! per-registry credentials from `OCI_PLUGINS_REGISTRY_<HOST>_*`.
 
 use crate::config::OciConfig;
+use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use p256::ecdsa::VerifyingKey;
 use p256::pkcs8::DecodePublicKey;
@@ -35,6 +36,10 @@ pub struct OciSettings {
 #[error("OCI settings: {0}")]
 pub struct SettingsError(pub String);
 
+/// Tyk AI Studio's public-key variables: `OCI_PLUGINS_PUBKEY_<N>`, `…_<NAME>`,
+/// `…_FILE_<NAME>`.
+const PUBKEY_PREFIX: &str = "OCI_PLUGINS_PUBKEY_";
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -49,7 +54,22 @@ fn list(text: &str) -> Vec<String> {
 impl OciSettings {
     /// Combines `config` with the process environment.
     pub fn from_config(config: &OciConfig) -> Result<OciSettings, SettingsError> {
-        Self::with_env(config, &|name| env(name))
+        let mut s = Self::with_env(config, &|name| env(name))?;
+        // Tyk AI Studio's named keys: `OCI_PLUGINS_PUBKEY_<NAME>` (a PEM) and
+        // `OCI_PLUGINS_PUBKEY_FILE_<NAME>` (a path); numbered ones are read by `with_env`.
+        let mut named: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, v)| {
+                k.strip_prefix(PUBKEY_PREFIX)
+                    .is_some_and(|rest| rest.parse::<u32>().is_err())
+                    && !v.trim().is_empty()
+            })
+            .collect();
+        named.sort();
+        for (name, value) in named {
+            s.public_keys
+                .push(parse_public_key(&value).map_err(|e| SettingsError(format!("{name}: {e}")))?);
+        }
+        Ok(s)
     }
 
     /// Combines `config` with variables read through `get` (tests pass their own).
@@ -90,9 +110,13 @@ impl OciSettings {
             .map(|(i, k)| (format!("oci.public_keys[{i}]"), k.clone()))
             .collect();
         for n in 0..100 {
-            let name = format!("OCI_PLUGINS_PUBLIC_KEY_{n}");
-            if let Some(v) = get(&name) {
-                sources.push((name, v));
+            for name in [
+                format!("OCI_PLUGINS_PUBLIC_KEY_{n}"),
+                format!("{PUBKEY_PREFIX}{n}"),
+            ] {
+                if let Some(v) = get(&name) {
+                    sources.push((name, v));
+                }
             }
         }
         for (name, value) in sources {
@@ -130,27 +154,121 @@ pub fn registry_env_prefix(registry: &str) -> String {
     format!("OCI_PLUGINS_REGISTRY_{host}")
 }
 
-/// Registry credentials from `OCI_PLUGINS_REGISTRY_<HOST>_*` (dots, colons and dashes
-/// in the host become underscores): `USERNAME` + `PASSWORD`/`PASSWORDENV`,
-/// `TOKEN`/`TOKENENV`, or `ENTITLEMENT` (+ `ENTITLEMENTUSERNAME`, default `cp`).
-pub fn registry_auth(registry: &str, get: &dyn Fn(&str) -> Option<String>) -> RegistryAuth {
+/// Registry credentials and the variables they came from (never the secret itself).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// What is sent to the registry.
+    pub auth: RegistryAuth,
+    /// The variables used, e.g. `OCI_PLUGINS_REGISTRY_CP_ICR_IO_ENTITLEMENT (username
+    /// "token")`; `None` when no credentials are configured (anonymous).
+    pub source: Option<String>,
+}
+
+impl Credentials {
+    /// `source` for logs: the variables, or `anonymous`.
+    pub fn describe(&self) -> String {
+        self.source.clone().unwrap_or_else(|| "anonymous".into())
+    }
+}
+
+/// Registry credentials from `OCI_PLUGINS_REGISTRY_<HOST>_*` (every character other
+/// than letters and digits in the host becomes `_`), in Tyk AI Studio's precedence:
+/// `ENTITLEMENT`/`ENTITLEMENTENV` (Basic, username `ENTITLEMENTUSERNAME`, default
+/// `token`), then `TOKEN`/`TOKENENV` (bearer), then `USERNAME` with
+/// `PASSWORD`/`PASSWORDENV`. The `…ENV` forms name another variable holding the secret;
+/// `PASSWORD_ENV`, `TOKEN_ENV` and `ENTITLEMENT_ENV` are read as well.
+pub fn registry_credentials(registry: &str, get: &dyn Fn(&str) -> Option<String>) -> Credentials {
     let prefix = registry_env_prefix(registry);
-    let var = |suffix: &str| get(&format!("{prefix}_{suffix}"));
-    let indirect = |suffix: &str| var(suffix).and_then(|name| get(&name));
-    if let Some(token) = var("TOKEN").or_else(|| indirect("TOKENENV")) {
-        return RegistryAuth::Bearer(token);
+    let name = |suffix: &str| format!("{prefix}_{suffix}");
+    let var = |suffix: &str| get(&name(suffix)).filter(|v| !v.is_empty());
+    // A secret given directly or through a variable naming another one: (value, source).
+    let secret = |direct: &str| -> Option<(String, String)> {
+        if let Some(v) = var(direct) {
+            return Some((v, name(direct)));
+        }
+        for indirect in [format!("{direct}ENV"), format!("{direct}_ENV")] {
+            if let Some(other) = var(&indirect) {
+                return get(&other)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (v, format!("{} (= ${other})", name(&indirect))));
+            }
+        }
+        None
+    };
+    if let Some((key, source)) = secret("ENTITLEMENT") {
+        let user = var("ENTITLEMENTUSERNAME").unwrap_or_else(|| "token".to_string());
+        return Credentials {
+            source: Some(format!("{source} (username {user:?})")),
+            auth: RegistryAuth::Basic(user, key),
+        };
+    }
+    if let Some((token, source)) = secret("TOKEN") {
+        return Credentials {
+            source: Some(format!("{source} (bearer)")),
+            auth: RegistryAuth::Bearer(token),
+        };
     }
     if let Some(user) = var("USERNAME") {
-        let password = var("PASSWORD")
-            .or_else(|| indirect("PASSWORDENV"))
-            .unwrap_or_default();
-        return RegistryAuth::Basic(user, password);
+        let (password, source) = secret("PASSWORD").unwrap_or_default();
+        let source = if source.is_empty() {
+            format!("{} (username {user:?}, no password set)", name("USERNAME"))
+        } else {
+            format!("{} (username {user:?}) + {source}", name("USERNAME"))
+        };
+        return Credentials {
+            source: Some(source),
+            auth: RegistryAuth::Basic(user, password),
+        };
     }
-    if let Some(key) = var("ENTITLEMENT") {
-        let user = var("ENTITLEMENTUSERNAME").unwrap_or_else(|| "cp".to_string());
-        return RegistryAuth::Basic(user, key);
+    Credentials {
+        auth: RegistryAuth::Anonymous,
+        source: None,
     }
-    RegistryAuth::Anonymous
+}
+
+/// [`registry_credentials`] without the source.
+pub fn registry_auth(registry: &str, get: &dyn Fn(&str) -> Option<String>) -> RegistryAuth {
+    registry_credentials(registry, get).auth
+}
+
+/// True when `e` is the registry refusing access (401/403, `UNAUTHORIZED`/`DENIED`).
+pub fn is_auth_error(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => true,
+        OciDistributionError::ServerError { code, .. } => matches!(code, 401 | 403),
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                oci_client::errors::OciErrorCode::Unauthorized
+                    | oci_client::errors::OciErrorCode::Denied
+            )
+        }),
+        _ => false,
+    }
+}
+
+/// A registry error in words: for access refusals, whether credentials were missing
+/// (naming the variables to set) or rejected (naming the variables used, never the
+/// secret), followed by the registry's own answer.
+pub fn describe_registry_error(
+    registry: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+    e: &OciDistributionError,
+) -> String {
+    if !is_auth_error(e) {
+        return e.to_string();
+    }
+    let credentials = registry_credentials(registry, get);
+    match credentials.source {
+        None => {
+            let prefix = registry_env_prefix(registry);
+            format!(
+                "missing credentials: {registry} requires authentication and none are configured (set {prefix}_ENTITLEMENT, {prefix}_TOKEN, or {prefix}_USERNAME and {prefix}_PASSWORD): {e}"
+            )
+        }
+        Some(source) => format!("{registry} rejected the credentials from {source}: {e}"),
+    }
 }
 
 #[cfg(test)]
@@ -179,11 +297,47 @@ mod tests {
         );
         assert!(matches!(registry_auth("ghcr.io", &get), RegistryAuth::Bearer(t) if t == "t"));
         assert!(
-            matches!(registry_auth("cp.icr.io", &get), RegistryAuth::Basic(u, p) if u == "cp" && p == "key")
+            matches!(registry_auth("cp.icr.io", &get), RegistryAuth::Basic(u, p) if u == "token" && p == "key")
         );
         assert!(matches!(
             registry_auth("other.io", &get),
             RegistryAuth::Anonymous
         ));
+    }
+
+    #[test]
+    fn tyk_precedence_and_sources_without_secrets() {
+        let vars = [
+            ("OCI_PLUGINS_REGISTRY_R_IO_USERNAME", "u"),
+            ("OCI_PLUGINS_REGISTRY_R_IO_PASSWORD_ENV", "PW"),
+            ("PW", "pw-secret"),
+            ("OCI_PLUGINS_REGISTRY_R_IO_TOKEN", "tok-secret"),
+            ("OCI_PLUGINS_REGISTRY_R_IO_ENTITLEMENTENV", "ENT"),
+            ("ENT", "ent-secret"),
+        ];
+        // The first `n` variables (ENTITLEMENTENV, TOKEN, USERNAME…) plus the referenced ones.
+        let upto = |n: usize| {
+            move |name: &str| {
+                let referenced = ["PW", "ENT"];
+                vars.iter()
+                    .enumerate()
+                    .filter(|(i, (k, _))| *i < n || referenced.contains(k))
+                    .find(|(_, (k, _))| *k == name)
+                    .map(|(_, (_, v))| v.to_string())
+            }
+        };
+        let c = registry_credentials("r.io", &upto(6));
+        assert!(matches!(&c.auth, RegistryAuth::Basic(u, p) if u == "token" && p == "ent-secret"));
+        assert_eq!(
+            c.describe(),
+            "OCI_PLUGINS_REGISTRY_R_IO_ENTITLEMENTENV (= $ENT) (username \"token\")"
+        );
+        let c = registry_credentials("r.io", &upto(4));
+        assert!(matches!(&c.auth, RegistryAuth::Bearer(t) if t == "tok-secret"));
+        let c = registry_credentials("r.io", &upto(3));
+        assert!(matches!(&c.auth, RegistryAuth::Basic(u, p) if u == "u" && p == "pw-secret"));
+        for secret in ["pw-secret", "tok-secret", "ent-secret"] {
+            assert!(!c.describe().contains(secret));
+        }
     }
 }

@@ -1,14 +1,22 @@
-//! Cosign signature lookup for pulled artifacts (see [`super::cosign`] for the format).
+//! Signature lookup for pulled artifacts, and re-verification of cached ones.
+//!
+//! For each candidate digest (the digest the reference resolved to, then the platform
+//! manifest's when that differs) the sigstore bundles attached as referrers
+//! ([`super::referrers`], cosign v3's default) are tried first, then the legacy
+//! `sha256-<hex>.sig` simple signing ([`super::cosign`]). The first that verifies wins
+//! and is recorded ([`SignatureRecord`]) so that a cached plugin is re-verified offline
+//! ([`super::verify::reverify`]).
 
 use super::artifact::{self, Manifest};
 use super::cache::SignatureRecord;
-use super::{OciError, OciStore, cosign};
+use super::verify::is_not_found;
+use super::{OciError, OciStore, bundle, cosign};
 use base64::Engine as _;
 use oci_client::Reference;
 use oci_client::secrets::RegistryAuth;
 
 impl OciStore {
-    /// Looks up and checks the cosign signature of `manifest_digest` (and of the index
+    /// Looks up and checks the signature of `manifest_digest` (and of the index
     /// digest, for multi-platform artifacts signed at the index).
     pub(super) async fn check_signature(
         &self,
@@ -30,8 +38,37 @@ impl OciStore {
         if manifest_digest != top_digest {
             candidates.push(manifest_digest.to_string());
         }
-        let mut last_error = None;
+        // Signatures that exist but do not verify, and lookups that failed.
+        let mut errors: Vec<String> = Vec::new();
+        let mut lookups: Vec<String> = Vec::new();
+        fn failed(what: String, e: OciError, errors: &mut Vec<String>, lookups: &mut Vec<String>) {
+            match e {
+                OciError::Registry(_) => lookups.push(format!("{what}: {e}")),
+                _ => errors.push(format!("{what}: {e}")),
+            }
+        }
         for digest in candidates {
+            match self.bundles_for(reference, auth, &digest).await {
+                Ok(bundles) => {
+                    for json in bundles {
+                        match bundle::verify(&json, keys, &digest) {
+                            Ok(_) => {
+                                tracing::debug!(digest = %digest, "sigstore bundle verified");
+                                return Ok(SignatureRecord::Bundle {
+                                    bundle: String::from_utf8_lossy(&json).into_owned(),
+                                });
+                            }
+                            Err(e) => errors.push(format!("sigstore bundle for {digest}: {e}")),
+                        }
+                    }
+                }
+                Err(e) => failed(
+                    format!("referrers of {digest}"),
+                    e,
+                    &mut errors,
+                    &mut lookups,
+                ),
+            }
             match self.signature_for(reference, auth, &digest).await {
                 Ok(Some((payload, signature))) => {
                     match cosign::verify(&payload, &signature, keys, &digest) {
@@ -40,24 +77,31 @@ impl OciStore {
                                 base64::engine::general_purpose::STANDARD.encode(&payload);
                             return Ok(SignatureRecord::Verified { payload, signature });
                         }
-                        Err(e) => last_error = Some(e),
+                        Err(e) => errors.push(format!("{}: {e}", cosign::signature_tag(&digest))),
                     }
                 }
                 Ok(None) => {}
-                Err(e) => last_error = Some(e.to_string()),
+                Err(e) => failed(cosign::signature_tag(&digest), e, &mut errors, &mut lookups),
             }
         }
-        match last_error {
+        if !errors.is_empty() {
             // A signature that exists but does not verify is refused even when not required.
-            Some(e) => Err(OciError::Signature(e)),
-            None if self.settings.require_signature => Err(OciError::Signature(format!(
-                "no signature found for {top_digest} and OCI_PLUGINS_REQUIRE_SIGNATURE is set"
-            ))),
-            None => {
-                tracing::warn!(digest = %top_digest, "plugin is not signed");
-                Ok(SignatureRecord::Missing)
-            }
+            return Err(OciError::Signature(errors.join("; ")));
         }
+        if self.settings.require_signature {
+            if !lookups.is_empty() {
+                return Err(OciError::Signature(lookups.join("; ")));
+            }
+            return Err(OciError::Signature(format!(
+                "no signature found for {top_digest} (no sigstore bundle referrer, no {} tag) and OCI_PLUGINS_REQUIRE_SIGNATURE is set",
+                cosign::signature_tag(top_digest)
+            )));
+        }
+        if !lookups.is_empty() {
+            tracing::warn!(digest = %top_digest, errors = %lookups.join("; "), "signature lookup failed; loading unsigned");
+        }
+        tracing::warn!(digest = %top_digest, "plugin is not signed");
+        Ok(SignatureRecord::Missing)
     }
 
     async fn signature_for(
@@ -77,11 +121,8 @@ impl OciStore {
             .await
         {
             Ok((raw, _)) => raw,
-            Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => {
-                return Ok(None);
-            }
-            Err(e) if is_not_found(&e.to_string()) => return Ok(None),
-            Err(e) => return Err(registry_error(e)),
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(OciError::Registry(e.to_string())),
         };
         let manifest: Manifest = serde_json::from_slice(&raw)
             .map_err(|e| OciError::Signature(format!("signature manifest: {e}")))?;
@@ -108,7 +149,7 @@ impl OciStore {
         self.client
             .pull_blob(&sig_ref, layer.digest.as_str(), &mut payload)
             .await
-            .map_err(registry_error)?;
+            .map_err(|e| OciError::Registry(e.to_string()))?;
         if artifact::digest(&payload) != layer.digest {
             return Err(OciError::Signature(
                 "signature payload does not match its digest".into(),
@@ -116,14 +157,4 @@ impl OciStore {
         }
         Ok(Some((payload, signature)))
     }
-}
-
-fn registry_error(e: impl std::fmt::Display) -> OciError {
-    OciError::Registry(e.to_string())
-}
-
-/// True for registry answers meaning "no such manifest" (no signature pushed).
-fn is_not_found(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("manifest unknown") || m.contains("manifest_unknown") || m.contains("not found")
 }

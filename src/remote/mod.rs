@@ -125,7 +125,8 @@ impl RemotePlugin {
             &runtime.command_allowlist,
             runtime.allow_internal_network_access,
         )
-        .map_err(PluginError::Refused)?;
+        .map_err(PluginError::Refused)?
+        .block_internal(runtime.block_internal_urls);
         if config.command.starts_with("file://") {
             let path = policy
                 .check_file(&config.command)

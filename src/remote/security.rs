@@ -41,12 +41,13 @@ pub struct SecurityError {
     pub rule: String,
 }
 
-/// The operator's policy (from `[plugin_security]`, `PLUGIN_COMMAND_ALLOWLIST` and
-/// `ALLOW_INTERNAL_NETWORK_ACCESS`).
+/// The operator's policy (from `[plugin_runtime]`, `PLUGIN_COMMAND_ALLOWLIST`,
+/// `ALLOW_INTERNAL_NETWORK_ACCESS` and `PLUGIN_BLOCK_INTERNAL_URLS`).
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     allowlist: Allowlist,
     allow_internal: bool,
+    block_internal: bool,
 }
 
 impl SecurityError {
@@ -83,7 +84,15 @@ impl Policy {
         Policy {
             allowlist,
             allow_internal,
+            block_internal: false,
         }
+    }
+
+    /// With `block`, internal addresses are refused even when allowlisted or allowed
+    /// (`PLUGIN_BLOCK_INTERNAL_URLS=true`: the stricter setting wins).
+    pub fn block_internal(mut self, block: bool) -> Policy {
+        self.block_internal = block;
+        self
     }
 
     /// Checks a `file://` command and returns the canonical executable path.
@@ -189,6 +198,13 @@ impl Policy {
                 )));
             }
             if let Some(why) = special_purpose(ip)
+                && self.block_internal
+            {
+                return Err(refuse(format!(
+                    "{host} resolves to the internal address {ip} ({why}) and PLUGIN_BLOCK_INTERNAL_URLS is set"
+                )));
+            }
+            if let Some(why) = special_purpose(ip)
                 && !(self.allow_internal || in_cidr || host_ok)
             {
                 return Err(refuse(format!(
@@ -240,6 +256,30 @@ pub async fn check_grpc_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocking_internal_addresses_wins_over_every_allowance() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let public: IpAddr = "93.184.216.34".parse().unwrap();
+        let entries = [
+            "grpc://127.0.0.0/8".to_string(),
+            "grpc://plugin.local".into(),
+        ];
+        let open = Policy::new(&entries, true).unwrap();
+        assert!(open.check_addresses("c", "x", 9, &[lo]).is_ok());
+        let blocked = open.block_internal(true);
+        for host in ["x", "plugin.local"] {
+            let err = blocked.check_addresses("c", host, 9, &[lo]).unwrap_err();
+            assert!(err.rule.contains("PLUGIN_BLOCK_INTERNAL_URLS"), "{err}");
+        }
+        assert!(
+            Policy::new(&[], false)
+                .unwrap()
+                .block_internal(true)
+                .check_addresses("c", "x", 9, &[public])
+                .is_ok()
+        );
+    }
 
     #[test]
     fn address_policy() {

@@ -17,5 +17,6 @@
 pub mod common;
 
 mod check;
+mod network;
 mod quoting;
 mod ranges;

@@ -10,6 +10,7 @@
     clippy::disallowed_types
 )]
 
+mod auth;
 mod cache_swap;
 mod cli;
 #[path = "../common/mod.rs"]
@@ -19,6 +20,7 @@ mod images;
 mod layout;
 mod oras;
 mod pull;
+mod referrers;
 mod registry;
 mod signatures;
 mod tyk;
