@@ -19,7 +19,7 @@ async fn pushed(reg: &Registry, user: &str, password: &str) -> String {
     push(
         &with_vars(reg, &creds(reg, user, password)),
         &reference,
-        b"entitled",
+        b"#!/bin/sh\n# entitled\n",
     )
     .await;
     reference
@@ -37,7 +37,7 @@ async fn entitlement_alone_sends_the_username_token() {
     .fetch(&reference)
     .await
     .unwrap();
-    assert_eq!(std::fs::read(fetched.path).unwrap(), b"entitled");
+    assert_eq!(std::fs::read(fetched.path).unwrap(), b"#!/bin/sh\n# entitled\n");
     // The htpasswd file knows only the user `token`: any other username is refused
     // (`entitlement_username_overrides_token` shows the converse).
     let log = reg.log.lock().unwrap().clone();

@@ -299,7 +299,7 @@ async fn bundle_found_through_the_referrers_api() {
     let s = microgateway::oci::settings::OciSettings::with_env(&config, &|_| None).unwrap();
     let plain = store(s.clone(), &[]);
     let reference = format!("{}/plugins/api:1", api.host);
-    let digest = push(&plain, &reference, b"api-signed").await;
+    let digest = push(&plain, &reference, b"#!/bin/sh\n# api-signed\n").await;
     let k = key();
     microgateway::oci::referrers::sign_bundle(&plain, &reference, &digest, &k)
         .await
