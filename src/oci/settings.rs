@@ -174,8 +174,9 @@ impl Credentials {
 /// Registry credentials from `OCI_PLUGINS_REGISTRY_<HOST>_*` (every character other
 /// than letters and digits in the host becomes `_`), in Tyk AI Studio's precedence:
 /// `ENTITLEMENT`/`ENTITLEMENTENV` (Basic, username `ENTITLEMENTUSERNAME`, default
-/// `token`), then `TOKEN`/`TOKENENV` (bearer), then `USERNAME` with
-/// `PASSWORD`/`PASSWORDENV`. The `…ENV` forms name another variable holding the secret;
+/// `token`), then `TOKEN`/`TOKENENV` (Basic, username `oauth2accesstoken`, exchanged
+/// for a registry token as Tyk's oras-go client does), then `USERNAME` with
+/// `PASSWORD`/`PASSWORDENV`, then our own `BEARER`/`BEARERENV` (sent as it is). The `…ENV` forms name another variable holding the secret;
 /// `PASSWORD_ENV`, `TOKEN_ENV` and `ENTITLEMENT_ENV` are read as well.
 pub fn registry_credentials(registry: &str, get: &dyn Fn(&str) -> Option<String>) -> Credentials {
     let prefix = registry_env_prefix(registry);
@@ -204,8 +205,8 @@ pub fn registry_credentials(registry: &str, get: &dyn Fn(&str) -> Option<String>
     }
     if let Some((token, source)) = secret("TOKEN") {
         return Credentials {
-            source: Some(format!("{source} (bearer)")),
-            auth: RegistryAuth::Bearer(token),
+            source: Some(format!("{source} (username \"{TOKEN_USERNAME}\")")),
+            auth: RegistryAuth::Basic(TOKEN_USERNAME.to_string(), token),
         };
     }
     if let Some(user) = var("USERNAME") {
@@ -220,11 +221,21 @@ pub fn registry_credentials(registry: &str, get: &dyn Fn(&str) -> Option<String>
             auth: RegistryAuth::Basic(user, password),
         };
     }
+    if let Some((token, source)) = secret("BEARER") {
+        return Credentials {
+            source: Some(format!("{source} (bearer)")),
+            auth: RegistryAuth::Bearer(token),
+        };
+    }
     Credentials {
         auth: RegistryAuth::Anonymous,
         source: None,
     }
 }
+
+/// The username Tyk AI Studio sends with `…_TOKEN` (Google's and others' convention for
+/// an access token given as a Basic password).
+pub const TOKEN_USERNAME: &str = "oauth2accesstoken";
 
 /// [`registry_credentials`] without the source.
 pub fn registry_auth(registry: &str, get: &dyn Fn(&str) -> Option<String>) -> RegistryAuth {
@@ -295,7 +306,9 @@ mod tests {
         assert!(
             matches!(registry_auth("reg.example.com:5000", &get), RegistryAuth::Basic(u, p) if u == "u" && p == "secret")
         );
-        assert!(matches!(registry_auth("ghcr.io", &get), RegistryAuth::Bearer(t) if t == "t"));
+        assert!(
+            matches!(registry_auth("ghcr.io", &get), RegistryAuth::Basic(u, t) if u == TOKEN_USERNAME && t == "t")
+        );
         assert!(
             matches!(registry_auth("cp.icr.io", &get), RegistryAuth::Basic(u, p) if u == "token" && p == "key")
         );
@@ -333,7 +346,9 @@ mod tests {
             "OCI_PLUGINS_REGISTRY_R_IO_ENTITLEMENTENV (= $ENT) (username \"token\")"
         );
         let c = registry_credentials("r.io", &upto(4));
-        assert!(matches!(&c.auth, RegistryAuth::Bearer(t) if t == "tok-secret"));
+        assert!(
+            matches!(&c.auth, RegistryAuth::Basic(u, t) if u == TOKEN_USERNAME && t == "tok-secret")
+        );
         let c = registry_credentials("r.io", &upto(3));
         assert!(matches!(&c.auth, RegistryAuth::Basic(u, p) if u == "u" && p == "pw-secret"));
         for secret in ["pw-secret", "tok-secret", "ent-secret"] {

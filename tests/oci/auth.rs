@@ -26,6 +26,33 @@ async fn pushed(reg: &Registry, user: &str, password: &str) -> String {
 }
 
 #[tokio::test]
+async fn token_is_sent_as_tyk_sends_it() {
+    // Tyk AI Studio sends `…_TOKEN` as the password of `oauth2accesstoken`; the htpasswd
+    // file knows only that user.
+    let reg = Registry::start_with(Some(("oauth2accesstoken", "access-tok"))).await;
+    let reference = pushed(&reg, "oauth2accesstoken", "access-tok").await;
+    let prefix = registry_env_prefix(&reg.host);
+    let fetched = with_vars(&reg, &[(format!("{prefix}_TOKEN"), "access-tok".into())])
+        .fetch(&reference)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(fetched.path).unwrap(),
+        b"#!/bin/sh\n# entitled\n"
+    );
+    let err = with_vars(&reg, &[(format!("{prefix}_TOKEN"), "wrong-tok".into())])
+        .fetch(&reference)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rejected the credentials") && err.contains("oauth2accesstoken"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-tok"), "{err}");
+}
+
+#[tokio::test]
 async fn entitlement_alone_sends_the_username_token() {
     let reg = Registry::start_with(Some(("token", "ent-key-1"))).await;
     let reference = pushed(&reg, "token", "ent-key-1").await;
@@ -37,7 +64,10 @@ async fn entitlement_alone_sends_the_username_token() {
     .fetch(&reference)
     .await
     .unwrap();
-    assert_eq!(std::fs::read(fetched.path).unwrap(), b"#!/bin/sh\n# entitled\n");
+    assert_eq!(
+        std::fs::read(fetched.path).unwrap(),
+        b"#!/bin/sh\n# entitled\n"
+    );
     // The htpasswd file knows only the user `token`: any other username is refused
     // (`entitlement_username_overrides_token` shows the converse).
     let log = reg.log.lock().unwrap().clone();
