@@ -122,3 +122,56 @@ async fn swapped_binary_of_a_signed_image_is_refused() {
         .unwrap();
     attack(reg, reference, digest, key).await;
 }
+
+#[tokio::test]
+async fn an_index_signed_with_a_bundle_loads_from_the_cache_and_refuses_a_swap() {
+    use microgateway::oci::artifact::Platform;
+    use microgateway::oci::referrers::{SignFormat, sign};
+    let mut reg = Registry::start().await;
+    let key = SigningKey::random(&mut rand_core::OsRng);
+    let pusher = store(settings(tempfile::tempdir().unwrap().path(), &reg), &[]);
+    let reference = format!("{}/plugins/swapindex:1", reg.host);
+    let mut other = Platform::current();
+    other.architecture = if other.architecture == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    }
+    .into();
+    let index = microgateway::oci::push::push_index(
+        &pusher,
+        &reference,
+        &[
+            (
+                Platform::current(),
+                b"#!/bin/sh\necho this platform\n".to_vec(),
+            ),
+            (other, b"#!/bin/sh\necho other platform\n".to_vec()),
+        ],
+        "swapindex",
+    )
+    .await
+    .unwrap();
+    // Only the index is signed (cosign v3's bundle format), not the platform manifests.
+    sign(&pusher, &reference, &index, &key, SignFormat::Bundle)
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let s = verifying(cache.path(), &reg, &key);
+    let fetched = s.fetch(&reference).await.unwrap();
+    assert_ne!(fetched.meta.manifest_digest, index);
+    assert_eq!(
+        std::fs::read(&fetched.path).unwrap(),
+        b"#!/bin/sh\necho this platform\n"
+    );
+    // The cached copy re-verifies against the signed index, by pinned digest and with
+    // the registry down.
+    let pinned = format!("{}@{}", reference.rsplit_once(':').unwrap().0, index);
+    assert!(s.fetch(&pinned).await.unwrap().from_cache);
+    assert!(swap(cache.path(), &fetched.meta.blob_digest) >= 1);
+    let err = s.fetch(&pinned).await.unwrap_err().to_string();
+    assert!(err.contains("does not match its manifest"), "{err}");
+    reg.stop().await;
+    let err = s.fetch(&reference).await.unwrap_err().to_string();
+    assert!(err.contains("does not match its manifest"), "{err}");
+}
