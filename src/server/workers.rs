@@ -78,6 +78,7 @@ pub(super) fn spawn_shared(
     let listener = tokio::net::TcpListener::from_std(listener).map_err(ServerError::Worker)?;
     let shared = shared.clone();
     let (report, progress) = progress();
+    crate::task::detach("timer-anchor", anchor_timers());
     // The accept loop reports its end through `progress`; nobody joins the task.
     crate::task::detach("accept-loop", async move {
         serve(listener, &shared, report).await
@@ -99,6 +100,8 @@ fn run(index: usize, listener: std::net::TcpListener, shared: &WorkerShared, rep
         }
     };
     runtime.block_on(async {
+        // Ends with the runtime, when `block_on` returns.
+        crate::task::detach("timer-anchor", anchor_timers());
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => listener,
             Err(e) => {
@@ -109,6 +112,27 @@ fn run(index: usize, listener: std::net::TcpListener, shared: &WorkerShared, rep
         serve(listener, shared, report).await;
     });
 }
+
+/// Keeps one timer always pending on this runtime, [`ANCHOR_PERIOD`] ahead at most.
+///
+/// Tokio's timer driver wakes itself (a write to its eventfd, then a return from
+/// `epoll_wait`) whenever a timer is registered that expires before the driver's next
+/// planned wake-up, and with no timer pending every registration does. hyper arms its
+/// header-read timeout for each request on a keep-alive connection, so without this
+/// anchor every request paid one `write` syscall and one spurious wake-up of the worker.
+/// With it, any timer further out than the anchor — the header-read timeout, idle and
+/// request timeouts at their defaults — registers without waking anything.
+async fn anchor_timers() {
+    let mut tick = tokio::time::interval(ANCHOR_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
+}
+
+/// The anchor's period: one cheap wake-up per second per worker, shorter than every
+/// default timeout on the request path.
+const ANCHOR_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Accepts until shutdown (the listener is closed when `accept_loop` returns), reports
 /// that, then drains this listener's connections and reports that.
