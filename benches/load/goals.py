@@ -137,11 +137,17 @@ def checks(scenarios, c1, estimates, criterion_source, size):
             + goal5(by) + goal6(size))
 
 
+def summary(rows):
+    """Each goal's state: MISS when a check missed, else SKIP when one was not measured."""
+    out = {}
+    for goal in range(1, 7):
+        states = [r[2] for r in rows if r[0] == goal]
+        out[goal] = "MISS" if "MISS" in states else ("SKIP" if "SKIP" in states else "PASS")
+    return out
+
+
 def print_checks(rows):
     for goal, name, state, value in rows:
         print(f"{state}  goal {goal}: {name}: {value}")
     print()
-    for goal in range(1, 7):
-        states = [r[2] for r in rows if r[0] == goal]
-        overall = "MISS" if "MISS" in states else ("SKIP" if "SKIP" in states else "PASS")
-        print(f"goal {goal}: {overall}", end="   " if goal < 6 else "\n")
+    print("   ".join(f"goal {goal}: {state}" for goal, state in summary(rows).items()))

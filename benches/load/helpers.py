@@ -28,6 +28,8 @@ class Children:
         self.procs = []
         self.pid_log = pid_log
         self.stopped = False
+        self.spawning = False
+        self.pending = None
 
     def log(self, line):
         if self.pid_log:
@@ -35,14 +37,29 @@ class Children:
                 f.write(line + "\n")
 
     def spawn(self, label, cmd, log_path, env=None):
-        with open(log_path, "w") as err:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                env=env, start_new_session=True,
-            )
-        self.procs.append((label, proc))
-        self.log(f"{proc.pid} {proc.pid} {label}")
+        # A signal between Popen and the append would lose the child: the handler defers
+        # it (see ``interrupt``) until the child is recorded.
+        self.spawning = True
+        try:
+            with open(log_path, "w") as err:
+                proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    env=env, start_new_session=True,
+                )
+            self.procs.append((label, proc))
+            self.log(f"{proc.pid} {proc.pid} {label}")
+        finally:
+            self.spawning = False
+        if self.pending:
+            raise SystemExit(128 + self.pending)
         return proc
+
+    def interrupt(self, signum):
+        """Called by the signal handler: raises SystemExit now, or after a spawn."""
+        if self.spawning:
+            self.pending = signum
+            return
+        raise SystemExit(128 + signum)
 
     def record_tree(self):
         """Logs the descendants of every child (nginx workers, file:// plugins)."""

@@ -295,6 +295,7 @@ def report(scenarios, args, estimates, criterion_source, size):
             "scenarios": [{k: getattr(s, k) for k in keys} for s in scenarios],
             "binary": {"path": path, "bytes": raw, "stripped_bytes": stripped, "linkage": linkage},
             "criterion": {"source": criterion_source, "estimates_ns": {k: v["ns"] for k, v in estimates.items()}},
+            "goals": goals.summary(rows),
             "checks": [{"goal": g, "name": n, "status": st, "pass": st == "PASS", "value": v}
                        for g, n, st, v in rows],
         }, indent=2))
@@ -354,7 +355,7 @@ def parse_args():
     return args
 
 
-def install_signal_handlers():
+def install_signal_handlers(children):
     """SIGTERM, SIGINT and SIGHUP raise SystemExit, so the same `finally` ends every child;
     later signals are ignored so they cannot interrupt that cleanup."""
 
@@ -362,7 +363,7 @@ def install_signal_handlers():
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
         log(f"== {signal.Signals(signum).name}: stopping every child")
-        raise SystemExit(128 + signum)
+        children.interrupt(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
@@ -415,7 +416,7 @@ def main():
     estimates, source = criterion(args)
     children = Children(args.pid_log)
     atexit.register(children.stop)
-    install_signal_handlers()
+    install_signal_handlers(children)
     with tempfile.TemporaryDirectory(prefix="mg-load-") as work:
         try:
             scenarios = start_all(work, args, children, wanted)
