@@ -41,7 +41,8 @@ def mb(b):
     return f"{b / 1e6:.2f} MB" if b >= 1e5 else f"{b / 1e3:.1f} kB"
 
 
-print(f"`microgateway` (release profile, unstripped): file {mb(file_size)}, .text {mb(text)}\n")
+print(f"`microgateway` (release profile, unstripped): file {mb(file_size)}, .text {mb(text)} "
+      "(the table splits .text; the rest of the file is read-only data, unwind tables and symbols)\n")
 print("| crate | .text bytes | size | % of .text | % of file |")
 print("|---|---:|---:|---:|---:|")
 for c in crates[:n]:
@@ -50,6 +51,6 @@ for c in crates[:n]:
 rest = crates[n:]
 if rest:
     size = sum(c["size"] for c in rest)
-    print(f"| {len(rest)} other crates | {size:,} | {mb(size)} | {100 * size / text:.1f} % | "
+    print(f"| the other {len(rest)} | {size:,} | {mb(size)} | {100 * size / text:.1f} % | "
           f"{100 * size / file_size:.1f} % |")
 PY
