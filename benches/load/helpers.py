@@ -1,11 +1,114 @@
-"""Helpers of the load benchmark (benches/load/run.py): free ports, process CPU and
-memory readings, wrk runs and their parsing, and the configuration files of the proxies
-under test (nginx, the gateway, Envoy)."""
+"""Helpers of the load benchmark (benches/load/run.py): the children it starts and ends,
+free ports, process CPU and memory readings, wrk runs and their parsing, the size of the
+stripped binary, criterion's estimates, and the configuration files of the proxies under
+test (nginx, the gateway, Envoy)."""
 
+import glob
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import tempfile
+import time
+
+
+class Children:
+    """Every long-lived process the benchmark starts (upstream, proxies, plugin servers).
+
+    Each child is started in its own session, so its pid is also its process group, and
+    ``stop`` ends the whole group: nginx workers, Envoy's threads and the gateway's
+    plugins go with their parent. ``stop`` is idempotent; run.py calls it from its
+    ``finally``, from ``atexit`` and after SIGTERM/SIGINT/SIGHUP. With ``pid_log`` every
+    child (and, after ``record_tree``, every descendant) is appended to that file as
+    ``PID PGID LABEL``, so a caller can check afterwards that none is left."""
+
+    def __init__(self, pid_log=None):
+        self.procs = []
+        self.pid_log = pid_log
+        self.stopped = False
+        self.spawning = False
+        self.pending = None
+
+    def log(self, line):
+        if self.pid_log:
+            with open(self.pid_log, "a") as f:
+                f.write(line + "\n")
+
+    def spawn(self, label, cmd, log_path, env=None):
+        # A signal between Popen and the append would lose the child: the handler defers
+        # it (see ``interrupt``) until the child is recorded.
+        self.spawning = True
+        try:
+            with open(log_path, "w") as err:
+                proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    env=env, start_new_session=True,
+                )
+            self.procs.append((label, proc))
+            self.log(f"{proc.pid} {proc.pid} {label}")
+        finally:
+            self.spawning = False
+        if self.pending:
+            raise SystemExit(128 + self.pending)
+        return proc
+
+    def interrupt(self, signum):
+        """Called by the signal handler: raises SystemExit now, or after a spawn."""
+        if self.spawning:
+            self.pending = signum
+            return
+        raise SystemExit(128 + signum)
+
+    def record_tree(self):
+        """Logs the descendants of every child (nginx workers, file:// plugins)."""
+        for label, proc in self.procs:
+            for pid in descendants(proc.pid):
+                try:
+                    pgid = os.getpgid(pid)
+                except ProcessLookupError:
+                    continue
+                self.log(f"{pid} {pgid} {label}/child")
+
+    def stop(self, grace=5.0):
+        """SIGTERM to every child's process group, then SIGKILL to what is left."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                kill_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for _, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for _, proc in reversed(self.procs):
+            # Also after the leader exited: a worker or plugin may still hold the group.
+            kill_group(proc.pid, signal.SIGKILL)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.log("stopped")
+
+
+def kill_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def descendants(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+    return children + [d for c in children for d in descendants(c)]
 
 
 def free_port():
@@ -38,14 +141,14 @@ def _rss_kib_of(pid):
         return sum(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-def cpu_ticks(pid):
-    """User plus system CPU time of ``pid`` and all its descendants, in clock ticks."""
-    return tree_sum(pid, _cpu_ticks_of)
+def cpu_ticks(pids):
+    """User plus system CPU time of ``pids`` and all their descendants, in clock ticks."""
+    return sum(tree_sum(pid, _cpu_ticks_of) for pid in pids)
 
 
-def rss_kib(pid):
-    """Resident set size of ``pid`` and all its descendants, in KiB."""
-    return tree_sum(pid, _rss_kib_of)
+def rss_kib(pids):
+    """Resident set size of ``pids`` and all their descendants, in KiB."""
+    return sum(tree_sum(pid, _rss_kib_of) for pid in pids)
 
 
 def parse_duration(text):
@@ -78,21 +181,71 @@ def parse_wrk(out):
     return result
 
 
-def run_wrk(scenario, args, duration):
-    """One wrk run; also the CPU time the scenario's processes used per request (µs),
-    which, unlike req/s, hardly depends on what else the shared CPUs are doing."""
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency"]
+def run_wrk(scenario, threads, connections, duration):
+    """One wrk run; also the CPU time the scenario's processes (and their descendants)
+    used per request (µs), which, unlike req/s, hardly depends on what else the shared
+    CPUs are doing, and the largest RSS of those processes sampled during the run."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     for h in scenario.headers:
         cmd += ["-H", h]
     cmd.append(scenario.url)
-    pid = scenario.pid()
-    before = cpu_ticks(pid) if pid else 0
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    pids = scenario.pids()
+    before = cpu_ticks(pids)
+    peak = 0
+    # wrk prints a few hundred bytes at its end, so polling it cannot fill the pipe.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while proc.poll() is None:
+            time.sleep(0.25)
+            peak = max(peak, rss_kib(pids))
+        out, err = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err.strip()}")
     result = parse_wrk(out)
-    if pid and result.get("requests"):
-        ticks = cpu_ticks(pid) - before
+    result["rss_kib"] = peak
+    if pids and result.get("requests"):
+        ticks = cpu_ticks(pids) - before
         result["cpu_us"] = ticks / os.sysconf("SC_CLK_TCK") / result["requests"] * 1e6
     return result
+
+
+def binary_size(path):
+    """(unstripped bytes, stripped bytes, linkage) of an ELF binary: a copy is stripped
+    with binutils' ``strip``; without ``strip`` the stripped size is None."""
+    raw = os.path.getsize(path)
+    stripped = None
+    if shutil.which("strip"):
+        with tempfile.TemporaryDirectory(prefix="mg-size-") as tmp:
+            copy = os.path.join(tmp, "bin")
+            shutil.copyfile(path, copy)
+            subprocess.run(["strip", copy], check=True)
+            stripped = os.path.getsize(copy)
+    linkage = "unknown linkage"
+    if shutil.which("file"):
+        out = subprocess.run(["file", "-b", path], capture_output=True, text=True).stdout
+        if "static" in out:
+            linkage = "statically linked"
+        elif "dynamically linked" in out:
+            linkage = "dynamically linked"
+    return raw, stripped, linkage
+
+
+def criterion_estimates(directory):
+    """Criterion's estimate (ns) of every benchmark under ``directory``
+    (``GROUP/ID/new/estimates.json``), keyed by ``GROUP/ID``: the slope when criterion
+    measured one (as its report prints it), else the mean."""
+    out = {}
+    for path in glob.glob(os.path.join(directory, "**", "new", "estimates.json"), recursive=True):
+        bench = os.path.relpath(os.path.dirname(os.path.dirname(path)), directory)
+        with open(path) as f:
+            data = json.load(f)
+        estimate = (data.get("slope") or data["mean"])["point_estimate"]
+        out[bench] = {"ns": estimate, "mtime": os.path.getmtime(path)}
+    return out
 
 
 def write(path, text):
@@ -107,7 +260,9 @@ def nginx_conf(work, name, workers, server_block):
     )
     return write(
         f"{work}/{name}.conf",
-        f"""worker_processes {workers};
+        f"""daemon off;
+master_process on;
+worker_processes {workers};
 pid {work}/{name}.pid;
 error_log {work}/{name}-error.log warn;
 events {{ worker_connections 4096; }}
@@ -125,6 +280,9 @@ def gateway_toml(work, name, port, upstream, plugins):
         f"{work}/{name}.toml",
         f"""[server]
 listen = "127.0.0.1:{port}"
+shutdown_timeout = "1s"
+[plugin_runtime]
+allow_internal_network_access = true
 [admin]
 listen = "127.0.0.1:{free_port()}"
 data_dir = "{work}/{name}-data"
