@@ -13,8 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={proto}");
     }
     // `microgateway --version` reports the commit it was built from.
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Only paths that exist: in a git worktree `.git` is a file, and a missing path
+    // would make cargo re-run this script (and rebuild the crate) on every build.
+    for path in [".git/HEAD", ".git/refs/heads"] {
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
     let hash = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
