@@ -38,8 +38,9 @@ fn context_to_pb(ctx: &RequestContext) -> HashMap<String, String> {
     ctx.values.clone()
 }
 
-/// The request as the proto `RequestInfo`.
-pub fn request_to_pb(view: &RequestView<'_>) -> pb::HookRequest {
+/// The request as the proto `RequestInfo`; the buffered body only `with_body` (when the
+/// plugin's manifest asked for it: another hook on the route may have buffered it).
+pub fn request_to_pb(view: &RequestView<'_>, with_body: bool) -> pb::HookRequest {
     pb::HookRequest {
         request: Some(pb::RequestInfo {
             request_id: view.request_id.to_string(),
@@ -51,7 +52,7 @@ pub fn request_to_pb(view: &RequestView<'_>) -> pb::HookRequest {
             client_ip: view.client_ip.to_string(),
             route: view.route.to_string(),
             headers: headers_to_pb(view.headers),
-            body: view.body.cloned().unwrap_or_default(),
+            body: view.body.filter(|_| with_body).cloned().unwrap_or_default(),
         }),
         context: context_to_pb(view.context),
         auth: auth_to_pb(view.context.auth.as_ref()),

@@ -9,37 +9,94 @@ use crate::config::GrpcTlsConfig;
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-/// Connects to a started plugin where its handshake says: with mutual TLS when the
-/// handshake carries a server certificate (trusting exactly that certificate and
-/// presenting `identity`), plainly otherwise. `process::start` has already applied the
-/// `auto_mtls` policy, so a certificate without an identity is refused here too. Logs
-/// one line saying which it is.
+/// How to open a connection to a running plugin. The supervisor keeps the first
+/// connection for health pings and lifecycle; every proxy worker opens its own from the
+/// same target (see `lanes`), so it is cheap to share.
+#[derive(Clone)]
+pub enum Target {
+    /// A plugin serving plainly on a unix socket.
+    Unix(PathBuf),
+    /// Exactly `addr` (already resolved and checked); `host` for TLS server names.
+    Tcp {
+        addr: SocketAddr,
+        host: String,
+        tls: Option<GrpcTlsConfig>,
+    },
+    /// A hand-shaken plugin with go-plugin AutoMTLS: its pinned certificate and our
+    /// identity, in one client configuration.
+    AutoMtls {
+        address: Address,
+        config: Arc<rustls::ClientConfig>,
+    },
+}
+
+impl Target {
+    /// Where a started plugin's handshake says to connect: with mutual TLS when the
+    /// handshake carries a server certificate (trusting exactly that certificate and
+    /// presenting `identity`), plainly otherwise. `process::start` has already applied
+    /// the `auto_mtls` policy, so a certificate without an identity is refused here too.
+    pub fn for_plugin(
+        handshake: &Handshake,
+        identity: Option<&automtls::Identity>,
+    ) -> Result<Target, String> {
+        let tls = match (&handshake.server_cert, identity) {
+            (Some(cert), Some(ours)) => {
+                Some(automtls::client_config(ours, cert).map_err(|e| crate::error::chain(&e))?)
+            }
+            (Some(_), None) => {
+                return Err("the plugin sent an AutoMTLS certificate, but none was offered".into());
+            }
+            (None, _) => None,
+        };
+        Ok(match (&handshake.address, tls) {
+            (Address::Unix(path), None) => Target::Unix(path.clone()),
+            (Address::Tcp(addr), None) => Target::Tcp {
+                addr: *addr,
+                host: addr.ip().to_string(),
+                tls: None,
+            },
+            (address, Some(config)) => Target::AutoMtls {
+                address: address.clone(),
+                config,
+            },
+        })
+    }
+
+    /// Opens one HTTP/2 connection. tonic spawns the connection's tasks on the runtime
+    /// this runs on, so a proxy worker that dials keeps its plugin traffic on its thread.
+    pub async fn connect(&self, timeout: Duration) -> Result<Channel, String> {
+        match self {
+            Target::Unix(path) => unix(path.clone(), timeout).await,
+            Target::Tcp { addr, host, tls } => tcp(*addr, host, tls.as_ref(), timeout).await,
+            Target::AutoMtls { address, config } => {
+                mutual_tls(address.clone(), config.clone(), timeout).await
+            }
+        }
+    }
+
+    fn mtls(&self) -> bool {
+        matches!(self, Target::AutoMtls { .. })
+    }
+}
+
+/// Connects to a started plugin where its handshake says ([`Target::for_plugin`]) and
+/// returns the channel with the target, for more connections later. Logs one line saying
+/// whether it uses TLS.
 pub async fn to_plugin(
     name: &str,
     handshake: &Handshake,
     identity: Option<&automtls::Identity>,
     timeout: Duration,
-) -> Result<Channel, String> {
-    let tls = match (&handshake.server_cert, identity) {
-        (Some(cert), Some(ours)) => {
-            Some(automtls::client_config(ours, cert).map_err(|e| crate::error::chain(&e))?)
-        }
-        (Some(_), None) => {
-            return Err("the plugin sent an AutoMTLS certificate, but none was offered".into());
-        }
-        (None, _) => None,
-    };
-    let mtls = tls.is_some();
-    let channel = match (&handshake.address, tls) {
-        (Address::Unix(path), None) => unix(path.clone(), timeout).await,
-        (Address::Tcp(addr), None) => tcp(*addr, &addr.ip().to_string(), None, timeout).await,
-        (address, Some(config)) => mutual_tls(address.clone(), config, timeout).await,
-    }?;
+) -> Result<(Channel, Target), String> {
+    let target = Target::for_plugin(handshake, identity)?;
+    let channel = target.connect(timeout).await?;
+    let mtls = target.mtls();
     tracing::info!(
         plugin = %name,
         network = handshake.address.network(),
@@ -48,14 +105,14 @@ pub async fn to_plugin(
         "connected to plugin {}",
         if mtls { "with AutoMTLS" } else { "without TLS" }
     );
-    Ok(channel)
+    Ok((channel, target))
 }
 
 /// Connects over a unix socket or TCP and runs the AutoMTLS handshake (server name
 /// `localhost`, as go-plugin's host) on every (re)connection.
 async fn mutual_tls(
     address: Address,
-    config: std::sync::Arc<rustls::ClientConfig>,
+    config: Arc<rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<Channel, String> {
     let connector = tokio_rustls::TlsConnector::from(config);

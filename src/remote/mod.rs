@@ -6,7 +6,9 @@
 //! - `handshake`, `process`, `orphan`, `exec`, `sandbox`: checking, sandboxing, starting
 //!   and killing plugin processes.
 //! - `dial`: gRPC channels over unix sockets, checked TCP addresses, TLS, and the
-//!   gRPC health check.
+//!   gRPC health check; a `dial::Target` opens more connections to the same plugin.
+//! - `lanes`: one connection per proxy worker per plugin, dialled lazily on the worker's
+//!   own runtime, so hook calls stay on the worker's thread.
 //! - `supervisor`: connecting with retries, restarts, health pings and graceful stop;
 //!   it builds on `dial`, never the reverse. It holds a plain channel, whatever the
 //!   plugin's contract.
@@ -23,6 +25,7 @@ mod convert;
 mod dial;
 pub mod exec;
 mod handshake;
+mod lanes;
 mod native;
 mod orphan;
 mod process;
@@ -52,7 +55,9 @@ use tonic::transport::Channel;
 /// State shared between a [`RemotePlugin`] and its supervisor task.
 pub(crate) struct Shared {
     name: String,
-    channel: ArcSwapOption<Channel>,
+    /// The running instance, published by the supervisor; `None` while it is down.
+    live: ArcSwapOption<lanes::Live>,
+    generation: std::sync::atomic::AtomicU64,
     health: Mutex<PluginHealth>,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -62,7 +67,8 @@ impl Shared {
     fn new(name: &str, contract: Contract) -> Arc<Shared> {
         Arc::new(Shared {
             name: name.to_string(),
-            channel: ArcSwapOption::empty(),
+            live: ArcSwapOption::empty(),
+            generation: std::sync::atomic::AtomicU64::new(0),
             health: Mutex::new(PluginHealth {
                 state: HealthState::Loading,
                 last_error: None,
@@ -74,8 +80,25 @@ impl Shared {
         })
     }
 
-    fn publish(&self, channel: Option<Channel>) {
-        self.channel.store(channel.map(Arc::new));
+    /// Publishes the running instance (`None` while it is down). Publishing the same
+    /// target again keeps the generation, so workers keep their connections.
+    fn publish(&self, running: Option<(Channel, Arc<dial::Target>, std::time::Duration)>) {
+        use std::sync::atomic::Ordering;
+        let Some((channel, target, dial_timeout)) = running else {
+            self.live.store(None);
+            return;
+        };
+        let current = self.live.load();
+        let generation = match current.as_deref() {
+            Some(live) if Arc::ptr_eq(&live.target, &target) => live.generation,
+            _ => self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        self.live.store(Some(Arc::new(lanes::Live {
+            channel,
+            target,
+            dial_timeout,
+            generation,
+        })));
     }
 
     fn health(&self) -> PluginHealth {
@@ -149,11 +172,17 @@ impl RemotePlugin {
         let manifest = found.start(&channel, &start_of(config, runtime)).await?;
         tracing::info!(plugin = %config.name, contract = found.as_str(), "plugin server connected");
         let shared = Shared::new(&config.name, found);
-        shared.publish(Some(channel.clone()));
+        let dial = Arc::new(dial::Target::Tcp {
+            addr: target.addr,
+            host: target.host.clone(),
+            tls,
+        });
+        let running = (channel.clone(), dial, runtime.start_timeout);
+        shared.publish(Some(running.clone()));
         shared.set_health(HealthState::Ready, None, false);
         let task = crate::task::spawn(supervisor::supervise_remote(
             shared.clone(),
-            channel,
+            running,
             found,
             runtime.ping_interval,
         ));
@@ -191,7 +220,7 @@ impl RemotePlugin {
         spec.contract = found.choice();
         let shared = Shared::new(&config.name, found);
         // Ready (and callable) as soon as `load` returns, not when the task first runs.
-        shared.publish(Some(launched.channel.clone()));
+        shared.publish(Some(launched.running(&spec)));
         shared.set_health(HealthState::Ready, None, false);
         let task = crate::task::spawn(supervisor::supervise_process(
             shared.clone(),
@@ -211,10 +240,11 @@ impl RemotePlugin {
         }
     }
 
-    /// The channel to the running plugin, or why there is none.
-    fn channel(&self) -> Result<Channel, PluginError> {
-        match self.shared.channel.load_full() {
-            Some(c) => Ok((*c).clone()),
+    /// The channel to the running plugin for this thread (see [`lanes`]), or why there
+    /// is none.
+    async fn channel(&self) -> Result<Channel, PluginError> {
+        match self.shared.live.load_full() {
+            Some(live) => lanes::channel(&self.shared, live).await,
             None => {
                 let h = self.shared.health();
                 let why = h.last_error.unwrap_or_else(|| format!("{:?}", h.state));

@@ -1,5 +1,6 @@
 //! The hooks of microgateway's own contract (`microgateway.plugin.v1.Plugin`): each
-//! builds a typed client on the supervised channel and converts with [`convert`].
+//! builds a typed client on this worker's channel to the plugin (see `lanes`) and
+//! converts with [`convert`].
 
 use super::{RemotePlugin, authcache, convert};
 use crate::plugin::proto::plugin_client::PluginClient;
@@ -26,13 +27,10 @@ pub(super) fn on_request<'a>(
             ..Default::default()
         }));
     }
-    let mut client = match p.channel() {
-        Ok(c) => Client::new(c),
-        Err(e) => return HookFuture::err(e),
-    };
-    let message = convert::request_to_pb(request);
+    let message = convert::request_to_pb(request, p.manifest.request_body);
     let cache = p.auth_cache.clone();
     HookFuture::pending(async move {
+        let mut client = Client::new(p.channel().await?);
         let response = match stage {
             HookType::PreAuth => client.pre_auth(message).await,
             HookType::Auth => client.auth(message).await,
@@ -54,12 +52,9 @@ pub(super) fn on_response_headers<'a>(
     p: &'a RemotePlugin,
     response: &'a ResponseView<'a>,
 ) -> HookFuture<'a, ResponseMutations> {
-    let mut client = match p.channel() {
-        Ok(c) => Client::new(c),
-        Err(e) => return HookFuture::err(e),
-    };
     let message = convert::response_headers_to_pb(response);
     HookFuture::pending(async move {
+        let mut client = Client::new(p.channel().await?);
         let r = client
             .on_response_headers(message)
             .await
@@ -74,12 +69,9 @@ pub(super) fn on_response_body<'a>(
     response: &'a ResponseView<'a>,
     body: &'a Bytes,
 ) -> HookFuture<'a, BodyMutations> {
-    let mut client = match p.channel() {
-        Ok(c) => Client::new(c),
-        Err(e) => return HookFuture::err(e),
-    };
     let message = convert::response_body_to_pb(response, body);
     HookFuture::pending(async move {
+        let mut client = Client::new(p.channel().await?);
         let r = client
             .on_response_body(message)
             .await
@@ -93,12 +85,9 @@ pub(super) fn on_response_chunk<'a>(
     p: &'a RemotePlugin,
     chunk: &'a ChunkView<'a>,
 ) -> HookFuture<'a, ChunkAction> {
-    let mut client = match p.channel() {
-        Ok(c) => Client::new(c),
-        Err(e) => return HookFuture::err(e),
-    };
     let message = convert::chunk_to_pb(chunk);
     HookFuture::pending(async move {
+        let mut client = Client::new(p.channel().await?);
         let r = client
             .on_response_chunk(message)
             .await
@@ -112,12 +101,9 @@ pub(super) fn on_stream_complete<'a>(
     p: &'a RemotePlugin,
     done: &'a CompletedExchange,
 ) -> HookFuture<'a, ()> {
-    let mut client = match p.channel() {
-        Ok(c) => Client::new(c),
-        Err(e) => return HookFuture::err(e),
-    };
     let message = convert::complete_to_pb(done);
     HookFuture::pending(async move {
+        let mut client = Client::new(p.channel().await?);
         client
             .on_stream_complete(message)
             .await
@@ -131,12 +117,9 @@ pub(super) fn collect<'a>(
     p: &'a RemotePlugin,
     record: &'a CompletedExchange,
 ) -> HookFuture<'a, ()> {
-    let mut client = match p.channel() {
-        Ok(c) => Client::new(c),
-        Err(e) => return HookFuture::err(e),
-    };
     let message = convert::collect_to_pb(record);
     HookFuture::pending(async move {
+        let mut client = Client::new(p.channel().await?);
         client
             .collect(message)
             .await

@@ -49,6 +49,8 @@ pub struct Spec {
 pub struct Launched {
     pub running: Running,
     pub channel: Channel,
+    /// How proxy workers open their own connections to this process.
+    pub target: Arc<dial::Target>,
     pub contract: Contract,
     pub manifest: Manifest,
 }
@@ -69,9 +71,10 @@ pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
     .await
     .map_err(|e| PluginError::Load(crate::error::chain(&e)))?;
     match connect_and_init(spec, &running).await {
-        Ok((channel, contract, manifest)) => Ok(Launched {
+        Ok((channel, target, contract, manifest)) => Ok(Launched {
             running,
             channel,
+            target: Arc::new(target),
             contract,
             manifest,
         }),
@@ -86,8 +89,8 @@ pub async fn launch(spec: &Spec) -> Result<Launched, PluginError> {
 async fn connect_and_init(
     spec: &Spec,
     running: &Running,
-) -> Result<(Channel, Contract, Manifest), PluginError> {
-    let channel = dial::to_plugin(
+) -> Result<(Channel, dial::Target, Contract, Manifest), PluginError> {
+    let (channel, target) = dial::to_plugin(
         &spec.name,
         &running.handshake,
         running.identity.as_ref(),
@@ -104,7 +107,18 @@ async fn connect_and_init(
     );
     let found = contract::detect(&channel, spec.contract, spec.start_timeout).await?;
     let manifest = found.start(&channel, &spec.start).await?;
-    Ok((channel, found, manifest))
+    Ok((channel, target, found, manifest))
+}
+
+impl Launched {
+    /// What the supervisor publishes for this process.
+    pub fn running(&self, spec: &Spec) -> (Channel, Arc<dial::Target>, Duration) {
+        (
+            self.channel.clone(),
+            self.target.clone(),
+            spec.start_timeout,
+        )
+    }
 }
 
 /// Connects to the `grpc://` plugin server at the checked `addr`, retrying with backoff
@@ -179,7 +193,7 @@ pub async fn supervise_process(shared: Arc<Shared>, spec: Spec, first: Launched)
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = Instant::now();
-        shared.publish(Some(launched.channel.clone()));
+        shared.publish(Some(launched.running(&spec)));
         shared.set_health(HealthState::Ready, None, false);
         let reason = tokio::select! {
             _ = shared.stop.cancelled() => {
@@ -265,11 +279,12 @@ async fn watch(launched: &mut Launched, spec: &Spec) -> String {
 /// Pings a `grpc://` plugin server and keeps its health current until `shared.stop`.
 pub async fn supervise_remote(
     shared: Arc<Shared>,
-    channel: Channel,
+    running: (Channel, Arc<dial::Target>, Duration),
     contract: Contract,
     interval: Duration,
 ) {
-    shared.publish(Some(channel.clone()));
+    let channel = running.0.clone();
+    shared.publish(Some(running));
     shared.set_health(HealthState::Ready, None, false);
     let every = ping_period(interval);
     let mut ticker = tokio::time::interval_at(

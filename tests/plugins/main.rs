@@ -19,3 +19,4 @@ mod lifecycle;
 mod security;
 mod support;
 mod tyk;
+mod workers;

@@ -152,8 +152,8 @@ pub async fn shutdown(channel: &Channel, grace: Duration) {
     let _ = tokio::time::timeout(grace, client.shutdown(request)).await;
 }
 
-fn client(p: &RemotePlugin) -> Result<Client, PluginError> {
-    p.channel().map(Client::new)
+async fn client(p: &RemotePlugin) -> Result<Client, PluginError> {
+    p.channel().await.map(Client::new)
 }
 
 /// `ProcessPreAuth`, `Authenticate` or `ProcessPostAuth`.
@@ -162,10 +162,6 @@ pub(super) fn on_request<'a>(
     stage: HookType,
     view: &'a RequestView<'a>,
 ) -> HookFuture<'a, Decision> {
-    let mut client = match client(p) {
-        Ok(c) => c,
-        Err(e) => return HookFuture::err(e),
-    };
     let context = context::build(&Source {
         request_id: view.request_id,
         route: view.route,
@@ -175,6 +171,7 @@ pub(super) fn on_request<'a>(
     });
     let request = convert::plugin_request(view, context.clone());
     HookFuture::pending(async move {
+        let mut client = client(p).await?;
         match stage {
             HookType::PreAuth => {
                 let r = client.process_pre_auth(request).await.map_err(status)?;
@@ -223,15 +220,12 @@ pub(super) fn on_response_headers<'a>(
     p: &'a RemotePlugin,
     view: &'a ResponseView<'a>,
 ) -> HookFuture<'a, ResponseMutations> {
-    let mut client = match client(p) {
-        Ok(c) => c,
-        Err(e) => return HookFuture::err(e),
-    };
     let message = pb::HeadersRequest {
         headers: convert::headers_to_map(view.headers),
         context: Some(response_context(view)),
     };
     HookFuture::pending(async move {
+        let mut client = client(p).await?;
         let r = client
             .on_before_write_headers(message)
             .await
@@ -254,10 +248,6 @@ pub(super) fn on_response_body<'a>(
     view: &'a ResponseView<'a>,
     body: &'a Bytes,
 ) -> HookFuture<'a, BodyMutations> {
-    let mut client = match client(p) {
-        Ok(c) => c,
-        Err(e) => return HookFuture::err(e),
-    };
     let message = pb::ResponseWriteRequest {
         body: body.clone(),
         headers: convert::headers_to_map(view.headers),
@@ -265,6 +255,7 @@ pub(super) fn on_response_body<'a>(
         context: Some(response_context(view)),
     };
     HookFuture::pending(async move {
+        let mut client = client(p).await?;
         let r = client
             .on_before_write(message)
             .await
@@ -299,10 +290,6 @@ pub(super) fn on_stream_complete<'a>(
     p: &'a RemotePlugin,
     done: &'a CompletedExchange,
 ) -> HookFuture<'a, ()> {
-    let mut client = match client(p) {
-        Ok(c) => c,
-        Err(e) => return HookFuture::err(e),
-    };
     let message = pb::StreamCompleteRequest {
         accumulated_response: done.accumulated.clone(),
         headers: Default::default(),
@@ -312,6 +299,7 @@ pub(super) fn on_stream_complete<'a>(
         request_body: Bytes::new(),
     };
     HookFuture::pending(async move {
+        let mut client = client(p).await?;
         client
             .on_stream_complete(message)
             .await
@@ -323,10 +311,6 @@ pub(super) fn on_stream_complete<'a>(
 /// `HandleProxyLog` for every exchange; `HandleAnalytics` and `HandleBudgetUsage` as
 /// well when it reported token usage. An RPC the plugin leaves UNIMPLEMENTED is skipped.
 pub(super) fn collect<'a>(p: &'a RemotePlugin, done: &'a CompletedExchange) -> HookFuture<'a, ()> {
-    let mut client = match client(p) {
-        Ok(c) => c,
-        Err(e) => return HookFuture::err(e),
-    };
     let context = exchange_context(done);
     let timestamp = done.started_at_ms / 1000;
     let vendor = context.vendor.clone();
@@ -343,6 +327,7 @@ pub(super) fn collect<'a>(p: &'a RemotePlugin, done: &'a CompletedExchange) -> H
         context: Some(context.clone()),
     };
     HookFuture::pending(async move {
+        let mut client = client(p).await?;
         answered(client.handle_proxy_log(log).await)?;
         let Some(usage) = &done.usage else {
             return Ok(());
