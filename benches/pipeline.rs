@@ -1,4 +1,4 @@
-//! Criterion benchmarks of the hook pipeline.
+//! Criterion benchmarks of the hook pipeline, with the Prometheus recorder installed.
 //!
 //! - `request_stages/{0,1,5}`: one request through `pre_auth`/`auth`/`post_auth` with
 //!   0, 1 or 5 in-process hooks (no network).
@@ -107,7 +107,15 @@ fn ctx(route: &Route, start: Instant) -> RequestCtx<'_> {
     ctx
 }
 
+/// Installs the Prometheus recorder and its upkeep, so hook metrics record as they do
+/// in the gateway: without a recorder every metric handle is a no-op.
+fn recorder() {
+    microgateway::metrics::install().expect("the recorder installs");
+    microgateway::metrics::spawn_upkeep();
+}
+
 fn request_stages(c: &mut Criterion) {
+    recorder();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -144,6 +152,7 @@ fn request_stages(c: &mut Criterion) {
 /// One hook: in-process `headers` built-in vs the `file://` header-enricher example
 /// (a subprocess answering over a unix socket).
 fn remote_hook(c: &mut Criterion) {
+    recorder();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
