@@ -9,7 +9,8 @@
 //! - [`mutate`]: validation of everything a plugin returns.
 //!
 //! Every hook call goes through [`invoke`], which applies the timeout, records metrics
-//! and turns failures into either a skip (`fail_open`) or a [`GatewayError`].
+//! (latency of in-process hooks sampled) and turns failures into either a skip
+//! (`fail_open`) or a [`GatewayError`].
 
 pub mod collect;
 pub mod ctx;
@@ -29,23 +30,47 @@ use tokio::time::Instant;
 ///
 /// Returns `Ok(Some(value))` on success, `Ok(None)` when the call failed and the
 /// instance is `fail_open`, and `Err` when it failed and the instance is `fail_closed`.
+///
+/// Calls are counted exactly. Latency is recorded for every call of a hook that has
+/// answered asynchronously before (a remote plugin) and for a random one in
+/// [`crate::metrics::HOOK_SAMPLE`] of the others, so that an in-process hook does not
+/// pay for two clock reads and a histogram record on every call.
 pub async fn invoke<'a, T>(
     instance: &'a Instance,
     hook: Hook,
     call: impl FnOnce() -> HookFuture<'a, T>,
 ) -> Result<Option<T>, GatewayError> {
-    // The clock starts before `call` so synchronous (in-process) work is measured too.
-    let start = Instant::now();
-    let result = match call() {
-        HookFuture::Ready(result) => result,
-        HookFuture::Pending(f) => match tokio::time::timeout(instance.timeout, f).await {
-            Ok(result) => result,
-            Err(_) => Err(PluginError::Timeout(instance.timeout)),
-        },
+    let metrics = instance.metrics(hook);
+    // The clock starts before `call` so synchronous work (in-process hooks, a remote
+    // plugin's encoding) is measured too.
+    let start = metrics.filter(|m| m.timed()).map(|_| Instant::now());
+    let (result, start) = match call() {
+        HookFuture::Ready(result) => (result, start),
+        HookFuture::Pending(f) => {
+            // A hook's first asynchronous answer marks it as timed on every call; that
+            // first call is timed from here.
+            let start = match start {
+                Some(start) => start,
+                None => {
+                    if let Some(m) = metrics {
+                        m.mark_asynchronous();
+                    }
+                    Instant::now()
+                }
+            };
+            let deadline = crate::deadline::after(start, instance.timeout);
+            let result = match tokio::time::timeout_at(deadline, f).await {
+                Ok(result) => result,
+                Err(_) => Err(PluginError::Timeout(instance.timeout)),
+            };
+            (result, Some(start))
+        }
     };
-    if let Some(hook_metrics) = instance.metrics(hook) {
-        hook_metrics.calls.increment(1);
-        hook_metrics.latency.record(start.elapsed().as_secs_f64());
+    if let Some(m) = metrics {
+        m.calls.increment(1);
+        if let Some(start) = start {
+            m.latency.record(start.elapsed().as_secs_f64());
+        }
     }
     match result {
         Ok(value) => Ok(Some(value)),

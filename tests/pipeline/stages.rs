@@ -184,6 +184,54 @@ async fn plugins_apply_only_to_their_routes() {
     assert_eq!(get(gw.proxy_addr, "/x").await.status, 200);
 }
 
+/// The value of the series `series` (name and labels) in a `/metrics` page.
+fn series(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn calls_are_counted_exactly_and_in_process_latency_is_sampled() {
+    let up = upstream().await;
+    // Names unique in this test binary: the metrics registry is process-wide.
+    let plugins = [
+        scripted(
+            "sampled-inproc",
+            "pre_auth",
+            "config = { action = \"append\" }",
+        ),
+        scripted(
+            "timed-async",
+            "post_auth",
+            "config = { action = \"sleep\", ms = 0 }",
+        ),
+    ]
+    .concat();
+    let gw = gateway(&up, &plugins, Arc::new(Journal::default())).await;
+    let n = 640;
+    for _ in 0..n {
+        assert_eq!(get(gw.proxy_addr, "/x").await.status, 200);
+    }
+    let m = admin_metrics(gw.admin_addr).await;
+    let value = |name: &str, plugin: &str, hook: &str| {
+        series(
+            &m,
+            &format!("{name}{{plugin=\"{plugin}\",hook=\"{hook}\"}}"),
+        )
+        .unwrap_or_else(|| panic!("no {name} for {plugin}: {m}"))
+    };
+    let calls = "microgateway_plugin_calls_total";
+    let timed = "microgateway_plugin_duration_seconds_count";
+    assert_eq!(value(calls, "sampled-inproc", "pre_auth"), f64::from(n));
+    assert_eq!(value(calls, "timed-async", "post_auth"), f64::from(n));
+    // Every call of a hook that answers asynchronously is timed.
+    assert_eq!(value(timed, "timed-async", "post_auth"), f64::from(n));
+    // About one in 32 in-process calls is (20 expected here; 0 has odds below 1e-8).
+    let sampled = value(timed, "sampled-inproc", "pre_auth");
+    assert!(sampled >= 1.0 && sampled <= f64::from(n) / 4.0, "{sampled}");
+}
+
 pub async fn admin_metrics(addr: std::net::SocketAddr) -> String {
     get(addr, "/metrics").await.text()
 }
