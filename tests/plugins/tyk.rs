@@ -120,13 +120,14 @@ async fn check_go(command: &str, contract: &str) {
     // HandleProxyLog and OnStreamComplete received the exchange, with the auth ids
     // and the context update.
     let id = ok.header("x-request-id").unwrap().to_string();
+    // OnStreamComplete and HandleProxyLog run independently: wait for the proxy log.
     let seen = eventually(Duration::from_secs(10), async || {
-        !records(&log, &id).is_empty()
+        records(&log, &id).iter().any(|r| r["kind"] == "proxy_log")
     })
     .await;
     assert!(
         seen,
-        "no record for {id}: {:?}",
+        "no proxy_log record for {id}: {:?}",
         std::fs::read_to_string(&log)
     );
     let proxy_log = records(&log, &id)
