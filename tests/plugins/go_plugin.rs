@@ -156,6 +156,8 @@ async fn enricher_tcp_traffic(runtime: &str) {
     let reply = get(gw.proxy_addr, "/x").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.echo().header("x-hello"), Some("tcp"));
+    gw.shutdown();
+    gw.wait().await;
 }
 
 #[tokio::test]
@@ -241,4 +243,8 @@ async fn every_go_plugin_handshake_field_is_understood() {
     let gw = runtime_config(&up, "", &entry).start().await;
     let reply = get(gw.proxy_addr, "/x").await;
     assert_eq!(reply.echo().header("x-hello"), Some("mux"));
+    // The wrapper's shell runs the plugin as its child, which only the gateway's stop
+    // (a kill of the whole process group) ends; the test process exiting would not.
+    gw.shutdown();
+    gw.wait().await;
 }
