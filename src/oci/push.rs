@@ -145,6 +145,28 @@ pub fn signing_key(pem: &str) -> Result<SigningKey, String> {
         })
 }
 
+/// The `{}` config blob of signature and referrer manifests, which carry no config.
+pub(super) const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// Pushes [`EMPTY_CONFIG`] and `payload` as blobs of `reference`'s repository (the two
+/// blobs of a one-layer signature or referrer manifest); returns their digests.
+pub(super) async fn push_empty_config_and(
+    store: &OciStore,
+    reference: &oci_client::Reference,
+    payload: &[u8],
+) -> Result<(String, String), OciError> {
+    let empty_digest = artifact::digest(EMPTY_CONFIG);
+    let payload_digest = artifact::digest(payload);
+    for (data, digest) in [(EMPTY_CONFIG, &empty_digest), (payload, &payload_digest)] {
+        store
+            .client()
+            .push_blob(reference, data.to_vec(), digest)
+            .await
+            .map_err(|e| OciError::Registry(e.to_string()))?;
+    }
+    Ok((empty_digest, payload_digest))
+}
+
 /// Signs the manifest `digest` of `reference`'s repository and pushes the signature to
 /// `<repo>:sha256-<hex>.sig`. Returns the signature tag.
 pub async fn sign(
@@ -169,18 +191,7 @@ pub async fn sign(
         .auth(&sig_ref, &auth, oci_client::RegistryOperation::Push)
         .await
         .map_err(|e| OciError::Registry(e.to_string()))?;
-    let empty = b"{}".to_vec();
-    let empty_digest = artifact::digest(&empty);
-    let payload_digest = artifact::digest(&payload);
-    for (data, digest) in [
-        (empty.clone(), &empty_digest),
-        (payload.clone(), &payload_digest),
-    ] {
-        client
-            .push_blob(&sig_ref, data, digest)
-            .await
-            .map_err(|e| OciError::Registry(e.to_string()))?;
-    }
+    let (empty_digest, payload_digest) = push_empty_config_and(store, &sig_ref, &payload).await?;
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(artifact::MANIFEST_MEDIA_TYPE.into()),
@@ -188,7 +199,7 @@ pub async fn sign(
         config: Some(Descriptor {
             media_type: "application/vnd.oci.image.config.v1+json".into(),
             digest: empty_digest,
-            size: empty.len() as i64,
+            size: EMPTY_CONFIG.len() as i64,
             annotations: None,
             platform: None,
         }),

@@ -11,6 +11,7 @@
 
 use super::artifact::{self, Descriptor};
 use super::bundle::{self, BUNDLE_MEDIA_TYPE};
+use super::push;
 use super::{OciError, OciStore};
 use oci_client::Reference;
 use oci_client::secrets::RegistryAuth;
@@ -213,18 +214,8 @@ pub async fn attach(
         .ok()
         .and_then(|v| v["mediaType"].as_str().map(str::to_string))
         .unwrap_or_else(|| artifact::MANIFEST_MEDIA_TYPE.to_string());
-    let empty = b"{}".to_vec();
-    let empty_digest = artifact::digest(&empty);
-    let bundle_digest = artifact::digest(bundle_json);
-    for (data, d) in [
-        (empty.clone(), &empty_digest),
-        (bundle_json.to_vec(), &bundle_digest),
-    ] {
-        client
-            .push_blob(&subject_ref, data, d)
-            .await
-            .map_err(registry)?;
-    }
+    let (empty_digest, bundle_digest) =
+        push::push_empty_config_and(store, &subject_ref, bundle_json).await?;
     let annotations = BTreeMap::from([
         (
             "dev.sigstore.bundle.content".to_string(),
@@ -255,7 +246,7 @@ pub async fn attach(
         schema_version: 2,
         media_type: Some(artifact::MANIFEST_MEDIA_TYPE.into()),
         artifact_type: Some(BUNDLE_MEDIA_TYPE.into()),
-        config: descriptor(EMPTY_MEDIA_TYPE, &empty_digest, empty.len()),
+        config: descriptor(EMPTY_MEDIA_TYPE, &empty_digest, push::EMPTY_CONFIG.len()),
         layers: vec![layer],
         subject: Some(descriptor(&subject_type, digest, subject_raw.len())),
         annotations: Some(annotations.clone()),

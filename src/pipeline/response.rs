@@ -54,7 +54,9 @@ pub async fn run(
         hook_state.values.extend(mutations.context);
     }
 
-    let streaming = is_event_stream(&parts.headers);
+    // Only body and chunk hooks care whether this is an event stream.
+    let streaming = (!plan.response_body.is_empty() || !plan.response_chunk.is_empty())
+        && is_event_stream(&parts.headers);
     let buffered = |instance: &&Arc<crate::loader::Instance>| {
         !(streaming && instance.plugin.manifest().response_body == BodyMode::BufferedUnlessStream)
     };
