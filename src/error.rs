@@ -47,6 +47,14 @@ pub enum GatewayError {
         /// Timeout that expired.
         timeout_ms: u128,
     },
+    /// A circuit-breaker limit of the upstream group is reached.
+    #[error("upstream {upstream} is overloaded: {limit} reached")]
+    UpstreamOverloaded {
+        /// Upstream group name.
+        upstream: String,
+        /// Which limit (`max_requests`, `max_pending`, `max_connections`).
+        limit: &'static str,
+    },
     /// The gateway is draining and accepts no new requests.
     #[error("gateway is shutting down")]
     ShuttingDown,
@@ -93,6 +101,7 @@ impl GatewayError {
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::UpstreamOverloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::PluginFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -112,6 +121,7 @@ impl GatewayError {
             GatewayError::BadRequest(_) => "bad_request",
             GatewayError::UpstreamUnavailable { .. } => "upstream_unavailable",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
+            GatewayError::UpstreamOverloaded { .. } => "upstream_overloaded",
             GatewayError::ShuttingDown => "shutting_down",
             GatewayError::PluginFailed { .. } => "plugin_unavailable",
             GatewayError::Unauthorized(_) => "unauthorized",

@@ -88,9 +88,53 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
         .sum()
 }
 
+/// The delay a `Retry-After` header asks for: delta-seconds or an HTTP date (a date in the
+/// past is zero). `None` when the header is absent or unreadable.
+pub fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<std::time::Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h, now), None);
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(
+            retry_after(&h, now),
+            Some(std::time::Duration::from_secs(7))
+        );
+        let later = httpdate::fmt_http_date(now + std::time::Duration::from_secs(30));
+        h.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_str(&later).unwrap(),
+        );
+        assert_eq!(
+            retry_after(&h, now),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let past = httpdate::fmt_http_date(now - std::time::Duration::from_secs(30));
+        h.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_str(&past).unwrap(),
+        );
+        assert_eq!(retry_after(&h, now), Some(std::time::Duration::ZERO));
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
 
     #[test]
     fn strips_connection_named_headers() {

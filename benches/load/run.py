@@ -254,7 +254,23 @@ def table(rows, nginx_rps, rss):
     print()
 
 
-def report(scenarios, args, estimates, criterion_source, size):
+def socket_rtt(release):
+    """The two-process socket round trip (`mg-unix-rtt`), measured before any scenario
+    starts: {"unix": {"p50_us": ..}, "tcp": {..}}, or {} when the tool is not built."""
+    tool = os.path.join(release, "mg-unix-rtt")
+    if not os.access(tool, os.X_OK):
+        log(f"== no {tool}: the socket round-trip anchor is not printed")
+        return {}
+    log("== mg-unix-rtt: two-process socket round trip")
+    out = subprocess.run([tool, "20000", "200"], capture_output=True, text=True, timeout=120, check=True)
+    rtt = {}
+    for line in out.stdout.splitlines():
+        kind, *fields = line.split()
+        rtt[kind] = {k: float(v) for k, v in (f.split("=") for f in fields)}
+    return rtt
+
+
+def report(scenarios, args, estimates, criterion_source, size, rtt):
     for s in scenarios:
         m = summarize(s.runs)
         s.rps, s.p50, s.p99, s.errors, s.cpu_us = m["rps"], m["p50"], m["p99"], m["errors"], m["cpu_us"]
@@ -274,6 +290,10 @@ def report(scenarios, args, estimates, criterion_source, size):
     if c1:
         print(f"latency: wrk -t1 -c1 -d{args.c1_duration}s, median of {args.rounds} rounds\n")
         table([(s, s.c1) for s in scenarios], nginx.c1["rps"] if nginx else None, rss=False)
+    if rtt:
+        print("anchor: a 200-byte round trip between two processes, blocking reads (mg-unix-rtt): "
+              + ", ".join(f"{k} p50 {v['p50_us']:.1f} us, p99 {v['p99_us']:.1f} us" for k, v in rtt.items())
+              + "; a hook call at -c1 is one such round trip plus both sides' work\n")
     path, raw, stripped, linkage = size
     print(f"binary: {path}: {raw / goals.MB:.1f} MB as built"
           + (f", {stripped / goals.MB:.1f} MB stripped" if stripped else "") + f" ({linkage})\n")
@@ -293,6 +313,7 @@ def report(scenarios, args, estimates, criterion_source, size):
             "settings": vars(args),
             "load_average": os.getloadavg(),
             "scenarios": [{k: getattr(s, k) for k in keys} for s in scenarios],
+            "socket_rtt_us": rtt,
             "binary": {"path": path, "bytes": raw, "stripped_bytes": stripped, "linkage": linkage},
             "criterion": {"source": criterion_source, "estimates_ns": {k: v["ns"] for k, v in estimates.items()}},
             "goals": goals.summary(rows),
@@ -404,16 +425,18 @@ def main():
         wanted.discard("mg-baseline")
     default_dir = os.path.join(ROOT, "target", "release")
     if not args.no_build and args.release_dir == default_dir:
-        log("== cargo build --release (microgateway, mg-plugin-header-enricher, mg-hyper-baseline)")
+        log("== cargo build --release (microgateway, mg-plugin-header-enricher, mg-hyper-baseline, "
+            "mg-unix-rtt)")
         subprocess.run(
             ["cargo", "build", "--release", "--locked", "--bin", "microgateway",
-             "--bin", "mg-plugin-header-enricher", "--bin", "mg-hyper-baseline"],
+             "--bin", "mg-plugin-header-enricher", "--bin", "mg-hyper-baseline", "--bin", "mg-unix-rtt"],
             cwd=ROOT,
             check=True,
         )
     size_bin = args.size_bin or os.path.join(args.release_dir, "microgateway")
     size = (size_bin, *binary_size(size_bin))
     estimates, source = criterion(args)
+    rtt = socket_rtt(args.release_dir)
     children = Children(args.pid_log)
     atexit.register(children.stop)
     install_signal_handlers(children)
@@ -423,7 +446,7 @@ def main():
             measure(scenarios, args, children)
         finally:
             children.stop()
-    ok = report(scenarios, args, estimates, source, size)
+    ok = report(scenarios, args, estimates, source, size, rtt)
     sys.exit(0 if ok else 1)
 
 

@@ -47,8 +47,24 @@ impl ProviderAuth {
         })
     }
 
-    /// Replaces the client's credentials with the provider key.
-    pub fn inject(&self, headers: &mut HeaderMap) {
+    /// Records how the provider answered a request sent with `key`: a 429 or 401 cools
+    /// that key down (for `retry_after` when the provider sent one).
+    pub fn report(
+        &self,
+        _key: KeyUse,
+        _status: http::StatusCode,
+        _retry_after: Option<std::time::Duration>,
+    ) {
+    }
+
+    /// Replaces the client's credentials with the provider key and says which key of
+    /// the pool it was, for [`ProviderAuth::report`].
+    pub fn inject(&self, headers: &mut HeaderMap) -> KeyUse {
+        self.inject_one(headers);
+        KeyUse(0)
+    }
+
+    fn inject_one(&self, headers: &mut HeaderMap) {
         let x_api_key = HeaderName::from_static("x-api-key");
         headers.remove(header::AUTHORIZATION);
         headers.remove(&x_api_key);
@@ -66,6 +82,10 @@ impl ProviderAuth {
         }
     }
 }
+
+/// Which key of an upstream's pool a request was sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUse(pub usize);
 
 /// Records the usage of a completed LLM exchange: metrics by provider, model and app,
 /// and the shared budget windows.

@@ -79,6 +79,7 @@ impl Plugin for StandIn {
             last_error: Some(self.error.to_string()),
             restarts: 0,
             contract: None,
+            transport: None,
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct PluginHealth {
     /// The contract an out-of-process plugin speaks (`microgateway` or `tyk`), once known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<&'static str>,
+    /// How the gateway reaches an out-of-process plugin (`unix`, `unix+mtls`, `tcp`,
+    /// `tcp+tls`, `tcp+mtls`), once connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<&'static str>,
 }
 
 impl PluginHealth {
@@ -37,6 +41,7 @@ impl PluginHealth {
             last_error: None,
             restarts: 0,
             contract: None,
+            transport: None,
         }
     }
 }

@@ -25,6 +25,11 @@ use std::sync::Arc;
 /// The server name go-plugin hosts verify and its certificates carry.
 pub const SERVER_NAME: &str = "localhost";
 
+/// The environment variable that tells a plugin the gateway's `plugin_runtime.auto_mtls`
+/// (`tcp`, `always` or `off`). go-plugin ignores it; the Rust SDK skips TLS on a unix
+/// socket when it says `tcp`.
+pub const POLICY_ENV: &str = "MICROGATEWAY_AUTO_MTLS";
+
 /// Errors preparing AutoMTLS.
 #[derive(Debug, thiserror::Error)]
 pub enum AutoMtlsError {

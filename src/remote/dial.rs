@@ -83,6 +83,22 @@ impl Target {
     fn mtls(&self) -> bool {
         matches!(self, Target::AutoMtls { .. })
     }
+
+    /// The transport as the plugin's health reports it: the network, then `+tls` or
+    /// `+mtls` when the connection is encrypted.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Target::Unix(_) => "unix",
+            Target::Tcp { tls: None, .. } => "tcp",
+            Target::Tcp { tls: Some(tls), .. } if tls.cert.is_some() => "tcp+mtls",
+            Target::Tcp { tls: Some(_), .. } => "tcp+tls",
+            Target::AutoMtls {
+                address: Address::Unix(_),
+                ..
+            } => "unix+mtls",
+            Target::AutoMtls { .. } => "tcp+mtls",
+        }
+    }
 }
 
 /// Connects to a started plugin where its handshake says ([`Target::for_plugin`]) and

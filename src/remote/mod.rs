@@ -74,6 +74,7 @@ impl Shared {
                 last_error: None,
                 restarts: 0,
                 contract: Some(contract.as_str()),
+                transport: None,
             }),
             stop: CancellationToken::new(),
             task: Mutex::new(None),
@@ -88,6 +89,9 @@ impl Shared {
             self.live.store(None);
             return;
         };
+        if let Ok(mut health) = self.health.lock() {
+            health.transport = Some(target.transport());
+        }
         let current = self.live.load();
         let generation = match current.as_deref() {
             Some(live) if Arc::ptr_eq(&live.target, &target) => live.generation,

@@ -153,6 +153,9 @@ pub async fn start(
         Some(identity) => cmd.env("PLUGIN_CLIENT_CERT", identity.cert_pem()),
         None => cmd.env_remove("PLUGIN_CLIENT_CERT"),
     };
+    // Our own SDK reads the policy, so that under `tcp` it serves its private unix
+    // socket plainly instead of paying for TLS that the socket directory already gives.
+    cmd.env(super::automtls::POLICY_ENV, auto_mtls.as_str());
     cmd.envs(extra_env)
         .envs(offer.cookies.iter().copied())
         .env("PLUGIN_PROTOCOL_VERSIONS", versions.join(","))

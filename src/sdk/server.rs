@@ -2,6 +2,8 @@
 //! AutoMTLS: when the gateway offers a client certificate in `PLUGIN_CLIENT_CERT`, the
 //! plugin answers with its own ephemeral certificate in the handshake and serves mutual
 //! TLS that accepts exactly the gateway's certificate, on a unix socket and TCP alike.
+//! The one exception: a unix socket stays plain when the gateway says its policy is
+//! `tcp` (`MICROGATEWAY_AUTO_MTLS`), which accepts that.
 
 use super::{Handler, pb};
 use crate::plugin::proto::goplugin;
@@ -85,8 +87,17 @@ pub async fn serve<H: Handler>(handler: H) -> Result<(), SdkError> {
     }
     // AutoMTLS as go-plugin's plugin.Serve does it: answer an offered client
     // certificate with one of our own, announced in the sixth handshake field.
+    let unix_dir = std::env::var("PLUGIN_UNIX_SOCKET_DIR")
+        .ok()
+        .filter(|dir| !dir.is_empty());
+    // A gateway whose policy is `tcp` accepts a plain unix socket in the private
+    // directory it made for us, and TLS there would only cost CPU on every call. Any
+    // other host (or policy) gets go-plugin's behaviour: TLS whenever a certificate is
+    // offered.
+    let plain_unix =
+        unix_dir.is_some() && std::env::var(automtls::POLICY_ENV).as_deref() == Ok("tcp");
     let tls = match std::env::var("PLUGIN_CLIENT_CERT") {
-        Ok(client) if !client.is_empty() => {
+        Ok(client) if !client.is_empty() && !plain_unix => {
             let ours = Identity::generate()?;
             let config = automtls::server_config(&ours, &client)?;
             Some((
@@ -100,8 +111,8 @@ pub async fn serve<H: Handler>(handler: H) -> Result<(), SdkError> {
         Some((cert, acceptor)) => (cert, Some(acceptor)),
         None => (String::new(), None),
     };
-    match std::env::var("PLUGIN_UNIX_SOCKET_DIR") {
-        Ok(dir) if !dir.is_empty() => {
+    match unix_dir {
+        Some(dir) => {
             let path =
                 std::path::Path::new(&dir).join(format!("plugin-{}.sock", std::process::id()));
             let listener = tokio::net::UnixListener::bind(&path).map_err(SdkError::Listen)?;
@@ -109,7 +120,7 @@ pub async fn serve<H: Handler>(handler: H) -> Result<(), SdkError> {
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
             serve_on(router, incoming, acceptor, shutdown).await
         }
-        _ => {
+        None => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(SdkError::Listen)?;

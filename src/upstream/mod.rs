@@ -233,6 +233,101 @@ impl Upstream {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         &self.targets[i % self.targets.len()]
     }
+
+    /// How many targets the group has.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Whether the group has no targets (validation refuses such a group).
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Chooses a target for one attempt of a request by the group's balancing policy,
+    /// skipping the targets in `tried` (indexes this request already attempted) while
+    /// another is usable. Ejected targets are skipped while a healthy one exists; when
+    /// every target is ejected the least recently failed one is tried. Fails only when
+    /// a circuit-breaker limit is reached.
+    pub fn select(
+        &self,
+        _affinity: &Affinity<'_>,
+        tried: &[usize],
+    ) -> Result<Pick<'_>, Overloaded> {
+        // Scaffolding: round robin that skips tried targets; health, policies and limits
+        // replace it.
+        let n = self.targets.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let index = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|i| !tried.contains(i))
+            .unwrap_or(start % n);
+        Ok(Pick {
+            upstream: self,
+            index,
+        })
+    }
+}
+
+/// The facts of a request that balancing may hash on (`consistent_hash`).
+pub struct Affinity<'a> {
+    /// The request headers as they go upstream (cookies included).
+    pub headers: &'a http::HeaderMap,
+    /// The client's address.
+    pub client_ip: std::net::IpAddr,
+}
+
+/// A circuit-breaker limit of the group is reached: the request is answered 503
+/// `upstream_overloaded` without an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overloaded {
+    /// Which limit (`max_requests`, `max_pending`, `max_connections`).
+    pub limit: &'static str,
+}
+
+/// How one attempt on a target ended, as passive health, `least_request` and the
+/// circuit breaker count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response head below 500 other than 429.
+    Success,
+    /// A 5xx response head.
+    ServerError,
+    /// A 429 response head: the target is up but busy.
+    TooManyRequests,
+    /// The connection could not be made (refused, unreachable, TLS) before any request
+    /// byte was sent.
+    ConnectFailed,
+    /// The connect or the response head timed out.
+    TimedOut,
+    /// The connection broke after the request was sent, before a response head.
+    Reset,
+    /// Abandoned for a reason that says nothing about the target (the client went
+    /// away, a body limit, a plugin).
+    Neutral,
+}
+
+/// One attempt's target. It holds the attempt's in-flight slot (for `least_request` and
+/// the breaker) until it is reported; dropping it unreported counts as
+/// [`Outcome::Neutral`].
+pub struct Pick<'a> {
+    upstream: &'a Upstream,
+    index: usize,
+}
+
+impl<'a> Pick<'a> {
+    /// The target's index in the group.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The chosen target.
+    pub fn target(&self) -> &'a Target {
+        &self.upstream.targets[self.index]
+    }
+
+    /// Records how the attempt ended.
+    pub fn report(self, _outcome: Outcome) {}
 }
 
 fn build_client(

@@ -168,6 +168,40 @@ async fn rust_sdk_answers_automtls_over_tcp() {
     enricher_tcp_traffic("auto_mtls = \"always\"").await;
 }
 
+/// The transport the gateway reports for the Rust SDK plugin on its unix socket.
+async fn enricher_unix_transport(runtime: &str) -> Option<&'static str> {
+    let up = TestUpstream::start("up").await;
+    let entry = PluginEntry::file("enrich", Path::new(ENRICHER), "pre_auth")
+        .extra("config = { headers = { \"x-hello\" = \"unix\" } }\nrequired = true")
+        .toml();
+    let gw = runtime_config(&up, runtime, &entry).start().await;
+    let reply = get(gw.proxy_addr, "/x").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.echo().header("x-hello"), Some("unix"));
+    let transport = gw.proxy().plugins().instances()[0]
+        .plugin
+        .health()
+        .transport;
+    gw.shutdown();
+    gw.wait().await;
+    transport
+}
+
+#[tokio::test]
+async fn rust_sdk_unix_socket_is_plain_unless_policy_is_always() {
+    // Under the default the SDK skips TLS on its private socket, which the policy allows;
+    // under `always` it answers the offered certificate, as go-plugin does.
+    assert_eq!(enricher_unix_transport("").await, Some("unix"));
+    assert_eq!(
+        enricher_unix_transport("auto_mtls = \"always\"").await,
+        Some("unix+mtls")
+    );
+    assert_eq!(
+        enricher_unix_transport("auto_mtls = \"off\"").await,
+        Some("unix")
+    );
+}
+
 #[tokio::test]
 async fn rust_sdk_serves_plain_tcp_with_auto_mtls_off() {
     enricher_tcp_traffic("auto_mtls = \"off\"").await;
