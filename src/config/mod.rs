@@ -9,6 +9,7 @@
 //! cross-references and files. A TOML syntax error starts with `FILE:LINE:COLUMN`.
 
 mod allowlist;
+mod balance;
 pub mod duration_serde;
 mod llm;
 mod plugins;
@@ -21,6 +22,7 @@ mod validate;
 pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
 
 pub use allowlist::Allowlist;
+pub use balance::{Balance, HashOn, HealthCheckConfig};
 pub use llm::{LlmUpstreamConfig, Provider};
 pub use plugins::{
     AutoMtls, GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginContract,

@@ -126,6 +126,20 @@ pub const RANGES: &[Range] = &[
     duration("upstreams[].connect_timeout", MS, DAY),
     duration("upstreams[].pool_idle_timeout", Duration::ZERO, DAY),
     count("upstreams[].pool_max_idle_per_host", 0, 100_000),
+    count("upstreams[].weights[]", 1, 1000),
+    count("upstreams[].max_fails", 0, 1000),
+    duration("upstreams[].fail_timeout", MS, DAY),
+    duration("upstreams[].max_fail_timeout", MS, DAY),
+    duration(
+        "upstreams[].health_check.interval",
+        Duration::from_millis(100),
+        DAY,
+    ),
+    duration("upstreams[].health_check.timeout", MS, HOUR),
+    count("upstreams[].health_check.healthy_threshold", 1, 1000),
+    count("upstreams[].health_check.unhealthy_threshold", 1, 1000),
+    count("upstreams[].health_check.expected_statuses[]", 100, 599),
+    count("upstreams[].max_requests", 1, 10_000_000),
     duration("routes[].timeout", MS, DAY),
     Range {
         key: "plugins[].order",
@@ -276,6 +290,38 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
                 n(up.pool_max_idle_per_host),
             ),
         ]);
+        for (j, w) in up.weights.iter().enumerate() {
+            out.push((format!("upstreams[{i}].weights[{j}]"), u(u64::from(*w))));
+        }
+        out.extend([
+            (format!("upstreams[{i}].max_fails"), u(u64::from(up.max_fails))),
+            (format!("upstreams[{i}].fail_timeout"), d(up.fail_timeout)),
+            (
+                format!("upstreams[{i}].max_fail_timeout"),
+                d(up.max_fail_timeout),
+            ),
+        ]);
+        if let Some(hc) = &up.health_check {
+            let key = format!("upstreams[{i}].health_check");
+            out.extend([
+                (format!("{key}.interval"), d(hc.interval)),
+                (format!("{key}.timeout"), d(hc.timeout)),
+                (
+                    format!("{key}.healthy_threshold"),
+                    u(u64::from(hc.healthy_threshold)),
+                ),
+                (
+                    format!("{key}.unhealthy_threshold"),
+                    u(u64::from(hc.unhealthy_threshold)),
+                ),
+            ]);
+            for (j, s) in hc.expected_statuses.iter().enumerate() {
+                out.push((format!("{key}.expected_statuses[{j}]"), u(u64::from(*s))));
+            }
+        }
+        if let Some(max) = up.max_requests {
+            out.push((format!("upstreams[{i}].max_requests"), n(max)));
+        }
     }
     for (i, route) in config.routes.iter().enumerate() {
         out.push((format!("routes[{i}].timeout"), d(route.timeout)));
@@ -335,11 +381,15 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
-    /// The embedded default with one plugin, so every key of the table has a value.
+    /// The embedded default with one plugin and every optional upstream key, so every
+    /// key of the table has a value.
     fn full() -> Config {
-        Config::from_toml(
+        Config::from_toml(concat!(
             "[[plugins]]\nname = \"h\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\n",
-        )
+            "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:8000\"]\n",
+            "weights = [2]\nmax_requests = 10\n",
+            "health_check = { expected_statuses = [200] }\n",
+        ))
         .unwrap()
     }
 

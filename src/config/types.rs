@@ -229,6 +229,39 @@ pub struct UpstreamConfig {
     /// LLM provider behind this upstream: the gateway injects its key and meters tokens.
     #[serde(default)]
     pub llm: Option<super::LlmUpstreamConfig>,
+    /// How targets are chosen (`round_robin`, `weighted`, `least_request`,
+    /// `consistent_hash`).
+    #[serde(default)]
+    pub balance: super::Balance,
+    /// Per-target weights for `balance = "weighted"`, parallel to `targets`.
+    #[serde(default)]
+    pub weights: Vec<u32>,
+    /// What `balance = "consistent_hash"` hashes.
+    #[serde(default)]
+    pub hash_on: Option<super::HashOn>,
+    /// Consecutive failed attempts (5xx, timeouts, resets) that eject a target; a failed
+    /// connect ejects at once. 0 turns passive ejection off.
+    #[serde(default = "super::balance::default_max_fails")]
+    pub max_fails: u32,
+    /// The first ejection's length; every further one doubles it.
+    #[serde(
+        default = "super::balance::default_fail_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub fail_timeout: Duration,
+    /// The longest ejection.
+    #[serde(
+        default = "super::balance::default_max_fail_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub max_fail_timeout: Duration,
+    /// Active HTTP checks of every target, off when absent.
+    #[serde(default)]
+    pub health_check: Option<super::HealthCheckConfig>,
+    /// Circuit breaker: attempts in flight across the group beyond which requests are
+    /// answered 503 `upstream_overloaded`; unlimited when absent.
+    #[serde(default)]
+    pub max_requests: Option<usize>,
 }
 
 fn default_connect_timeout() -> Duration {

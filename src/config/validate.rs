@@ -76,6 +76,7 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
         if let Some(ca) = &u.ca_file {
             readable_file(&format!("{key}.ca_file"), ca)?;
         }
+        validate_balance(u, &key)?;
     }
 
     let mut route_names = HashSet::new();
@@ -223,4 +224,74 @@ fn readable_file(key: &str, path: &Path) -> Result<(), ConfigError> {
             format!("cannot read {}: {e}", path.display()),
         )),
     }
+}
+
+/// The balancing, ejection and health-check keys of one upstream (`key` is
+/// `upstreams[i]`); their ranges are checked already.
+fn validate_balance(u: &super::UpstreamConfig, key: &str) -> Result<(), ConfigError> {
+    use super::{Balance, HashOn};
+    if !u.weights.is_empty() {
+        if u.balance != Balance::Weighted {
+            return Err(ConfigError::invalid(
+                format!("{key}.weights"),
+                "is only used with balance = \"weighted\"",
+            ));
+        }
+        if u.weights.len() != u.targets.len() {
+            return Err(ConfigError::invalid(
+                format!("{key}.weights"),
+                format!(
+                    "needs one weight per target ({} targets, {} weights)",
+                    u.targets.len(),
+                    u.weights.len()
+                ),
+            ));
+        }
+    }
+    match (&u.hash_on, u.balance) {
+        (None, Balance::ConsistentHash) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.hash_on"),
+                "is required with balance = \"consistent_hash\"",
+            ));
+        }
+        (Some(_), b) if b != Balance::ConsistentHash => {
+            return Err(ConfigError::invalid(
+                format!("{key}.hash_on"),
+                "is only used with balance = \"consistent_hash\"",
+            ));
+        }
+        (Some(HashOn::Header(name)), _) if http::HeaderName::try_from(name.as_str()).is_err() => {
+            return Err(ConfigError::invalid(
+                format!("{key}.hash_on.header"),
+                format!("{name:?} is not a valid header name"),
+            ));
+        }
+        (Some(HashOn::Cookie(name)), _)
+            if name.is_empty() || name.contains([';', '=', ' ', ',']) =>
+        {
+            return Err(ConfigError::invalid(
+                format!("{key}.hash_on.cookie"),
+                format!("{name:?} is not a valid cookie name"),
+            ));
+        }
+        _ => {}
+    }
+    if u.max_fail_timeout < u.fail_timeout {
+        return Err(ConfigError::invalid(
+            format!("{key}.max_fail_timeout"),
+            "must not be shorter than fail_timeout",
+        ));
+    }
+    if let Some(hc) = &u.health_check {
+        let path_ok = hc.path.starts_with('/')
+            && http::uri::PathAndQuery::try_from(hc.path.as_str()).is_ok();
+        if !path_ok {
+            return Err(ConfigError::invalid(
+                format!("{key}.health_check.path"),
+                format!("{:?} must be a path starting with '/'", hc.path),
+            ));
+        }
+    }
+    Ok(())
 }
