@@ -363,3 +363,50 @@ pub fn llm_exchange(
         }
     }
 }
+
+// Upstream health, balancing and circuit breaking (#17). Handles are registered when a
+// group is built, so the request path only touches them.
+
+const UPSTREAM_TARGET_HEALTHY: &str = "microgateway_upstream_target_healthy";
+const UPSTREAM_EJECTIONS: &str = "microgateway_upstream_ejections_total";
+const UPSTREAM_OVERLOADED: &str = "microgateway_upstream_overloaded_total";
+const UPSTREAM_HEALTH_CHECKS: &str = "microgateway_upstream_health_checks_total";
+
+/// The pre-registered metrics of one upstream target.
+#[derive(Clone)]
+pub struct UpstreamTargetMetrics {
+    /// 1 while the target is usable, 0 while ejected or failing its active check.
+    pub healthy: Gauge,
+    /// Passive ejections.
+    pub ejections: Counter,
+    /// Active checks that passed.
+    pub checks_passed: Counter,
+    /// Active checks that failed.
+    pub checks_failed: Counter,
+}
+
+/// Registers the metrics of target `target` of `upstream` (healthy at first).
+pub fn upstream_target(upstream: &str, target: &str) -> UpstreamTargetMetrics {
+    let labels = [
+        ("upstream", upstream.to_string()),
+        ("target", target.to_string()),
+    ];
+    let check = |result: &'static str| {
+        let mut l = labels.to_vec();
+        l.push(("result", result.to_string()));
+        counter!(UPSTREAM_HEALTH_CHECKS, &l)
+    };
+    let m = UpstreamTargetMetrics {
+        healthy: gauge!(UPSTREAM_TARGET_HEALTHY, &labels),
+        ejections: counter!(UPSTREAM_EJECTIONS, &labels),
+        checks_passed: check("passed"),
+        checks_failed: check("failed"),
+    };
+    m.healthy.set(1.0);
+    m
+}
+
+/// Registers the counter of requests refused by circuit-breaker `limit` of `upstream`.
+pub fn upstream_overloaded(upstream: &str, limit: &'static str) -> Counter {
+    counter!(UPSTREAM_OVERLOADED, "upstream" => upstream.to_string(), "limit" => limit)
+}

@@ -88,6 +88,10 @@ pub async fn handle(
             );
             r
         }
+        (Method::GET, ["upstreams"]) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "upstreams": manager.upstreams() }),
+        ),
         (Method::GET, ["plugins"]) => json(
             StatusCode::OK,
             &serde_json::json!({ "plugins": manager.records() }),

@@ -79,6 +79,11 @@ impl PluginManager {
         self.api.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The health and balancing state of every upstream group.
+    pub fn upstreams(&self) -> Vec<crate::upstream::UpstreamStatus> {
+        self.proxy.upstreams().iter().map(|u| u.status()).collect()
+    }
+
     /// Every plugin: configuration-file entries first, then API entries.
     pub fn records(&self) -> Vec<PluginRecord> {
         let mut all: Vec<PluginRecord> = self

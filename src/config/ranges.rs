@@ -294,7 +294,10 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
             out.push((format!("upstreams[{i}].weights[{j}]"), u(u64::from(*w))));
         }
         out.extend([
-            (format!("upstreams[{i}].max_fails"), u(u64::from(up.max_fails))),
+            (
+                format!("upstreams[{i}].max_fails"),
+                u(u64::from(up.max_fails)),
+            ),
             (format!("upstreams[{i}].fail_timeout"), d(up.fail_timeout)),
             (
                 format!("upstreams[{i}].max_fail_timeout"),

@@ -284,8 +284,8 @@ fn validate_balance(u: &super::UpstreamConfig, key: &str) -> Result<(), ConfigEr
         ));
     }
     if let Some(hc) = &u.health_check {
-        let path_ok = hc.path.starts_with('/')
-            && http::uri::PathAndQuery::try_from(hc.path.as_str()).is_ok();
+        let path_ok =
+            hc.path.starts_with('/') && http::uri::PathAndQuery::try_from(hc.path.as_str()).is_ok();
         if !path_ok {
             return Err(ConfigError::invalid(
                 format!("{key}.health_check.path"),

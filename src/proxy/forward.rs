@@ -77,7 +77,19 @@ impl Proxy {
         B::Error: Into<BoxError>,
     {
         let (mut parts, incoming) = req.into_parts();
-        let target = upstream.pick();
+        // Minimal select/report for the health branch; the retrying forward replaces it.
+        let affinity = crate::upstream::Affinity {
+            headers: &parts.headers,
+            client_ip: ctx.conn.remote.ip(),
+        };
+        let pick =
+            upstream
+                .select(&affinity, &[])
+                .map_err(|o| GatewayError::UpstreamOverloaded {
+                    upstream: upstream.name.to_string(),
+                    limit: o.limit,
+                })?;
+        let target = pick.target();
         let path = if ctx.path_is_final {
             std::borrow::Cow::Borrowed(parts.uri.path())
         } else {
@@ -138,6 +150,17 @@ impl Proxy {
                 reason: "target has no client".into(),
             })?;
         let sent = tokio::time::timeout(timeout, client.request(upstream_req)).await;
+        pick.report(match &sent {
+            Err(_) => crate::upstream::Outcome::TimedOut,
+            Ok(Err(_)) if tripped.load(Ordering::Acquire) => crate::upstream::Outcome::Neutral,
+            Ok(Err(e)) if e.is_connect() => crate::upstream::Outcome::ConnectFailed,
+            Ok(Err(_)) => crate::upstream::Outcome::Reset,
+            Ok(Ok(r)) if r.status() == http::StatusCode::TOO_MANY_REQUESTS => {
+                crate::upstream::Outcome::TooManyRequests
+            }
+            Ok(Ok(r)) if r.status().is_server_error() => crate::upstream::Outcome::ServerError,
+            Ok(Ok(_)) => crate::upstream::Outcome::Success,
+        });
         let upstream_name = &upstream.name;
         let response = match sent {
             Err(_) => {

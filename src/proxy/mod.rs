@@ -150,6 +150,11 @@ impl Proxy {
         })
     }
 
+    /// The upstream groups, in configuration order (for `GET /api/v1/upstreams`).
+    pub fn upstreams(&self) -> &[Upstream] {
+        &self.upstreams
+    }
+
     /// The route table.
     pub fn router(&self) -> &Router {
         &self.router

@@ -1,13 +1,24 @@
-//! Upstream groups: parsed targets, round-robin selection and a pooled HTTP client each.
+//! Upstream groups: parsed targets with a pooled HTTP client each, balancing
+//! (`balance.rs`), passive health (`health.rs`), active checks (`probe.rs`), the
+//! circuit breaker (`breaker.rs`), selection and reports (`pick.rs`) and the admin
+//! view (`status.rs`).
 //!
 //! Every target holds `hyper_util` legacy clients (keep-alive pool, h1/h2, TLS through
 //! `hyper-rustls` with the `ring` provider): one per proxy worker thread plus one for
 //! everything else, so a request always uses connections owned by its own thread.
 
+mod balance;
+mod breaker;
 mod dns;
+mod health;
+mod pick;
+mod probe;
+mod status;
 mod tls;
 
 pub use dns::resolver;
+pub use pick::{Affinity, Outcome, Overloaded, Pick};
+pub use status::{TargetStatus, UpstreamStatus};
 
 use crate::body::{Body, BoxError};
 use crate::config::{UpstreamConfig, UpstreamProtocol};
@@ -19,7 +30,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Errors building upstream groups.
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +172,14 @@ pub struct Upstream {
     /// LLM provider credentials injected into every request, when configured.
     pub llm: Option<crate::llm::ProviderAuth>,
     targets: Vec<Target>,
-    next: AtomicUsize,
+    /// The target URLs as configured, for labels and the admin API.
+    names: Vec<String>,
+    config: UpstreamConfig,
+    policy: balance::Policy,
+    health: Arc<health::GroupHealth>,
+    breaker: breaker::Breaker,
+    /// Cancels the active checkers when the group is dropped.
+    _checks: Option<tokio_util::sync::DropGuard>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -219,19 +236,37 @@ impl Upstream {
                 upstream: config.name.clone(),
                 reason,
             })?;
+        let names: Vec<String> = parsed.iter().map(|u| u.authority().to_string()).collect();
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let passive = health::Passive {
+            max_fails: config.max_fails,
+            base_ms: ms(config.fail_timeout),
+            max_ms: ms(config.max_fail_timeout),
+        };
+        let health = Arc::new(health::GroupHealth::new(&config.name, &names, passive));
+        let policy = balance::Policy::new(
+            config.balance,
+            &config.weights,
+            config.hash_on.as_ref(),
+            &names,
+            workers,
+        );
+        let checks = config
+            .health_check
+            .as_ref()
+            .and_then(|hc| probe::start(hc, &targets, &health));
         Ok(Upstream {
             name: Arc::from(config.name.as_str()),
             connect_timeout: config.connect_timeout,
             llm,
             targets,
-            next: AtomicUsize::new(0),
+            names,
+            breaker: breaker::Breaker::new(&config.name, config.max_requests),
+            config: config.clone(),
+            policy,
+            health,
+            _checks: checks,
         })
-    }
-
-    /// Picks the next target round robin.
-    pub fn pick(&self) -> &Target {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.targets[i % self.targets.len()]
     }
 
     /// How many targets the group has.
@@ -243,91 +278,6 @@ impl Upstream {
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
     }
-
-    /// Chooses a target for one attempt of a request by the group's balancing policy,
-    /// skipping the targets in `tried` (indexes this request already attempted) while
-    /// another is usable. Ejected targets are skipped while a healthy one exists; when
-    /// every target is ejected the least recently failed one is tried. Fails only when
-    /// a circuit-breaker limit is reached.
-    pub fn select(
-        &self,
-        _affinity: &Affinity<'_>,
-        tried: &[usize],
-    ) -> Result<Pick<'_>, Overloaded> {
-        // Scaffolding: round robin that skips tried targets; health, policies and limits
-        // replace it.
-        let n = self.targets.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let index = (0..n)
-            .map(|k| (start + k) % n)
-            .find(|i| !tried.contains(i))
-            .unwrap_or(start % n);
-        Ok(Pick {
-            upstream: self,
-            index,
-        })
-    }
-}
-
-/// The facts of a request that balancing may hash on (`consistent_hash`).
-pub struct Affinity<'a> {
-    /// The request headers as they go upstream (cookies included).
-    pub headers: &'a http::HeaderMap,
-    /// The client's address.
-    pub client_ip: std::net::IpAddr,
-}
-
-/// A circuit-breaker limit of the group is reached: the request is answered 503
-/// `upstream_overloaded` without an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overloaded {
-    /// Which limit (`max_requests`, `max_pending`, `max_connections`).
-    pub limit: &'static str,
-}
-
-/// How one attempt on a target ended, as passive health, `least_request` and the
-/// circuit breaker count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A response head below 500 other than 429.
-    Success,
-    /// A 5xx response head.
-    ServerError,
-    /// A 429 response head: the target is up but busy.
-    TooManyRequests,
-    /// The connection could not be made (refused, unreachable, TLS) before any request
-    /// byte was sent.
-    ConnectFailed,
-    /// The connect or the response head timed out.
-    TimedOut,
-    /// The connection broke after the request was sent, before a response head.
-    Reset,
-    /// Abandoned for a reason that says nothing about the target (the client went
-    /// away, a body limit, a plugin).
-    Neutral,
-}
-
-/// One attempt's target. It holds the attempt's in-flight slot (for `least_request` and
-/// the breaker) until it is reported; dropping it unreported counts as
-/// [`Outcome::Neutral`].
-pub struct Pick<'a> {
-    upstream: &'a Upstream,
-    index: usize,
-}
-
-impl<'a> Pick<'a> {
-    /// The target's index in the group.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// The chosen target.
-    pub fn target(&self) -> &'a Target {
-        &self.upstream.targets[self.index]
-    }
-
-    /// Records how the attempt ended.
-    pub fn report(self, _outcome: Outcome) {}
 }
 
 fn build_client(

@@ -1,0 +1,28 @@
+//! The group's circuit breaker: `max_requests`, the attempts in flight across all
+//! targets and workers. A [`Pick`](super::Pick) holds one slot until it is reported or
+//! dropped. Only the limits the gateway really enforces exist: hyper-util's pool
+//! neither bounds connections per host nor exposes its queue of waiting requests, so
+//! there is no `max_connections` or `max_pending`.
+
+use std::sync::atomic::AtomicUsize;
+
+/// Breaker state of one group.
+pub(super) struct Breaker {
+    /// `max_requests`; no counting at all when absent.
+    pub max_requests: Option<usize>,
+    /// Attempts in flight, counted only with a limit.
+    pub in_flight: AtomicUsize,
+    /// `microgateway_upstream_overloaded_total{limit="max_requests"}`.
+    pub overloaded: metrics::Counter,
+}
+
+impl Breaker {
+    /// The breaker of `upstream` with `max_requests`.
+    pub fn new(upstream: &str, max_requests: Option<usize>) -> Breaker {
+        Breaker {
+            max_requests,
+            in_flight: AtomicUsize::new(0),
+            overloaded: crate::metrics::upstream_overloaded(upstream, "max_requests"),
+        }
+    }
+}
