@@ -390,7 +390,7 @@ mod tests {
         Config::from_toml(concat!(
             "[[plugins]]\nname = \"h\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\n",
             "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:8000\"]\n",
-            "weights = [2]\nmax_requests = 10\n",
+            "balance = \"weighted\"\nweights = [2]\nmax_requests = 10\n",
             "health_check = { expected_statuses = [200] }\n",
         ))
         .unwrap()

@@ -249,7 +249,7 @@ pub struct UpstreamConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub fail_timeout: Duration,
-    /// The longest ejection.
+    /// The longest ejection (raised to `fail_timeout` when shorter).
     #[serde(
         default = "super::balance::default_max_fail_timeout",
         deserialize_with = "duration::deserialize"

@@ -277,12 +277,6 @@ fn validate_balance(u: &super::UpstreamConfig, key: &str) -> Result<(), ConfigEr
         }
         _ => {}
     }
-    if u.max_fail_timeout < u.fail_timeout {
-        return Err(ConfigError::invalid(
-            format!("{key}.max_fail_timeout"),
-            "must not be shorter than fail_timeout",
-        ));
-    }
     if let Some(hc) = &u.health_check {
         let path_ok =
             hc.path.starts_with('/') && http::uri::PathAndQuery::try_from(hc.path.as_str()).is_ok();

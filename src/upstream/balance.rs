@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_spreads_keys_and_moves_only_the_removed_targets_keys() {
+    fn the_ring_spreads_keys_over_every_target() {
         let names: Vec<String> = (0..4).map(|i| format!("http://10.0.0.{i}:80")).collect();
         let ring = ring(&names);
         let owner = |h: u64| ring[ring.partition_point(|(p, _)| *p < h) % ring.len()].1;

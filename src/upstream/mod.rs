@@ -241,7 +241,8 @@ impl Upstream {
         let passive = health::Passive {
             max_fails: config.max_fails,
             base_ms: ms(config.fail_timeout),
-            max_ms: ms(config.max_fail_timeout),
+            // A cap below the first ejection is raised to it.
+            max_ms: ms(config.max_fail_timeout).max(ms(config.fail_timeout)),
         };
         let health = Arc::new(health::GroupHealth::new(&config.name, &names, passive));
         let policy = balance::Policy::new(

@@ -67,9 +67,19 @@ fn text(d: Duration) -> Literal {
     Literal::Text(format!("{}s {}ns", d.as_secs(), d.subsec_nanos()))
 }
 
-/// The last segment of a dotted key (`upstreams[].connect_timeout` → `connect_timeout`).
+/// The last segment of a dotted key (`upstreams[].connect_timeout` → `connect_timeout`,
+/// `upstreams[].weights[]` → `weights`).
 fn field(key: &str) -> &str {
-    key.rsplit('.').next().unwrap_or(key)
+    key.rsplit('.').next().unwrap_or(key).trim_end_matches("[]")
+}
+
+/// `field = literal`, or `field = [literal]` for an array element key (`weights[]`).
+fn assignment(key: &str, literal: &Literal) -> String {
+    if key.ends_with("[]") {
+        format!("{} = [{}]\n", field(key), literal.toml())
+    } else {
+        format!("{} = {}\n", field(key), literal.toml())
+    }
 }
 
 /// `upstreams[].connect_timeout` → `upstreams[0].connect_timeout`.
@@ -82,7 +92,7 @@ fn concrete(key: &str) -> String {
 /// built-in plugin for `plugins[]` keys and the example `file://` plugin for
 /// `plugin_runtime` keys when `with_process` is set.
 fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) -> String {
-    let line = format!("{} = {}\n", field(key), literal.toml());
+    let line = assignment(key, literal);
     let section = key.split(['.', '[']).next().unwrap_or_default();
     let only = |name: &str| if section == name { line.as_str() } else { "" };
     let mut doc = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
@@ -93,10 +103,25 @@ fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) ->
     doc.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
     doc.push_str(only("admin"));
     doc.push_str("\n[log]\nlevel = \"warn\"\n");
+    // Keys of an upstream's subtable (`upstreams[].health_check.interval`) go into it;
+    // `weights` needs the weighted policy.
+    let subtable = key
+        .strip_prefix("upstreams[].")
+        .and_then(|rest| rest.split_once('.'))
+        .map(|(table, _)| table);
+    let (flat, nested) = match subtable {
+        Some(table) => (
+            String::new(),
+            format!("[upstreams.{table}]\n{}", only("upstreams")),
+        ),
+        None if key == "upstreams[].weights[]" => {
+            (format!("balance = \"weighted\"\n{line}"), String::new())
+        }
+        None => (only("upstreams").to_string(), String::new()),
+    };
     doc.push_str(&format!(
-        "\n[[upstreams]]\nname = \"u\"\ntargets = [{}]\n{}",
+        "\n[[upstreams]]\nname = \"u\"\ntargets = [{}]\n{flat}{nested}",
         toml_str(upstream),
-        only("upstreams")
     ));
     doc.push_str(&format!(
         "\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n{}",
@@ -395,7 +420,7 @@ fn every_range_key_has_a_place_in_the_test_document() {
         let literal = Literal::Unsigned(0);
         let doc = document(range.key, &literal, "http://127.0.0.1:9", true);
         assert!(
-            doc.contains(&format!("\n{} = 0\n", field(range.key))),
+            doc.contains(&format!("\n{}", assignment(range.key, &literal))),
             "{} is not placed:\n{doc}",
             range.key
         );
