@@ -2,7 +2,8 @@
 //! `weights`, `hash_on`), when a failing target is ejected (`max_fails`,
 //! `fail_timeout`, `max_fail_timeout`), the optional active check
 //! (`[upstreams.health_check]`) and the circuit breaker (`max_requests`).
-//! `upstream` turns them into its health, balancing and breaker state.
+//! `upstream` turns them into its health, balancing and breaker state. Numbers are
+//! `u64`, so an out-of-range value is refused by its range, naming the key.
 
 use super::duration_serde as duration;
 use serde::Deserialize;
@@ -69,13 +70,13 @@ pub struct HealthCheckConfig {
     pub timeout: Duration,
     /// Consecutive passed checks that bring an unhealthy target back.
     #[serde(default = "default_threshold")]
-    pub healthy_threshold: u32,
+    pub healthy_threshold: u64,
     /// Consecutive failed checks that mark a target unhealthy.
     #[serde(default = "default_threshold")]
-    pub unhealthy_threshold: u32,
+    pub unhealthy_threshold: u64,
     /// Statuses that pass the check; empty means any 2xx.
     #[serde(default)]
-    pub expected_statuses: Vec<u16>,
+    pub expected_statuses: Vec<u64>,
 }
 
 fn default_path() -> String {
@@ -90,11 +91,11 @@ fn default_check_timeout() -> Duration {
     Duration::from_secs(2)
 }
 
-fn default_threshold() -> u32 {
+fn default_threshold() -> u64 {
     2
 }
 
-pub(super) fn default_max_fails() -> u32 {
+pub(super) fn default_max_fails() -> u64 {
     3
 }
 

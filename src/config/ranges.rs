@@ -291,12 +291,12 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
             ),
         ]);
         for (j, w) in up.weights.iter().enumerate() {
-            out.push((format!("upstreams[{i}].weights[{j}]"), u(u64::from(*w))));
+            out.push((format!("upstreams[{i}].weights[{j}]"), u(*w)));
         }
         out.extend([
             (
                 format!("upstreams[{i}].max_fails"),
-                u(u64::from(up.max_fails)),
+                u(up.max_fails),
             ),
             (format!("upstreams[{i}].fail_timeout"), d(up.fail_timeout)),
             (
@@ -311,15 +311,15 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
                 (format!("{key}.timeout"), d(hc.timeout)),
                 (
                     format!("{key}.healthy_threshold"),
-                    u(u64::from(hc.healthy_threshold)),
+                    u(hc.healthy_threshold),
                 ),
                 (
                     format!("{key}.unhealthy_threshold"),
-                    u(u64::from(hc.unhealthy_threshold)),
+                    u(hc.unhealthy_threshold),
                 ),
             ]);
             for (j, s) in hc.expected_statuses.iter().enumerate() {
-                out.push((format!("{key}.expected_statuses[{j}]"), u(u64::from(*s))));
+                out.push((format!("{key}.expected_statuses[{j}]"), u(*s)));
             }
         }
         if let Some(max) = up.max_requests {

@@ -235,14 +235,14 @@ pub struct UpstreamConfig {
     pub balance: super::Balance,
     /// Per-target weights for `balance = "weighted"`, parallel to `targets`.
     #[serde(default)]
-    pub weights: Vec<u32>,
+    pub weights: Vec<u64>,
     /// What `balance = "consistent_hash"` hashes.
     #[serde(default)]
     pub hash_on: Option<super::HashOn>,
     /// Consecutive failed attempts (5xx, timeouts, resets) that eject a target; a failed
     /// connect ejects at once. 0 turns passive ejection off.
     #[serde(default = "super::balance::default_max_fails")]
-    pub max_fails: u32,
+    pub max_fails: u64,
     /// The first ejection's length; every further one doubles it.
     #[serde(
         default = "super::balance::default_fail_timeout",

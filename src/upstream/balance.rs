@@ -49,7 +49,7 @@ impl Policy {
     /// `workers + 1` counters.
     pub fn new(
         balance: Balance,
-        weights: &[u32],
+        weights: &[u64],
         hash_on: Option<&HashOn>,
         names: &[String],
         workers: usize,
@@ -123,9 +123,9 @@ impl Policy {
 }
 
 /// Smooth weighted round robin (nginx's), unrolled once into a schedule.
-fn schedule(weights: &[u32], n: usize) -> Box<[usize]> {
+fn schedule(weights: &[u64], n: usize) -> Box<[usize]> {
     let w: Vec<i64> = (0..n)
-        .map(|i| i64::from(weights.get(i).copied().unwrap_or(1).max(1)))
+        .map(|i| i64::try_from(weights.get(i).copied().unwrap_or(1).max(1)).unwrap_or(1))
         .collect();
     let total: i64 = w.iter().sum();
     let mut current = vec![0i64; n];

@@ -239,7 +239,7 @@ impl Upstream {
         let names: Vec<String> = parsed.iter().map(|u| u.authority().to_string()).collect();
         let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let passive = health::Passive {
-            max_fails: config.max_fails,
+            max_fails: u32::try_from(config.max_fails).unwrap_or(u32::MAX),
             base_ms: ms(config.fail_timeout),
             // A cap below the first ejection is raised to it.
             max_ms: ms(config.max_fail_timeout).max(ms(config.fail_timeout)),

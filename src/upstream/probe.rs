@@ -49,7 +49,7 @@ impl Checker {
     async fn run(self) {
         let mut ticks = tokio::time::interval(crate::deadline::cap(self.config.interval));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut passes, mut failures) = (0u32, 0u32);
+        let (mut passes, mut failures) = (0u64, 0u64);
         loop {
             ticks.tick().await;
             let passed = self.check().await;
@@ -93,9 +93,9 @@ impl Checker {
         };
         let status = response.status().as_u16();
         if self.config.expected_statuses.is_empty() {
-            (200..300).contains(&status)
+            (200..300).contains(&u64::from(status))
         } else {
-            self.config.expected_statuses.contains(&status)
+            self.config.expected_statuses.contains(&u64::from(status))
         }
     }
 }

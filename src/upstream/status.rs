@@ -14,7 +14,7 @@ pub struct UpstreamStatus {
     /// `balance` as configured.
     pub balance: &'static str,
     /// `max_fails`.
-    pub max_fails: u32,
+    pub max_fails: u64,
     /// `fail_timeout` in milliseconds.
     pub fail_timeout_ms: u128,
     /// `max_requests`, when set.
@@ -33,7 +33,7 @@ pub struct TargetStatus {
     /// `healthy`, `ejected`, `half_open` or `unhealthy_active`.
     pub state: &'static str,
     /// Its `weights` entry (1 unless weighted).
-    pub weight: u32,
+    pub weight: u64,
     /// Consecutive failed attempts.
     pub consecutive_failures: u32,
     /// Ejections so far.
