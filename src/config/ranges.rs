@@ -294,10 +294,7 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
             out.push((format!("upstreams[{i}].weights[{j}]"), u(*w)));
         }
         out.extend([
-            (
-                format!("upstreams[{i}].max_fails"),
-                u(up.max_fails),
-            ),
+            (format!("upstreams[{i}].max_fails"), u(up.max_fails)),
             (format!("upstreams[{i}].fail_timeout"), d(up.fail_timeout)),
             (
                 format!("upstreams[{i}].max_fail_timeout"),
@@ -309,10 +306,7 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
             out.extend([
                 (format!("{key}.interval"), d(hc.interval)),
                 (format!("{key}.timeout"), d(hc.timeout)),
-                (
-                    format!("{key}.healthy_threshold"),
-                    u(hc.healthy_threshold),
-                ),
+                (format!("{key}.healthy_threshold"), u(hc.healthy_threshold)),
                 (
                     format!("{key}.unhealthy_threshold"),
                     u(hc.unhealthy_threshold),

@@ -106,6 +106,8 @@ pub enum Respond {
     /// `hop` with the hop-by-hop headers `Connection: x-upstream-private`,
     /// `x-upstream-private: 1` and `Keep-Alive: timeout=5`, plus `x-normal: yes`.
     Hop,
+    /// Answers this status with the body `status <code>`.
+    Status(u16),
 }
 
 /// A [`TestUpstream`] under construction, from [`TestUpstream::builder`].
@@ -357,6 +359,11 @@ impl Shared {
                 h.insert("x-upstream-private", HeaderValue::from_static("1"));
                 h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
                 h.insert("x-normal", HeaderValue::from_static("yes"));
+                r
+            }
+            Respond::Status(code) => {
+                let mut r = text_response(format!("status {code}"));
+                *r.status_mut() = StatusCode::from_u16(code).unwrap();
                 r
             }
         };

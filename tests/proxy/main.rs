@@ -17,6 +17,7 @@ pub mod common;
 mod admin;
 mod config;
 mod connections;
+mod health;
 mod limits;
 mod protocols;
 mod routing;
