@@ -71,8 +71,8 @@ impl Policy {
         c.map_or(0, |c| c.0.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// The first candidate position for a request.
-    pub fn start(&self, affinity: &super::Affinity<'_>, n: usize) -> Start {
+    /// The first candidate position for a request with `headers` from `client_ip`.
+    pub fn start(&self, headers: &http::HeaderMap, client_ip: std::net::IpAddr, n: usize) -> Start {
         match &self.kind {
             Kind::RoundRobin | Kind::Weighted(_) => Start::Turn(self.turn()),
             Kind::LeastRequest => {
@@ -85,7 +85,7 @@ impl Policy {
                 };
                 Start::Two(a, b)
             }
-            Kind::Hash(ring, on) => match key_hash(on, affinity) {
+            Kind::Hash(ring, on) => match key_hash(on, headers, client_ip) {
                 Some(h) => Start::Ring(ring.partition_point(|(p, _)| *p < h) % ring.len().max(1)),
                 None => Start::Turn(self.turn()),
             },
@@ -155,14 +155,11 @@ fn ring(names: &[String]) -> Box<[(u64, usize)]> {
     points.into_boxed_slice()
 }
 
-fn key_hash(on: &HashOn, affinity: &super::Affinity<'_>) -> Option<u64> {
+fn key_hash(on: &HashOn, headers: &http::HeaderMap, client_ip: std::net::IpAddr) -> Option<u64> {
     match on {
-        HashOn::Header(name) => affinity
-            .headers
-            .get(name.as_str())
-            .map(|v| mix(fnv(v.as_bytes()))),
-        HashOn::Cookie(name) => cookie(affinity.headers, name).map(|v| mix(fnv(v.as_bytes()))),
-        HashOn::ClientIp => Some(match affinity.client_ip {
+        HashOn::Header(name) => headers.get(name.as_str()).map(|v| mix(fnv(v.as_bytes()))),
+        HashOn::Cookie(name) => cookie(headers, name).map(|v| mix(fnv(v.as_bytes()))),
+        HashOn::ClientIp => Some(match client_ip {
             std::net::IpAddr::V4(a) => mix(fnv(&a.octets())),
             std::net::IpAddr::V6(a) => mix(fnv(&a.octets())),
         }),

@@ -138,7 +138,7 @@ impl Upstream {
         } else {
             health.now()
         };
-        let start = self.policy.start(affinity, n);
+        let start = self.policy.start(affinity.headers, affinity.client_ip, n);
         if self.policy.is_least_request()
             && let Start::Two(a, b) = start
         {
