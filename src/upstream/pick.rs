@@ -185,3 +185,115 @@ impl Upstream {
         (index, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn group(extra: &str) -> Upstream {
+        let toml = format!(
+            "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\", \"http://127.0.0.1:3\"]\n{extra}\n"
+        );
+        let config = Config::from_toml(&toml).unwrap();
+        Upstream::new(&config.upstreams[0], 0).unwrap()
+    }
+
+    fn affinity(headers: &http::HeaderMap) -> Affinity<'_> {
+        Affinity {
+            headers,
+            client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+
+    #[test]
+    fn tried_targets_are_skipped_while_another_is_usable() {
+        let (up, h) = (group(""), http::HeaderMap::new());
+        for _ in 0..10 {
+            let pick = up.select(&affinity(&h), &[0, 2]).unwrap();
+            assert_eq!(pick.index(), 1);
+        }
+        // Every target tried: a usable one is tried again.
+        assert!(up.select(&affinity(&h), &[0, 1, 2]).is_ok());
+    }
+
+    #[test]
+    fn ejected_targets_are_skipped_and_an_all_down_group_tries_the_least_recently_failed() {
+        let (up, h) = (group("fail_timeout = \"1day\""), http::HeaderMap::new());
+        let eject = |i: usize| loop {
+            let pick = up.select(&affinity(&h), &[]).unwrap();
+            if pick.index() == i {
+                pick.report(Outcome::ConnectFailed);
+                break;
+            }
+        };
+        eject(0);
+        for _ in 0..10 {
+            assert_ne!(up.select(&affinity(&h), &[]).unwrap().index(), 0);
+        }
+        // Failure times have millisecond resolution.
+        let tick = || std::thread::sleep(std::time::Duration::from_millis(5));
+        tick();
+        eject(2);
+        tick();
+        eject(1);
+        // Target 0 failed longest ago; a tried target comes last.
+        let pick = up.select(&affinity(&h), &[]).unwrap();
+        assert_eq!(pick.index(), 0);
+        assert!(!pick.is_probe());
+        drop(pick);
+        assert_eq!(up.select(&affinity(&h), &[0]).unwrap().index(), 2);
+    }
+
+    #[test]
+    fn a_pick_holds_the_breaker_slot_until_reported_or_dropped() {
+        let (up, h) = (group("max_requests = 2"), http::HeaderMap::new());
+        let a = up.select(&affinity(&h), &[]).unwrap();
+        let b = up.select(&affinity(&h), &[]).unwrap();
+        assert_eq!(
+            up.select(&affinity(&h), &[]).err(),
+            Some(Overloaded {
+                limit: "max_requests"
+            })
+        );
+        a.report(Outcome::Success);
+        let c = up.select(&affinity(&h), &[]).unwrap();
+        drop(b);
+        drop(c);
+        assert!(up.select(&affinity(&h), &[]).is_ok());
+        assert!(
+            up.health
+                .targets
+                .iter()
+                .all(|t| t.in_flight.load(Ordering::Relaxed) == 0)
+        );
+    }
+
+    #[test]
+    fn consistent_hash_moves_only_the_ejected_targets_keys() {
+        let up = group(
+            "balance = \"consistent_hash\"\nhash_on = { cookie = \"s\" }\nfail_timeout = \"1day\"",
+        );
+        let owner = |key: &str, tried: &[usize]| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::COOKIE, format!("s={key}").parse().unwrap());
+            up.select(&affinity(&h), tried).unwrap().index()
+        };
+        let before: Vec<usize> = (0..60).map(|k| owner(&k.to_string(), &[])).collect();
+        let victim = before[0];
+        // Eject the first key's owner through a failed report.
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::COOKIE, "s=0".parse().unwrap());
+        up.select(&affinity(&h), &[])
+            .unwrap()
+            .report(Outcome::ConnectFailed);
+        for (k, was) in before.iter().enumerate() {
+            let now = owner(&k.to_string(), &[]);
+            if *was == victim {
+                assert_ne!(now, victim);
+            } else {
+                assert_eq!(now, *was, "key {k} moved");
+            }
+        }
+    }
+}

@@ -29,7 +29,9 @@ pub(super) fn start(
         };
         let token = token.clone();
         crate::task::detach("upstream-health-check", async move {
+            // Cancellation first: a group dropped at once (`check`) sends no check.
             tokio::select! {
+                biased;
                 () = token.cancelled() => {}
                 () = checker.run() => {}
             }
