@@ -106,3 +106,79 @@ pub(super) fn default_fail_timeout() -> Duration {
 pub(super) fn default_max_fail_timeout() -> Duration {
     Duration::from_secs(300)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Balance, Config, HashOn};
+
+    fn upstream(extra: &str) -> Result<Config, String> {
+        Config::from_toml(&format!(
+            "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n{extra}\n"
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_round_robin_with_passive_ejection() {
+        let u = &upstream("").unwrap().upstreams[0];
+        assert_eq!(u.balance, Balance::RoundRobin);
+        assert_eq!(u.max_fails, 3);
+        assert_eq!(u.fail_timeout, std::time::Duration::from_secs(10));
+        assert!(u.health_check.is_none() && u.max_requests.is_none());
+    }
+
+    #[test]
+    fn hash_on_takes_three_shapes() {
+        for (text, want) in [
+            ("{ header = \"x-user\" }", HashOn::Header("x-user".into())),
+            ("{ cookie = \"s\" }", HashOn::Cookie("s".into())),
+            ("\"client_ip\"", HashOn::ClientIp),
+        ] {
+            let c = upstream(&format!("balance = \"consistent_hash\"\nhash_on = {text}")).unwrap();
+            assert_eq!(c.upstreams[0].hash_on, Some(want));
+        }
+    }
+
+    #[test]
+    fn inconsistent_keys_are_refused_by_dotted_key() {
+        for (extra, key) in [
+            ("weights = [1, 2]", "upstreams[0].weights: is only used"),
+            (
+                "balance = \"weighted\"\nweights = [1]",
+                "upstreams[0].weights: needs one weight per target",
+            ),
+            (
+                "balance = \"consistent_hash\"",
+                "upstreams[0].hash_on: is required",
+            ),
+            (
+                "hash_on = \"client_ip\"",
+                "upstreams[0].hash_on: is only used",
+            ),
+            (
+                "balance = \"consistent_hash\"\nhash_on = { header = \"bad header\" }",
+                "upstreams[0].hash_on.header",
+            ),
+            (
+                "balance = \"consistent_hash\"\nhash_on = { cookie = \"a;b\" }",
+                "upstreams[0].hash_on.cookie",
+            ),
+            (
+                "health_check = { path = \"health\" }",
+                "upstreams[0].health_check.path",
+            ),
+            (
+                "weights = [0]\nbalance = \"weighted\"",
+                "upstreams[0].weights[0]",
+            ),
+            (
+                "health_check = { interval = \"1ms\" }",
+                "upstreams[0].health_check.interval",
+            ),
+        ] {
+            let e = upstream(extra).unwrap_err();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        assert!(upstream("health_check = { unknown = 1 }").is_err());
+    }
+}
