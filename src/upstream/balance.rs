@@ -1,7 +1,8 @@
-//! Balancing policies over a group's targets, lock free: per-worker round-robin
-//! counters (one cache line each, indexed by [`crate::worker::current`]), a precomputed
-//! weighted schedule, power of two choices on in-flight counts, and a consistent-hash
-//! ring with virtual nodes. A policy only proposes candidates in order; health decides.
+//! Balancing policies over a group's targets, lock free: one atomic round-robin
+//! counter per group (shared by the workers, so requests alternate across the whole
+//! gateway, as they always did; a `fetch_add`, never a lock), a precomputed weighted
+//! schedule, power of two choices on in-flight counts, and a consistent-hash ring with
+//! virtual nodes. A policy only proposes candidates in order; health decides.
 
 use crate::config::{Balance, HashOn};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Virtual nodes per target on the hash ring.
 const VNODES: usize = 100;
 
-/// One counter on its own cache line, so workers never share one.
+/// The counter on its own cache line, apart from the group's other fields.
 #[repr(align(64))]
 #[derive(Debug, Default)]
 struct Padded(AtomicUsize);
@@ -18,8 +19,8 @@ struct Padded(AtomicUsize);
 #[derive(Debug)]
 pub(super) struct Policy {
     kind: Kind,
-    /// Per worker (index 0: other threads) round-robin position.
-    counters: Box<[Padded]>,
+    /// Round-robin position.
+    next: Padded,
 }
 
 #[derive(Debug)]
@@ -45,14 +46,12 @@ pub(super) enum Start {
 }
 
 impl Policy {
-    /// Builds the policy for `names` (the target URLs, hashed onto the ring) with
-    /// `workers + 1` counters.
+    /// Builds the policy for `names` (the target URLs, hashed onto the ring).
     pub fn new(
         balance: Balance,
         weights: &[u64],
         hash_on: Option<&HashOn>,
         names: &[String],
-        workers: usize,
     ) -> Policy {
         let n = names.len();
         let kind = match (balance, hash_on) {
@@ -61,14 +60,14 @@ impl Policy {
             (Balance::ConsistentHash, Some(on)) => Kind::Hash(ring(names), on.clone()),
             _ => Kind::RoundRobin,
         };
-        let counters = (0..=workers).map(|_| Padded::default()).collect();
-        Policy { kind, counters }
+        Policy {
+            kind,
+            next: Padded::default(),
+        }
     }
 
     fn turn(&self) -> usize {
-        let i = crate::worker::current();
-        let c = self.counters.get(i).or_else(|| self.counters.first());
-        c.map_or(0, |c| c.0.fetch_add(1, Ordering::Relaxed))
+        self.next.0.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The first candidate position for a request with `headers` from `client_ip`.

@@ -250,7 +250,6 @@ impl Upstream {
             &config.weights,
             config.hash_on.as_ref(),
             &names,
-            workers,
         );
         let checks = config
             .health_check
