@@ -191,6 +191,9 @@ async fn a_target_answering_503_is_ejected_after_max_fails() {
     assert_eq!(bad.hits(), 3);
     assert_eq!(unavailable, 3);
     assert_eq!(good.hits(), 27);
+    // The endpoint needs the admin token like every /api/v1 call.
+    let anonymous = get(gw.admin_addr, "/api/v1/upstreams").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let g = group(gw.admin_addr, "health-503").await;
     assert_eq!(g["targets"][1]["state"], "ejected", "{g}");
     assert_eq!(g["targets"][1]["last_error"], "5xx", "{g}");
