@@ -127,6 +127,7 @@ pub const RANGES: &[Range] = &[
     duration("upstreams[].pool_idle_timeout", Duration::ZERO, DAY),
     count("upstreams[].pool_max_idle_per_host", 0, 100_000),
     duration("routes[].timeout", MS, DAY),
+    duration("routes[].body_timeout", MS, DAY),
     Range {
         key: "plugins[].order",
         limit: Limit::Signed {
@@ -279,6 +280,7 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
     }
     for (i, route) in config.routes.iter().enumerate() {
         out.push((format!("routes[{i}].timeout"), d(route.timeout)));
+        out.push((format!("routes[{i}].body_timeout"), d(route.body_timeout)));
     }
     for (i, plugin) in config.plugins.iter().enumerate() {
         let order = Value::Signed(i64::from(plugin.order));

@@ -159,6 +159,10 @@ impl Proxy {
         headers::strip_hop_by_hop(&mut parts.headers);
         // The client connection has its own protocol; an HTTP/1.0 or h2 upstream must not leak through.
         parts.version = Version::HTTP_11;
+        let stalled = (Arc::clone(&route.name), Arc::clone(upstream_name));
+        let incoming = body::StallBody::new(incoming, route.body_timeout, move || {
+            metrics::upstream_body_stall(&stalled.0, &stalled.1);
+        });
         Ok(Response::from_parts(parts, body::boxed(incoming)))
     }
 }
