@@ -125,6 +125,9 @@ pub const RANGES: &[Range] = &[
     ),
     duration("upstreams[].connect_timeout", MS, DAY),
     duration("upstreams[].pool_idle_timeout", Duration::ZERO, DAY),
+    duration("upstreams[].llm.key_cooldown", Duration::ZERO, DAY),
+    duration("upstreams[].llm.key_auth_cooldown", Duration::ZERO, DAY),
+    duration("upstreams[].llm.key_cooldown_max", Duration::ZERO, DAY),
     count("upstreams[].pool_max_idle_per_host", 0, 100_000),
     duration("routes[].timeout", MS, DAY),
     duration("routes[].body_timeout", MS, DAY),
@@ -277,6 +280,22 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
                 n(up.pool_max_idle_per_host),
             ),
         ]);
+        if let Some(llm) = &up.llm {
+            out.extend([
+                (
+                    format!("upstreams[{i}].llm.key_cooldown"),
+                    d(llm.key_cooldown),
+                ),
+                (
+                    format!("upstreams[{i}].llm.key_auth_cooldown"),
+                    d(llm.key_auth_cooldown),
+                ),
+                (
+                    format!("upstreams[{i}].llm.key_cooldown_max"),
+                    d(llm.key_cooldown_max),
+                ),
+            ]);
+        }
     }
     for (i, route) in config.routes.iter().enumerate() {
         out.push((format!("routes[{i}].timeout"), d(route.timeout)));
