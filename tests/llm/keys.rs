@@ -217,3 +217,27 @@ async fn rewriting_the_key_file_swaps_the_keys_without_a_restart() {
     assert_eq!(chat(gw.proxy_addr).await, 200);
     assert!(seen.lock().unwrap().last().unwrap().starts_with("sk-new-"));
 }
+
+#[test]
+fn key_settings_are_validated_by_their_dotted_keys() {
+    use microgateway::config::{Config, ConfigError};
+    let invalid = |llm: &str| -> (String, String) {
+        let toml = format!(
+            "[[upstreams]]\nname = \"u\"\ntargets = [\"http://127.0.0.1:9\"]\nllm = {{ provider = \"openai\", {llm} }}\n[[routes]]\nname = \"r\"\nupstream = \"u\""
+        );
+        match Config::from_toml(&toml) {
+            Err(ConfigError::Invalid { key, message }) => (key, message),
+            other => panic!("expected an Invalid error for {llm}, got {other:?}"),
+        }
+    };
+    let (key, message) = invalid("api_key_env = \"A\", api_keys_file = \"/k\"");
+    assert_eq!(key, "upstreams[0].llm");
+    assert!(message.contains("api_key_env, api_keys_file"), "{message}");
+    let (key, message) = invalid("key_cooldown = \"1s\"");
+    assert_eq!(key, "upstreams[0].llm");
+    assert!(message.contains("none"), "{message}");
+    let (key, _) = invalid("api_keys_env = []");
+    assert_eq!(key, "upstreams[0].llm.api_keys_env");
+    let (key, _) = invalid("api_keys_env = [\"A\"], key_cooldown = \"2days\"");
+    assert_eq!(key, "upstreams[0].llm.key_cooldown");
+}
