@@ -305,9 +305,9 @@ where
             }
             Poll::Pending => {
                 let timeout = *this.timeout;
-                let sleep = this
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(crate::deadline::cap(timeout))));
+                let sleep = this.sleep.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep(crate::deadline::cap(timeout)))
+                });
                 if !*this.waiting {
                     sleep
                         .as_mut()

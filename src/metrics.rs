@@ -390,6 +390,5 @@ pub fn llm_keys_available(upstream: &str, available: usize) {
 
 /// Records a reload of an `api_keys_file` (`result`: `ok` or `error`).
 pub fn llm_key_reload(upstream: &str, result: &'static str) {
-    counter!(LLM_KEY_RELOADS, "upstream" => upstream.to_string(), "result" => result)
-        .increment(1);
+    counter!(LLM_KEY_RELOADS, "upstream" => upstream.to_string(), "result" => result).increment(1);
 }

@@ -381,8 +381,8 @@ fn build_keys(
                 Provider::Openai => format!("Bearer {raw}"),
                 Provider::Anthropic => raw.clone(),
             };
-            let mut value = HeaderValue::from_str(&text)
-                .map_err(|_| KeyError::Invalid { setting, index })?;
+            let mut value =
+                HeaderValue::from_str(&text).map_err(|_| KeyError::Invalid { setting, index })?;
             value.set_sensitive(true);
             Ok(Key {
                 fingerprint: fingerprint(&raw),

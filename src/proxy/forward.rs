@@ -123,7 +123,10 @@ impl Proxy {
         parts
             .headers
             .insert(self.request_id_header.clone(), ctx.request_id.clone());
-        let key_use = upstream.llm.as_ref().map(|llm| llm.inject(&mut parts.headers));
+        let key_use = upstream
+            .llm
+            .as_ref()
+            .map(|llm| llm.inject(&mut parts.headers));
 
         let tripped = Arc::new(AtomicBool::new(false));
         let limited = body::LimitBody::new(incoming, self.limits.max_body_bytes, tripped.clone());

@@ -126,12 +126,12 @@ async fn a_key_answered_429_is_skipped_for_its_cooldown() {
     }
     let seen = seen.lock().unwrap().clone();
     // The hot key is used once, answered 429 with Retry-After: 30, and left out after.
+    assert_eq!(seen.iter().filter(|k| *k == HOT_KEY).count(), 1, "{seen:?}");
     assert_eq!(
-        seen.iter().filter(|k| *k == HOT_KEY).count(),
+        statuses.iter().filter(|s| **s == 429).count(),
         1,
-        "{seen:?}"
+        "{statuses:?}"
     );
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
     let hot = seen.iter().position(|k| k == HOT_KEY).unwrap();
     assert!(seen[hot + 1..].iter().all(|k| k == "sk-cool"), "{seen:?}");
     let m = get(gw.admin_addr, "/metrics").await.text();
@@ -177,7 +177,11 @@ async fn rewriting_the_key_file_swaps_the_keys_without_a_restart() {
         if seen.lock().unwrap().last().is_some_and(|k| k != "sk-old") {
             break;
         }
-        assert!(Instant::now() < deadline, "keys not reloaded: {:?}", seen.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "keys not reloaded: {:?}",
+            seen.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let before = seen.lock().unwrap().len();

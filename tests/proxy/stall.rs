@@ -127,7 +127,10 @@ async fn short_content_length_stall_closes_the_client_connection() {
     assert_eq!(body, "0123456789", "only the 10 bytes sent, never 100");
     // The close comes from the body timeout, not the client's 10 s read limit.
     assert!(elapsed < Duration::from_secs(5), "closed after {elapsed:?}");
-    assert!(elapsed >= Duration::from_millis(250), "cut after {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(250),
+        "cut after {elapsed:?}"
+    );
     let metrics = get(gw.admin_addr, "/metrics").await.text();
     assert_eq!(stalls_metric(&metrics, "stall-length"), 1.0, "{metrics}");
 }

@@ -28,7 +28,9 @@ fn keys_rotate_round_robin() {
     let seen: Vec<String> = (0..6).map(|_| header(&pool).0).collect();
     assert_eq!(
         seen,
-        ["Bearer a", "Bearer b", "Bearer c", "Bearer a", "Bearer b", "Bearer c"]
+        [
+            "Bearer a", "Bearer b", "Bearer c", "Bearer a", "Bearer b", "Bearer c"
+        ]
     );
 }
 
@@ -46,7 +48,10 @@ fn a_rate_limited_key_is_skipped_until_its_cooldown_ends() {
     }
     // Other statuses change nothing.
     let (_, used) = header(&pool);
-    assert_eq!(pool.report(used, StatusCode::INTERNAL_SERVER_ERROR, None), None);
+    assert_eq!(
+        pool.report(used, StatusCode::INTERNAL_SERVER_ERROR, None),
+        None
+    );
     assert_eq!(pool.available(), 1);
 }
 
@@ -57,11 +62,19 @@ fn retry_after_is_honoured_up_to_the_cap_and_401_cools_longer() {
     let (_, b) = header(&pool);
     let (_, c) = header(&pool);
     assert_eq!(
-        pool.report(a, StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(5))),
+        pool.report(
+            a,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(5))
+        ),
         Some(Duration::from_secs(5))
     );
     assert_eq!(
-        pool.report(b, StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(9999))),
+        pool.report(
+            b,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(9999))
+        ),
         Some(Duration::from_secs(120))
     );
     assert_eq!(
@@ -79,7 +92,11 @@ fn retry_after_is_honoured_up_to_the_cap_and_401_cools_longer() {
 async fn a_cooled_key_returns_when_its_cooldown_ends() {
     let pool = pool(&["a", "b"]);
     let (_, used) = header(&pool);
-    pool.report(used, StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_millis(200)));
+    pool.report(
+        used,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(Duration::from_millis(200)),
+    );
     assert_eq!(header(&pool).0, "Bearer b");
     assert_eq!(header(&pool).0, "Bearer b");
     tokio::time::sleep(Duration::from_millis(300)).await;
