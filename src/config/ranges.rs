@@ -358,10 +358,22 @@ mod tests {
 
     /// The embedded default with one plugin, so every key of the table has a value.
     fn full() -> Config {
-        Config::from_toml(
+        let mut config = Config::from_toml(
             "[[plugins]]\nname = \"h\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\n",
         )
-        .unwrap()
+        .unwrap();
+        // An LLM upstream, so the `upstreams[].llm.*` keys have values too.
+        config.upstreams[0].llm = Some(crate::config::LlmUpstreamConfig {
+            provider: crate::config::Provider::Openai,
+            api_key_env: None,
+            api_key_file: None,
+            api_keys_env: Some(vec!["K".into()]),
+            api_keys_file: None,
+            key_cooldown: Duration::from_secs(60),
+            key_auth_cooldown: Duration::from_secs(600),
+            key_cooldown_max: Duration::from_secs(900),
+        });
+        config
     }
 
     #[test]
