@@ -1,7 +1,7 @@
 //! Upstream body stalls (`routes[].body_timeout`): an upstream that sends part of a
 //! response body and then nothing is cut, so the client sees an aborted response (the
-//! connection closes short of Content-Length, or without the final chunk) instead of
-//! a complete one; a slow but steady stream is never cut.
+//! connection closes short of Content-Length, or without the final chunk; an HTTP/2
+//! stream is reset) instead of a complete one; a slow but steady stream is never cut.
 
 use crate::common::client::read_until_close;
 use crate::common::{GatewayConfig, get};
@@ -167,4 +167,46 @@ async fn slow_but_steady_stream_is_not_cut() {
     assert!(text.ends_with("0\r\n\r\n"), "not completed: {text:?}");
     let metrics = get(gw.admin_addr, "/metrics").await.text();
     assert_eq!(stalls_metric(&metrics, "stall-steady"), 0.0, "{metrics}");
+}
+
+#[tokio::test]
+async fn http2_client_sees_the_stalled_stream_reset() {
+    use http_body_util::BodyExt as _;
+    let up = upstream(Script::ChunkedStall).await;
+    let gw = gateway(up, "stall-h2").await;
+    let mut sender = crate::common::client::h2c(gw.proxy_addr).await;
+    let req = hyper::Request::builder()
+        .uri(format!("http://{}/s", gw.proxy_addr))
+        .body(crate::common::client::empty())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
+        .await
+        .expect("no response head")
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut received = Vec::new();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Some(data) = frame.data_ref() {
+                        received.extend_from_slice(data);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
+    .await
+    .expect("the stalled stream was neither ended nor reset");
+    assert!(
+        outcome.is_err(),
+        "the stalled stream ended cleanly after {:?}",
+        String::from_utf8_lossy(&received)
+    );
+    assert_eq!(received, b"data: x\n\n");
+    let metrics = get(gw.admin_addr, "/metrics").await.text();
+    assert_eq!(stalls_metric(&metrics, "stall-h2"), 1.0, "{metrics}");
 }
