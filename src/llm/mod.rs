@@ -119,7 +119,9 @@ fn load_keys(config: &LlmUpstreamConfig) -> Result<(&'static str, Vec<String>), 
     ))
 }
 
-/// Which key of an upstream's pool a request was sent with.
+/// Which key of an upstream's pool a request was sent with: an opaque tag of the key's
+/// index and the pool's generation, so a report that arrives after `api_keys_file` was
+/// reloaded cools nothing rather than another key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyUse(pub usize);
 
