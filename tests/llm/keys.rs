@@ -1,5 +1,5 @@
 //! Provider key pools against a real fake provider: keys rotate round robin, a key
-//! answered 429 is left out for its cooldown, and rewriting `api_keys_file` swaps the
+//! answered 429 or 401 is left out for its cooldown, rewriting `api_keys_file` swaps the
 //! keys without a restart. The provider records the key of every request.
 
 use crate::common::client::full;
@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 /// The key the fake provider answers 429 (Retry-After: 30) for.
 const HOT_KEY: &str = "sk-hot";
+/// The key the fake provider answers 401 for.
+const REVOKED_KEY: &str = "sk-revoked";
 
 /// Starts a provider that records the bearer key of every request and answers 429 for
-/// [`HOT_KEY`], 200 with a chat completion otherwise.
+/// [`HOT_KEY`], 401 for [`REVOKED_KEY`], 200 with a chat completion otherwise.
 async fn provider() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
@@ -33,6 +35,8 @@ async fn provider() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
             log.lock().unwrap().push(key.clone());
             let (status, body) = if key == HOT_KEY {
                 (429, r#"{"error":{"type":"rate_limit_exceeded"}}"#.to_string())
+            } else if key == REVOKED_KEY {
+                (401, r#"{"error":{"type":"invalid_api_key"}}"#.to_string())
             } else {
                 (
                     200,
@@ -155,6 +159,40 @@ async fn a_key_answered_429_is_skipped_for_its_cooldown() {
     );
     // The key never appears in the metrics.
     assert!(!m.contains(HOT_KEY));
+}
+
+#[tokio::test]
+async fn a_key_answered_401_is_left_out() {
+    let (addr, seen) = provider().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys");
+    std::fs::write(&file, format!("sk-fine\n{REVOKED_KEY}\n")).unwrap();
+    let gw = gateway(addr, "keys-revoked", &file).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(chat(gw.proxy_addr).await);
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|k| *k == REVOKED_KEY).count(),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        1,
+        "{statuses:?}"
+    );
+    let m = get(gw.admin_addr, "/metrics").await.text();
+    assert_eq!(
+        metric(
+            &m,
+            "microgateway_llm_key_cooldowns_total{",
+            &["upstream=\"keys-revoked\"", "key=\"1\""]
+        ),
+        Some(1.0),
+        "{m}"
+    );
 }
 
 #[tokio::test]
