@@ -1,6 +1,6 @@
 //! Provider key pools against a real fake provider: keys rotate round robin, a key
-//! answered 429 or 401 is left out for its cooldown, rewriting `api_keys_file` swaps the
-//! keys without a restart. The provider records the key of every request.
+//! answered 429 or 401 is left out for its cooldown, and rewriting `api_keys_file` swaps
+//! the keys without a restart. The provider records the key of every request.
 
 use crate::common::client::full;
 use crate::common::{GatewayConfig, get, request, serve};
