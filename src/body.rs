@@ -242,3 +242,96 @@ where
         self.inner.size_hint()
     }
 }
+
+/// The error a [`StallBody`] yields when the upstream stops sending.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream sent no response body data for {0:?}")]
+pub struct BodyStalled(pub std::time::Duration);
+
+pin_project_lite::pin_project! {
+    /// An upstream response body that fails when no frame arrives for `timeout` while
+    /// the gateway waits for one (a route's `body_timeout`). The error makes hyper
+    /// abort the client's response (HTTP/1: the connection closes before the last
+    /// chunk or short of Content-Length; HTTP/2: RST_STREAM), so a stalled stream is
+    /// never passed off as complete. Like [`ReadTimeoutBody`], the one timer is re-armed
+    /// at the start of each wait only: a slow *client* that exerts backpressure does not
+    /// count against the upstream. `on_stall` runs once, when the timer fires (metrics).
+    pub struct StallBody<B, F> {
+        #[pin]
+        inner: B,
+        timeout: std::time::Duration,
+        sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+        waiting: bool,
+        on_stall: Option<F>,
+    }
+}
+
+impl<B, F: FnOnce()> StallBody<B, F> {
+    /// Wraps `inner`; `on_stall` runs when it stalls for `timeout`.
+    pub fn new(inner: B, timeout: std::time::Duration, on_stall: F) -> Self {
+        StallBody {
+            inner,
+            timeout,
+            sleep: None,
+            waiting: false,
+            on_stall: Some(on_stall),
+        }
+    }
+}
+
+impl<B, F> http_body::Body for StallBody<B, F>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    F: FnOnce(),
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = self.project();
+        if this.on_stall.is_none() {
+            // Already failed: stay failed rather than resume a cut stream.
+            return Poll::Ready(Some(Err(Box::new(BodyStalled(*this.timeout)))));
+        }
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => {
+                *this.waiting = false;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let timeout = *this.timeout;
+                let sleep = this.sleep.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep(crate::deadline::cap(timeout)))
+                });
+                if !*this.waiting {
+                    sleep
+                        .as_mut()
+                        .reset(crate::deadline::after(tokio::time::Instant::now(), timeout));
+                    *this.waiting = true;
+                }
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        if let Some(on_stall) = this.on_stall.take() {
+                            on_stall();
+                        }
+                        Poll::Ready(Some(Err(Box::new(BodyStalled(timeout)))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.on_stall.is_some() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -410,3 +410,32 @@ pub fn upstream_target(upstream: &str, target: &str) -> UpstreamTargetMetrics {
 pub fn upstream_overloaded(upstream: &str, limit: &'static str) -> Counter {
     counter!(UPSTREAM_OVERLOADED, "upstream" => upstream.to_string(), "limit" => limit)
 }
+
+// Issue #17, points 5 and 7: provider key pools and upstream body stalls.
+
+const UPSTREAM_BODY_STALLS: &str = "microgateway_upstream_body_stalls_total";
+const LLM_KEY_COOLDOWNS: &str = "microgateway_llm_key_cooldowns_total";
+const LLM_KEYS_AVAILABLE: &str = "microgateway_llm_keys_available";
+const LLM_KEY_RELOADS: &str = "microgateway_llm_key_reloads_total";
+
+/// Records an upstream response body cut because it sent nothing for `body_timeout`.
+pub fn upstream_body_stall(route: &str, upstream: &str) {
+    counter!(UPSTREAM_BODY_STALLS, "route" => route.to_string(), "upstream" => upstream.to_string())
+        .increment(1);
+}
+
+/// Records a provider key put into cooldown; `key` is its index in the pool.
+pub fn llm_key_cooldown(upstream: &str, key: usize) {
+    counter!(LLM_KEY_COOLDOWNS, "upstream" => upstream.to_string(), "key" => key.to_string())
+        .increment(1);
+}
+
+/// Sets how many keys of an upstream's pool are not cooling down.
+pub fn llm_keys_available(upstream: &str, available: usize) {
+    gauge!(LLM_KEYS_AVAILABLE, "upstream" => upstream.to_string()).set(available as f64);
+}
+
+/// Records a reload of an `api_keys_file` (`result`: `ok` or `error`).
+pub fn llm_key_reload(upstream: &str, result: &'static str) {
+    counter!(LLM_KEY_RELOADS, "upstream" => upstream.to_string(), "result" => result).increment(1);
+}

@@ -50,6 +50,8 @@ pub struct Route {
     pub upstream: usize,
     /// Upstream response-header timeout.
     pub timeout: Duration,
+    /// Longest silence of the upstream response body before it is cut.
+    pub body_timeout: Duration,
     /// Forward the client's Host header.
     pub preserve_host: bool,
     /// Accept `%2F` and `%5C` in request paths (dot segments are refused regardless).
@@ -84,6 +86,7 @@ impl Route {
             index,
             upstream,
             timeout: config.timeout,
+            body_timeout: config.body_timeout,
             preserve_host: config.preserve_host,
             allow_encoded_slashes: config.allow_encoded_slashes,
             host,
@@ -177,6 +180,7 @@ mod tests {
                 strip_prefix: strip,
                 rewrite_prefix: rewrite.map(Into::into),
                 timeout: Duration::from_secs(1),
+                body_timeout: Duration::from_secs(60),
                 preserve_host: false,
                 allow_encoded_slashes: false,
             },

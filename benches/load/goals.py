@@ -131,16 +131,35 @@ def goal6(size):
              f"{stripped / MB:.1f} MB stripped ({raw / MB:.1f} MB as built, {linkage}: {path})")]
 
 
+FAILOVER = "0 (#17)"  # issue #17's goal: no failed request while one of two targets dies
+
+
+def goal_failover(by):
+    s = by.get("mg-failover")
+    name = "failed requests with one of two targets killed = 0"
+    if not (s and s.kill_runs):
+        return [(FAILOVER, name, "SKIP", "needs scenario mg-failover")]
+    failed = sum(r["errors"] for r in s.kill_runs)
+    requests = sum(r.get("requests", 0) for r in s.kill_runs)
+    p99 = sorted(r["p99"] for r in s.kill_runs)[len(s.kill_runs) // 2]
+    return [
+        (FAILOVER, name, status(failed == 0),
+         f"{failed} failed of {requests} requests in {len(s.kill_runs)} runs"),
+        (FAILOVER, "added p99 with one target killed (info)", "INFO",
+         f"{p99 - s.p99:+.2f} ms ({p99:.2f} ms vs {s.p99:.2f} ms healthy)"),
+    ]
+
+
 def checks(scenarios, c1, estimates, criterion_source, size):
     by = {s.name: s for s in scenarios}
     return (goal1(by, c1) + goal2(by) + goal3(by, c1) + goal4(estimates, criterion_source)
-            + goal5(by) + goal6(size))
+            + goal5(by) + goal6(size) + goal_failover(by))
 
 
 def summary(rows):
     """Each goal's state: MISS when a check missed, else SKIP when one was not measured."""
     out = {}
-    for goal in range(1, 7):
+    for goal in [*range(1, 7), FAILOVER]:
         states = [r[2] for r in rows if r[0] == goal]
         out[goal] = "MISS" if "MISS" in states else ("SKIP" if "SKIP" in states else "PASS")
     return out

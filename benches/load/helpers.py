@@ -181,10 +181,12 @@ def parse_wrk(out):
     return result
 
 
-def run_wrk(scenario, threads, connections, duration):
+def run_wrk(scenario, threads, connections, duration, during=None):
     """One wrk run; also the CPU time the scenario's processes (and their descendants)
     used per request (µs), which, unlike req/s, hardly depends on what else the shared
-    CPUs are doing, and the largest RSS of those processes sampled during the run."""
+    CPUs are doing, and the largest RSS of those processes sampled during the run.
+    ``during`` is ``(seconds, action)``: ``action()`` runs once that far into the run
+    (the failover scenario kills a target with it)."""
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     for h in scenario.headers:
         cmd += ["-H", h]
@@ -194,10 +196,14 @@ def run_wrk(scenario, threads, connections, duration):
     peak = 0
     # wrk prints a few hundred bytes at its end, so polling it cannot fill the pipe.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start = time.monotonic()
     try:
         while proc.poll() is None:
-            time.sleep(0.25)
+            time.sleep(0.05 if during else 0.25)
             peak = max(peak, rss_kib(pids))
+            if during and time.monotonic() - start >= during[0]:
+                action, during = during[1], None
+                action()
         out, err = proc.communicate()
     finally:
         if proc.poll() is None:
@@ -275,7 +281,31 @@ http {{
     )
 
 
-def gateway_toml(work, name, port, upstream, plugins):
+def wait_http(port, body, proc, timeout=30.0):
+    """Waits until ``GET /`` on ``port`` answers ``body`` (a restarted upstream); raises
+    when ``proc`` exits or ``timeout`` passes."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the process on port {port} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                if resp.status == 200 and resp.read().decode() == body:
+                    return
+                last = f"status {resp.status}"
+        except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
+            last = e
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answered on port {port}: {last}")
+
+
+def gateway_toml(work, name, port, upstream, plugins, targets=None):
+    """The gateway's config: one route to the group ``fixed`` over ``targets`` (ports;
+    default the one ``upstream``)."""
+    urls = ", ".join(f'"http://127.0.0.1:{t}"' for t in (targets or [upstream]))
     return write(
         f"{work}/{name}.toml",
         f"""[server]
@@ -291,7 +321,7 @@ watch_config = false
 level = "warn"
 [[upstreams]]
 name = "fixed"
-targets = ["http://127.0.0.1:{upstream}"]
+targets = [{urls}]
 [[routes]]
 name = "all"
 upstream = "fixed"

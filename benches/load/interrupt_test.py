@@ -20,8 +20,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Every kind of child: both nginx instances, Envoy, both out-of-process plugin kinds.
-ONLY = "microgateway,mg-file-plugin,mg-grpc-plugin,nginx,envoy"
+# Every kind of child: the nginx instances (also the failover scenario's second target), Envoy, both out-of-process plugin kinds.
+ONLY = "microgateway,mg-file-plugin,mg-grpc-plugin,nginx,envoy,mg-failover"
 
 
 def read_log(path):

@@ -24,6 +24,10 @@ Goals (issue #16), each from this one run:
      else earlier estimates are read if present, else SKIP)
   5  plain route RSS under load <= nginx's (master + workers); idle RSS < 15 MB
   6  the stripped microgateway binary <= 20 MB (a copy is stripped with strip(1))
+Goal 0 of issue #17 (scenario mg-failover, benches/load/failover.py: one upstream group of
+two targets, the second SIGKILLed one third into a -c64 run and restarted after it):
+  0  failed requests (non-2xx + socket errors) with one of two targets killed = 0; the p99
+     added against the same scenario's healthy run is printed as info
 A goal is PASS when all its checks pass, MISS when one misses, SKIP when one was not
 measured. Sizes are in MB of 10^6 bytes. The exit status is 0 when no check missed and no
 scenario had errors.
@@ -49,6 +53,7 @@ import tempfile
 import time
 import urllib.request
 
+import failover
 import goals
 from helpers import (
     Children,
@@ -67,7 +72,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 API_KEY = "sk-load-test-1"
 BODY = json.dumps({"id": "load-test", "object": "fixture", "padding": "x" * 70})
 NAMES = ["direct", "hyper", "microgateway", "mg-baseline", "mg-api-key", "mg-file-plugin",
-         "mg-grpc-plugin", "nginx", "envoy"]
+         "mg-grpc-plugin", "nginx", "envoy", failover.NAME]
 
 
 def log(msg):
@@ -89,6 +94,9 @@ class Scenario:
         self.loaded_rss = None
         self.runs = []
         self.c1_runs = []
+        # The failover scenario's second target and its runs with that target killed.
+        self.victim = None
+        self.kill_runs = []
 
     @property
     def url(self):
@@ -190,6 +198,9 @@ timeout = "2s"
 """,
             extra=[server],
         )
+
+    if failover.NAME in wanted:
+        scenarios.append(failover.start(work, args, children, upstream, BODY, Scenario))
 
     if "nginx" in wanted:
         port = free_port()
@@ -299,6 +310,12 @@ def report(scenarios, args, estimates, criterion_source, size, rtt):
           + (f", {stripped / goals.MB:.1f} MB stripped" if stripped else "") + f" ({linkage})\n")
     rows = goals.checks(scenarios, c1, estimates, criterion_source, size)
     goals.print_checks(rows)
+    fo = next((s for s in scenarios if s.victim), None)
+    if fo and fo.kill_runs:
+        k = failover.summary(fo)
+        print(f"failover: {fo.label}: healthy p99 {fmt_ms(fo.p99)}; with target 2 killed at 1/3: "
+              f"p99 {fmt_ms(k['p99'])}, {k['failed']} failed of {k['requests']} requests "
+              f"({k['runs']} runs)\n")
     hyper = next((s for s in scenarios if s.name == "hyper"), None)
     mg = next((s for s in scenarios if s.name == "microgateway"), None)
     if mg and hyper:
@@ -308,7 +325,7 @@ def report(scenarios, args, estimates, criterion_source, size, rtt):
         print(f"ERRORS in: {', '.join(failed)}")
     if args.json:
         keys = ("name", "label", "rps", "p50", "p99", "cpu_us", "errors", "idle_rss", "loaded_rss",
-                "runs", "c1", "c1_runs")
+                "runs", "c1", "c1_runs", "kill_runs")
         write(args.json, json.dumps({
             "settings": vars(args),
             "load_average": os.getloadavg(),
@@ -405,6 +422,8 @@ def measure(scenarios, args, children):
             log(f"== round {r + 1}/{args.rounds}: {s.label} (-t{args.threads} -c{args.connections})")
             s.runs.append(run_wrk(s, args.threads, args.connections, args.duration))
             s.loaded_rss = max(s.loaded_rss or 0, s.runs[-1]["rss_kib"])
+            if s.victim:
+                s.kill_runs.append(failover.kill_run(s, args, run_wrk, log))
         if args.no_c1:
             continue
         for s in scenarios:

@@ -2,7 +2,9 @@
 //! injects comes from. The provider API family is configuration, so it lives here; the
 //! `llm` module, which injects keys and reads usage, re-exports both types.
 
+use super::duration_serde as duration;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Supported provider API families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -36,4 +38,60 @@ pub struct LlmUpstreamConfig {
     /// File holding the provider key.
     #[serde(default)]
     pub api_key_file: Option<std::path::PathBuf>,
+    /// Environment variables holding a pool of provider keys, rotated round robin.
+    #[serde(default)]
+    pub api_keys_env: Option<Vec<String>>,
+    /// File holding a pool of provider keys, one per line (`#` starts a comment);
+    /// re-read without a restart when it changes.
+    #[serde(default)]
+    pub api_keys_file: Option<std::path::PathBuf>,
+    /// How long a key that got 429 without `Retry-After` is left out of the rotation.
+    #[serde(
+        default = "default_key_cooldown",
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    pub key_cooldown: Duration,
+    /// How long a key that got 401 is left out: longer, because a revoked or mistyped
+    /// key does not heal by itself (fix the key file and the fixed key is used at once).
+    #[serde(
+        default = "default_key_auth_cooldown",
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    pub key_auth_cooldown: Duration,
+    /// The longest cooldown a provider's `Retry-After` may ask for.
+    #[serde(
+        default = "default_key_cooldown_max",
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    pub key_cooldown_max: Duration,
+}
+
+impl LlmUpstreamConfig {
+    /// The key sources that are set, by their setting names; a valid config has one.
+    pub fn key_sources(&self) -> Vec<&'static str> {
+        [
+            ("api_key_env", self.api_key_env.is_some()),
+            ("api_key_file", self.api_key_file.is_some()),
+            ("api_keys_env", self.api_keys_env.is_some()),
+            ("api_keys_file", self.api_keys_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
+fn default_key_cooldown() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_key_auth_cooldown() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_key_cooldown_max() -> Duration {
+    Duration::from_secs(900)
 }

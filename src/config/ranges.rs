@@ -125,6 +125,9 @@ pub const RANGES: &[Range] = &[
     ),
     duration("upstreams[].connect_timeout", MS, DAY),
     duration("upstreams[].pool_idle_timeout", Duration::ZERO, DAY),
+    duration("upstreams[].llm.key_cooldown", Duration::ZERO, DAY),
+    duration("upstreams[].llm.key_auth_cooldown", Duration::ZERO, DAY),
+    duration("upstreams[].llm.key_cooldown_max", Duration::ZERO, DAY),
     count("upstreams[].pool_max_idle_per_host", 0, 100_000),
     count("upstreams[].weights[]", 1, 1000),
     count("upstreams[].max_fails", 0, 1000),
@@ -141,6 +144,7 @@ pub const RANGES: &[Range] = &[
     count("upstreams[].health_check.expected_statuses[]", 100, 599),
     count("upstreams[].max_requests", 1, 10_000_000),
     duration("routes[].timeout", MS, DAY),
+    duration("routes[].body_timeout", MS, DAY),
     Range {
         key: "plugins[].order",
         limit: Limit::Signed {
@@ -319,9 +323,26 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
         if let Some(max) = up.max_requests {
             out.push((format!("upstreams[{i}].max_requests"), n(max)));
         }
+        if let Some(llm) = &up.llm {
+            out.extend([
+                (
+                    format!("upstreams[{i}].llm.key_cooldown"),
+                    d(llm.key_cooldown),
+                ),
+                (
+                    format!("upstreams[{i}].llm.key_auth_cooldown"),
+                    d(llm.key_auth_cooldown),
+                ),
+                (
+                    format!("upstreams[{i}].llm.key_cooldown_max"),
+                    d(llm.key_cooldown_max),
+                ),
+            ]);
+        }
     }
     for (i, route) in config.routes.iter().enumerate() {
         out.push((format!("routes[{i}].timeout"), d(route.timeout)));
+        out.push((format!("routes[{i}].body_timeout"), d(route.body_timeout)));
     }
     for (i, plugin) in config.plugins.iter().enumerate() {
         let order = Value::Signed(i64::from(plugin.order));
@@ -381,13 +402,25 @@ mod tests {
     /// The embedded default with one plugin and every optional upstream key, so every
     /// key of the table has a value.
     fn full() -> Config {
-        Config::from_toml(concat!(
+        let mut config = Config::from_toml(concat!(
             "[[plugins]]\nname = \"h\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\n",
             "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:8000\"]\n",
             "balance = \"weighted\"\nweights = [2]\nmax_requests = 10\n",
             "health_check = { expected_statuses = [200] }\n",
         ))
-        .unwrap()
+        .unwrap();
+        // An LLM upstream, so the `upstreams[].llm.*` keys have values too.
+        config.upstreams[0].llm = Some(crate::config::LlmUpstreamConfig {
+            provider: crate::config::Provider::Openai,
+            api_key_env: None,
+            api_key_file: None,
+            api_keys_env: Some(vec!["K".into()]),
+            api_keys_file: None,
+            key_cooldown: Duration::from_secs(60),
+            key_auth_cooldown: Duration::from_secs(600),
+            key_cooldown_max: Duration::from_secs(900),
+        });
+        config
     }
 
     #[test]

@@ -302,6 +302,15 @@ pub struct RouteConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub timeout: Duration,
+    /// Longest time the upstream may send no response body bytes while the gateway
+    /// waits for them; beyond it the response is cut (the client connection or HTTP/2
+    /// stream is aborted, never ended cleanly). Default 60 s, nginx's
+    /// `proxy_read_timeout`. Time the client spends not reading does not count.
+    #[serde(
+        default = "default_body_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub body_timeout: Duration,
     /// Forward the client's Host header instead of the upstream's authority.
     #[serde(default)]
     pub preserve_host: bool,
@@ -319,4 +328,8 @@ fn default_prefix() -> String {
 
 fn default_route_timeout() -> Duration {
     Duration::from_secs(30)
+}
+
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(60)
 }

@@ -77,6 +77,29 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
             readable_file(&format!("{key}.ca_file"), ca)?;
         }
         validate_balance(u, &key)?;
+        if let Some(llm) = &u.llm {
+            let sources = llm.key_sources();
+            if sources.len() != 1 {
+                return Err(ConfigError::invalid(
+                    format!("{key}.llm"),
+                    format!(
+                        "set exactly one of api_key_env, api_key_file, api_keys_env and \
+                         api_keys_file (found {})",
+                        if sources.is_empty() {
+                            "none".to_string()
+                        } else {
+                            sources.join(", ")
+                        }
+                    ),
+                ));
+            }
+            if llm.api_keys_env.as_ref().is_some_and(Vec::is_empty) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.llm.api_keys_env"),
+                    "needs at least one variable name",
+                ));
+            }
+        }
     }
 
     let mut route_names = HashSet::new();

@@ -3,77 +3,79 @@
 //! the `llm_policy` built-in enforces budgets against.
 
 mod budget;
+pub mod keys;
 pub mod policy;
 pub mod usage;
 
 pub use crate::config::{LlmUpstreamConfig, Provider};
 pub use budget::{Budgets, record_usage};
+pub use keys::{KeyError, KeyPool};
 pub use usage::TokenUsage;
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
-/// A provider with its loaded key.
+/// A provider with its loaded key pool (one key is a pool of one).
 #[derive(Debug, Clone)]
 pub struct ProviderAuth {
     /// API family: decides the key header and how usage is parsed.
     pub provider: Provider,
-    key: HeaderValue,
+    pool: std::sync::Arc<KeyPool>,
 }
 
 impl ProviderAuth {
-    /// Loads the key from the environment or a file; the error names the setting.
-    pub fn load(config: &LlmUpstreamConfig) -> Result<ProviderAuth, String> {
-        let raw = match (&config.api_key_env, &config.api_key_file) {
-            (Some(var), None) => std::env::var(var)
-                .map_err(|_| format!("llm.api_key_env: variable {var} is not set"))?,
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| format!("llm.api_key_file {}: {e}", path.display()))?,
-            _ => return Err("llm: set exactly one of api_key_env and api_key_file".into()),
+    /// Loads the keys from the environment or a file; the error names the setting
+    /// (never a key). An `api_keys_file` is then watched for changes.
+    pub fn load(upstream: &str, config: &LlmUpstreamConfig) -> Result<ProviderAuth, String> {
+        let (setting, raw) = load_keys(config).map_err(|e| format!("llm.{e}"))?;
+        let cooldowns = keys::Cooldowns {
+            rate_limited: config.key_cooldown,
+            unauthorized: config.key_auth_cooldown,
+            max: config.key_cooldown_max,
         };
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Err("llm: the provider key is empty".into());
-        }
-        let value = match config.provider {
-            Provider::Openai => format!("Bearer {raw}"),
-            Provider::Anthropic => raw.to_string(),
-        };
-        let mut key = HeaderValue::from_str(&value)
-            .map_err(|_| "llm: the provider key contains invalid characters".to_string())?;
-        key.set_sensitive(true);
+        let pool = KeyPool::new(upstream, config.provider, cooldowns, setting, raw)
+            .map_err(|e| format!("llm.{e}"))?;
+        let pool = std::sync::Arc::new(pool);
+        keys::watch(&pool, config.api_keys_file.clone());
         Ok(ProviderAuth {
             provider: config.provider,
-            key,
+            pool,
         })
     }
 
+    /// How many keys the pool holds.
+    pub fn key_count(&self) -> usize {
+        self.pool.len()
+    }
+
     /// Records how the provider answered a request sent with `key`: a 429 or 401 cools
-    /// that key down (for `retry_after` when the provider sent one).
+    /// that key down (for `retry_after`, capped, when the provider sent one).
     pub fn report(
         &self,
-        _key: KeyUse,
-        _status: http::StatusCode,
-        _retry_after: Option<std::time::Duration>,
+        key: KeyUse,
+        status: http::StatusCode,
+        retry_after: Option<std::time::Duration>,
     ) {
+        self.pool.report(key.0, status, retry_after);
     }
 
-    /// Replaces the client's credentials with the provider key and says which key of
-    /// the pool it was, for [`ProviderAuth::report`].
+    /// Replaces the client's credentials with the next provider key and says which key
+    /// of the pool it was, for [`ProviderAuth::report`].
     pub fn inject(&self, headers: &mut HeaderMap) -> KeyUse {
-        self.inject_one(headers);
-        KeyUse(0)
+        let (value, used) = self.pool.select();
+        self.inject_one(headers, value);
+        KeyUse(used)
     }
 
-    fn inject_one(&self, headers: &mut HeaderMap) {
+    fn inject_one(&self, headers: &mut HeaderMap, key: HeaderValue) {
         let x_api_key = HeaderName::from_static("x-api-key");
         headers.remove(header::AUTHORIZATION);
         headers.remove(&x_api_key);
         match self.provider {
             Provider::Openai => {
-                headers.insert(header::AUTHORIZATION, self.key.clone());
+                headers.insert(header::AUTHORIZATION, key);
             }
             Provider::Anthropic => {
-                headers.insert(x_api_key, self.key.clone());
+                headers.insert(x_api_key, key);
                 let version = HeaderName::from_static("anthropic-version");
                 if !headers.contains_key(&version) {
                     headers.insert(version, HeaderValue::from_static("2023-06-01"));
@@ -83,7 +85,43 @@ impl ProviderAuth {
     }
 }
 
-/// Which key of an upstream's pool a request was sent with.
+/// The keys of `config` and the setting they came from.
+fn load_keys(config: &LlmUpstreamConfig) -> Result<(&'static str, Vec<String>), KeyError> {
+    let var = |setting: &'static str, var: &String| {
+        std::env::var(var).map_err(|_| KeyError::MissingVar {
+            setting,
+            var: var.clone(),
+        })
+    };
+    if let Some(v) = &config.api_key_env {
+        return Ok(("api_key_env", vec![var("api_key_env", v)?]));
+    }
+    if let Some(path) = &config.api_key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| KeyError::File {
+            setting: "api_key_file",
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        return Ok(("api_key_file", vec![text.trim().to_string()]));
+    }
+    if let Some(vars) = &config.api_keys_env {
+        let raw = vars
+            .iter()
+            .map(|v| var("api_keys_env", v))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(("api_keys_env", raw));
+    }
+    if let Some(path) = &config.api_keys_file {
+        return Ok(("api_keys_file", keys::read_key_file("api_keys_file", path)?));
+    }
+    Err(KeyError::Empty(
+        "set exactly one of api_key_env, api_key_file, api_keys_env and api_keys_file",
+    ))
+}
+
+/// Which key of an upstream's pool a request was sent with: an opaque tag of the key's
+/// index and the pool's generation, so a report that arrives after `api_keys_file` was
+/// reloaded cools nothing rather than another key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyUse(pub usize);
 

@@ -135,9 +135,10 @@ impl Proxy {
         parts
             .headers
             .insert(self.request_id_header.clone(), ctx.request_id.clone());
-        if let Some(llm) = &upstream.llm {
-            llm.inject(&mut parts.headers);
-        }
+        let key_use = upstream
+            .llm
+            .as_ref()
+            .map(|llm| llm.inject(&mut parts.headers));
 
         let tripped = Arc::new(AtomicBool::new(false));
         let limited = body::LimitBody::new(incoming, self.limits.max_body_bytes, tripped.clone());
@@ -179,9 +180,17 @@ impl Proxy {
             Ok(Ok(response)) => response,
         };
         let (mut parts, incoming) = response.into_parts();
+        if let (Some(llm), Some(key)) = (&upstream.llm, key_use) {
+            let retry_after = headers::retry_after(&parts.headers, std::time::SystemTime::now());
+            llm.report(key, parts.status, retry_after);
+        }
         headers::strip_hop_by_hop(&mut parts.headers);
         // The client connection has its own protocol; an HTTP/1.0 or h2 upstream must not leak through.
         parts.version = Version::HTTP_11;
+        let stalled = (Arc::clone(&route.name), Arc::clone(upstream_name));
+        let incoming = body::StallBody::new(incoming, route.body_timeout, move || {
+            metrics::upstream_body_stall(&stalled.0, &stalled.1);
+        });
         Ok(Response::from_parts(parts, body::boxed(incoming)))
     }
 }

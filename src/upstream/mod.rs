@@ -230,7 +230,7 @@ impl Upstream {
         let llm = config
             .llm
             .as_ref()
-            .map(crate::llm::ProviderAuth::load)
+            .map(|llm| crate::llm::ProviderAuth::load(&config.name, llm))
             .transpose()
             .map_err(|reason| UpstreamError::Credentials {
                 upstream: config.name.clone(),

@@ -23,5 +23,6 @@ mod protocols;
 mod routing;
 mod semantics;
 mod shutdown;
+mod stall;
 mod streaming;
 mod timeouts;
