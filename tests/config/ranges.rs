@@ -72,6 +72,12 @@ fn field(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
 }
 
+/// The key as written in its array element: `routes[].retry.attempts` →
+/// `retry.attempts` (a dotted key into the element's table), else the last segment.
+fn dotted(key: &str) -> &str {
+    key.split_once("[].").map_or(field(key), |(_, rest)| rest)
+}
+
 /// `upstreams[].connect_timeout` → `upstreams[0].connect_timeout`.
 fn concrete(key: &str) -> String {
     key.replace("[]", "[0]")
@@ -82,7 +88,7 @@ fn concrete(key: &str) -> String {
 /// built-in plugin for `plugins[]` keys and the example `file://` plugin for
 /// `plugin_runtime` keys when `with_process` is set.
 fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) -> String {
-    let line = format!("{} = {}\n", field(key), literal.toml());
+    let line = format!("{} = {}\n", dotted(key), literal.toml());
     let section = key.split(['.', '[']).next().unwrap_or_default();
     let only = |name: &str| if section == name { line.as_str() } else { "" };
     let mut doc = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
@@ -395,7 +401,7 @@ fn every_range_key_has_a_place_in_the_test_document() {
         let literal = Literal::Unsigned(0);
         let doc = document(range.key, &literal, "http://127.0.0.1:9", true);
         assert!(
-            doc.contains(&format!("\n{} = 0\n", field(range.key))),
+            doc.contains(&format!("\n{} = 0\n", dotted(range.key))),
             "{} is not placed:\n{doc}",
             range.key
         );

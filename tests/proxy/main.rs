@@ -19,6 +19,7 @@ mod config;
 mod connections;
 mod limits;
 mod protocols;
+mod retry;
 mod routing;
 mod semantics;
 mod shutdown;
