@@ -47,7 +47,7 @@ pub struct RetryConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub backoff: Duration,
-    /// Longest backoff.
+    /// Longest backoff (also when shorter than `backoff`: the cap wins).
     #[serde(
         default = "default_backoff_max",
         deserialize_with = "duration::deserialize"

@@ -200,12 +200,6 @@ fn validate_fallback(
             "is empty, so the fallback groups could never be used",
         ));
     }
-    if route.retry.backoff_max < route.retry.backoff {
-        return Err(ConfigError::invalid(
-            format!("routes[{i}].retry.backoff_max"),
-            "must not be shorter than retry.backoff",
-        ));
-    }
     Ok(out)
 }
 
