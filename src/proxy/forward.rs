@@ -84,8 +84,8 @@ impl Proxy {
         let rewritten = match ctx.path_is_final {
             true => None,
             false => match route.rewrite_path(parts.uri.path()) {
-                std::borrow::Cow::Borrowed(_) => None,
-                std::borrow::Cow::Owned(p) => Some(p),
+                std::borrow::Cow::Borrowed(p) if p == parts.uri.path() => None,
+                rewritten => Some(rewritten.into_owned()),
             },
         };
         let client_host = (!ctx.host.is_empty()).then_some(ctx.host.as_str());

@@ -216,7 +216,9 @@ async fn serve(
             let _ = req.into_body().collect().await;
             let n = answered.fetch_add(1, Ordering::SeqCst);
             let response = match fault {
-                Fault::StatusThenOk { status, first } if n < first => text(status, "failing".into()),
+                Fault::StatusThenOk { status, first } if n < first => {
+                    text(status, "failing".into())
+                }
                 Fault::Always { status, delay } => {
                     tokio::time::sleep(delay).await;
                     text(status, "always".into())
@@ -246,7 +248,10 @@ fn record(seen: &Seen, head: &[u8]) {
     let text = String::from_utf8_lossy(head);
     let method = text.split(' ').next().unwrap_or_default().to_string();
     seen.methods.lock().unwrap().push(method);
-    if text.to_ascii_lowercase().contains("\r\nx-microgateway-attempt:") {
+    if text
+        .to_ascii_lowercase()
+        .contains("\r\nx-microgateway-attempt:")
+    {
         seen.retries.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -56,7 +56,14 @@ fn failures(replies: &[Reply]) -> Vec<String> {
 async fn two_thousand_gets_across_faulty_targets_never_fail() {
     let healthy = Faulty::start("healthy", Fault::Healthy).await;
     let doomed = Faulty::start("doomed", Fault::Healthy).await;
-    let flaky = Faulty::start("flaky", Fault::StatusThenOk { status: 503, first: 100 }).await;
+    let flaky = Faulty::start(
+        "flaky",
+        Fault::StatusThenOk {
+            status: 503,
+            first: 100,
+        },
+    )
+    .await;
     let reset = Faulty::start("reset", Fault::ResetAfterRequest).await;
     let hang = Faulty::start("hang", Fault::Hang).await;
     let targets: Vec<String> = [&healthy, &doomed, &flaky, &reset, &hang]
@@ -92,12 +99,27 @@ async fn two_thousand_gets_across_faulty_targets_never_fail() {
     // The faults were really met, and every attempt was counted.
     assert!(flaky.hits() >= 100 && reset.hits() > 0 && hang.hits() > 0);
     let admin = gw.admin_addr;
-    let attempts = metric(admin, "microgateway_upstream_attempts_total", &["route=\"mix\""]).await;
-    let success = metric(admin, "microgateway_upstream_attempts_total", &["route=\"mix\"", "outcome=\"success\""]).await;
+    let attempts = metric(
+        admin,
+        "microgateway_upstream_attempts_total",
+        &["route=\"mix\""],
+    )
+    .await;
+    let success = metric(
+        admin,
+        "microgateway_upstream_attempts_total",
+        &["route=\"mix\"", "outcome=\"success\""],
+    )
+    .await;
     assert_eq!(success, 2000.0);
     assert!(attempts >= 2000.0 + 100.0, "{attempts}");
     for outcome in ["5xx", "reset", "timeout", "connect"] {
-        let n = metric(admin, "microgateway_upstream_attempts_total", &[&format!("outcome=\"{outcome}\"")]).await;
+        let n = metric(
+            admin,
+            "microgateway_upstream_attempts_total",
+            &[&format!("outcome=\"{outcome}\"")],
+        )
+        .await;
         assert!(n > 0.0, "no {outcome} attempt counted");
     }
 }
@@ -114,7 +136,12 @@ async fn by_default_one_dead_target_of_two_costs_no_failed_get() {
     let replies = drive(gw.proxy_addr, "GET", "/x", 2000, 16).await;
     assert_eq!(failures(&replies), Vec::<String>::new());
     assert_eq!(healthy.hits(), 2000);
-    let connect = metric(gw.admin_addr, "microgateway_upstream_attempts_total", &["outcome=\"connect\""]).await;
+    let connect = metric(
+        gw.admin_addr,
+        "microgateway_upstream_attempts_total",
+        &["outcome=\"connect\""],
+    )
+    .await;
     assert!(connect > 0.0, "the dead target was never tried");
     // A POST is not idempotent: by default even a refused connect is not retried.
     let posts = drive(gw.proxy_addr, "POST", "/x", 20, 4).await;
@@ -148,12 +175,23 @@ async fn non_idempotent_requests_are_not_replayed() {
     let gw = GatewayConfig::new()
         .upstream_urls("strict", &[reset.url(), healthy.url()], "")
         .upstream_urls("loose", &[reset2.url(), healthy2.url()], "")
-        .route("strict", "strict", &format!("path_prefix = \"/strict\"\n{on}"))
-        .route("loose", "loose", &format!("path_prefix = \"/loose\"\n{on}\nretry_non_idempotent = true"))
+        .route(
+            "strict",
+            "strict",
+            &format!("path_prefix = \"/strict\"\n{on}"),
+        )
+        .route(
+            "loose",
+            "loose",
+            &format!("path_prefix = \"/loose\"\n{on}\nretry_non_idempotent = true"),
+        )
         .start()
         .await;
     let replies = drive(gw.proxy_addr, "POST", "/strict/x", 40, 4).await;
-    let failed = replies.iter().filter(|r| r.status == StatusCode::BAD_GATEWAY).count();
+    let failed = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::BAD_GATEWAY)
+        .count();
     // Each POST reached exactly one target: the resets were answered 502, never resent.
     assert_eq!(reset.hits(), failed);
     assert!(failed > 0);
@@ -186,18 +224,40 @@ async fn the_budget_caps_retries_in_flight() {
         .start()
         .await;
     let replies = drive(gw.proxy_addr, "GET", "/x", 96, 16).await;
-    assert!(replies.iter().all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE));
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+    );
     // Retries happened, but never more than two at once, so far fewer than 2 per request.
     assert!(failing.retries() > 0);
-    assert!(failing.max_retries_in_flight() <= 2, "{}", failing.max_retries_in_flight());
+    assert!(
+        failing.max_retries_in_flight() <= 2,
+        "{}",
+        failing.max_retries_in_flight()
+    );
     assert!(failing.hits() < 96 * 3, "{}", failing.hits());
     assert_eq!(failing.hits(), 96 + failing.retries());
 }
 
 #[tokio::test]
 async fn retry_after_is_honoured_up_to_the_cap() {
-    let busy = Faulty::start("busy", Fault::TooManyThenOk { retry_after: "1", first: 1 }).await;
-    let busier = Faulty::start("busier", Fault::TooManyThenOk { retry_after: "1", first: 1 }).await;
+    let busy = Faulty::start(
+        "busy",
+        Fault::TooManyThenOk {
+            retry_after: "1",
+            first: 1,
+        },
+    )
+    .await;
+    let busier = Faulty::start(
+        "busier",
+        Fault::TooManyThenOk {
+            retry_after: "1",
+            first: 1,
+        },
+    )
+    .await;
     let gw = GatewayConfig::new()
         .upstream_urls("busy", &[busy.url()], "")
         .upstream_urls("busier", &[busier.url()], "")
@@ -212,7 +272,10 @@ async fn retry_after_is_honoured_up_to_the_cap() {
     let started = Instant::now();
     let r = get(gw.proxy_addr, "/waits/x").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert!(started.elapsed() >= Duration::from_millis(950), "did not wait for Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "did not wait for Retry-After"
+    );
     assert_eq!(busy.hits(), 2);
     // Retry-After: 1 is longer than retry_after_max: the 429 is returned, not waited out.
     let r = get(gw.proxy_addr, "/short/x").await;
@@ -223,18 +286,43 @@ async fn retry_after_is_honoured_up_to_the_cap() {
 
 #[tokio::test]
 async fn a_body_over_the_replay_cap_is_sent_once() {
-    let flaky = Faulty::start("flaky", Fault::StatusThenOk { status: 503, first: 1 }).await;
+    let flaky = Faulty::start(
+        "flaky",
+        Fault::StatusThenOk {
+            status: 503,
+            first: 1,
+        },
+    )
+    .await;
     let gw = GatewayConfig::new()
         .upstream_urls("flaky", &[flaky.url()], "")
-        .route("flaky", "flaky", "retry = { attempts = 2, on = [\"5xx\"], backoff = \"1ms\", max_body_bytes = 1024 }")
+        .route(
+            "flaky",
+            "flaky",
+            "retry = { attempts = 2, on = [\"5xx\"], backoff = \"1ms\", max_body_bytes = 1024 }",
+        )
         .start()
         .await;
     let big = client::request(gw.proxy_addr, "PUT", "/x", &[], full(vec![b'x'; 4096])).await;
     assert_eq!(big.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(flaky.hits(), 1);
     // A small body is replayed: the second attempt gets it whole and answers.
-    let flaky = Faulty::start("flaky2", Fault::StatusThenOk { status: 503, first: 1 }).await;
-    let streamed = Faulty::start("streamed", Fault::StatusThenOk { status: 503, first: 1 }).await;
+    let flaky = Faulty::start(
+        "flaky2",
+        Fault::StatusThenOk {
+            status: 503,
+            first: 1,
+        },
+    )
+    .await;
+    let streamed = Faulty::start(
+        "streamed",
+        Fault::StatusThenOk {
+            status: 503,
+            first: 1,
+        },
+    )
+    .await;
     let gw = GatewayConfig::new()
         .upstream_urls("flaky", &[flaky.url()], "")
         .upstream_urls("streamed", &[streamed.url()], "")
@@ -259,7 +347,9 @@ async fn a_reset_after_the_response_head_is_never_retried() {
         .route("r", "r", "retry = { attempts = 3, on = [\"connect\", \"timeout\", \"5xx\", \"429\", \"reset\"] }")
         .start()
         .await;
-    let req = Request::get(client::url(gw.proxy_addr, "/x")).body(empty()).unwrap();
+    let req = Request::get(client::url(gw.proxy_addr, "/x"))
+        .body(empty())
+        .unwrap();
     let response = client::h1().request(req).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body = http_body_util::BodyExt::collect(response.into_body()).await;
@@ -280,10 +370,21 @@ async fn the_fallback_group_answers_when_the_primary_is_down() {
     let replies = drive(gw.proxy_addr, "GET", "/x", 50, 4).await;
     assert_eq!(failures(&replies), Vec::<String>::new());
     for r in &replies {
-        assert_eq!(r.header("x-microgateway-upstream"), Some(format!("backup/{}", backup.addr).as_str()));
+        assert_eq!(
+            r.header("x-microgateway-upstream"),
+            Some(format!("backup/{}", backup.addr).as_str())
+        );
     }
-    let primary = metric(gw.admin_addr, "microgateway_upstream_attempts_total", &["upstream=\"primary\"", "outcome=\"connect\""]).await;
-    assert_eq!(primary, 100.0, "both primary targets were tried for every request");
+    let primary = metric(
+        gw.admin_addr,
+        "microgateway_upstream_attempts_total",
+        &["upstream=\"primary\"", "outcome=\"connect\""],
+    )
+    .await;
+    assert_eq!(
+        primary, 100.0,
+        "both primary targets were tried for every request"
+    );
 }
 
 #[test]
@@ -301,11 +402,17 @@ fn fallbacks_are_validated_by_key() {
         }
     };
     let e = refuse("upstream = \"a\"\nfallback = [\"nope\"]");
-    assert!(e.contains("routes[0].fallback[0]") && e.contains("unknown upstream"), "{e}");
+    assert!(
+        e.contains("routes[0].fallback[0]") && e.contains("unknown upstream"),
+        "{e}"
+    );
     let e = refuse("upstream = \"a\"\nfallback = [\"a\"]");
     assert!(e.contains("routes[0].fallback[0]"), "{e}");
     let e = refuse("upstream = \"c\"\nfallback = [\"b\"]");
-    assert!(e.contains("routes[0].fallback[0]") && e.contains("translation"), "{e}");
+    assert!(
+        e.contains("routes[0].fallback[0]") && e.contains("translation"),
+        "{e}"
+    );
     let e = refuse("upstream = \"a\"\nretry = { attempts = 11 }");
     assert!(e.contains("routes[0].retry.attempts"), "{e}");
 }
@@ -319,7 +426,10 @@ async fn the_header_names_the_answering_target_and_not_a_gateway_error() {
         .start()
         .await;
     let r = get(gw.proxy_addr, "/x").await;
-    assert_eq!(r.header("x-microgateway-upstream"), Some(format!("one/{}", healthy.addr).as_str()));
+    assert_eq!(
+        r.header("x-microgateway-upstream"),
+        Some(format!("one/{}", healthy.addr).as_str())
+    );
     // A gateway error names nobody.
     let dead = GatewayConfig::new()
         .upstream_urls("dead", &[format!("http://{}", closed_port().await)], "")
