@@ -6,7 +6,7 @@
 use super::Proxy;
 use super::forward::{self, Prepared};
 use super::replay::Replay;
-use super::retry::{self, Kind, Retrying, Trace};
+use super::retry::{self, ATTEMPT_HEADER, Kind, Retrying, Trace};
 use crate::body::{self, Body, BoxError};
 use crate::config::RetryOn;
 use crate::error::GatewayError;
@@ -19,9 +19,6 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// Sent upstream on retries: which attempt of the request this is (2 for the first retry).
-pub(super) const ATTEMPT_HEADER: HeaderName = HeaderName::from_static("x-microgateway-attempt");
 
 /// On every proxied response: `<upstream>/<target authority>` of who answered.
 pub const UPSTREAM_HEADER: HeaderName = HeaderName::from_static("x-microgateway-upstream");

@@ -113,7 +113,7 @@ impl Proxy {
             client_host,
         );
         parts.headers.remove(header::HOST);
-        parts.headers.remove(super::attempt::ATTEMPT_HEADER);
+        parts.headers.remove(super::retry::ATTEMPT_HEADER);
         let host = match (route.preserve_host, client_host) {
             (true, Some(h)) => HeaderValue::from_str(h).ok(),
             _ => None,

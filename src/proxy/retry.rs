@@ -12,6 +12,10 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Sent upstream on retries: which attempt of the request this is (2 for the first retry).
+pub(super) const ATTEMPT_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-microgateway-attempt");
+
 /// How one attempt ended, as the access log and the metric label it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
