@@ -16,8 +16,8 @@ use crate::routing::Route;
 use crate::upstream::{Affinity, Outcome, Upstream};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// On every proxied response: `<upstream>/<target authority>` of who answered.
@@ -138,9 +138,14 @@ impl<'p> Run<'p, '_> {
                 }
                 self.trace.push(attempted.kind);
                 let retryable = attempted.kind.class().is_some();
+                let overloaded = attempted.kind == Kind::Overloaded;
                 last = Some(attempted);
                 if !retryable || !self.may_retry {
                     return finish(last);
+                }
+                if overloaded {
+                    // The group's breaker refuses every target alike: on to a fallback.
+                    break;
                 }
             }
         }
@@ -205,7 +210,12 @@ impl<'p> Run<'p, '_> {
             pick.report(Outcome::Neutral);
             return neutral(GatewayError::Internal("request body already sent".into()));
         };
-        let mut headers = self.prepared.headers.clone();
+        // The only attempt of a request that cannot retry takes the headers; any other
+        // keeps them for the next one.
+        let mut headers = match self.may_retry {
+            true => self.prepared.headers.clone(),
+            false => std::mem::take(&mut self.prepared.headers),
+        };
         let key = group.llm.as_ref().map(|l| l.inject(&mut headers));
         let number = self.trace.count() + 1;
         if number > 1
@@ -295,6 +305,32 @@ impl<'p> Run<'p, '_> {
             kind,
             result,
             retry_after,
+        }
+    }
+}
+
+/// One empty `x-microgateway-upstream` cell per target of every group.
+pub(super) fn answered_table(upstreams: &[Upstream]) -> Vec<Vec<OnceLock<Option<HeaderValue>>>> {
+    upstreams
+        .iter()
+        .map(|u| (0..u.len()).map(|_| OnceLock::new()).collect())
+        .collect()
+}
+
+impl Proxy {
+    /// The `x-microgateway-upstream` value naming target `index` of upstream `u`, made
+    /// once per target.
+    fn answered(
+        &self,
+        u: usize,
+        index: usize,
+        group: &Upstream,
+        target: &crate::upstream::Target,
+    ) -> Option<HeaderValue> {
+        let make = || HeaderValue::from_str(&format!("{}/{}", group.name, target.authority())).ok();
+        match self.answered.get(u).and_then(|t| t.get(index)) {
+            Some(cell) => cell.get_or_init(make).clone(),
+            None => make(),
         }
     }
 }

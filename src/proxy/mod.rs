@@ -141,23 +141,8 @@ impl Proxy {
                 .ok_or_else(|| mismatch(format!("routes[{i}].fallback")))?;
             routes.push(Route::new(r, upstream, i).with_fallback(fallback.clone()));
         }
-        let route_states = config
-            .routes
-            .iter()
-            .zip(&resolved.route_upstreams)
-            .zip(&resolved.route_fallbacks)
-            .map(|((r, &primary), fallback)| {
-                let names: Vec<&str> = std::iter::once(primary)
-                    .chain(fallback.iter().copied())
-                    .filter_map(|u| config.upstreams.get(u).map(|u| u.name.as_str()))
-                    .collect();
-                retry::RouteState::new(&r.name, &names)
-            })
-            .collect();
-        let answered = upstreams
-            .iter()
-            .map(|u| (0..u.len()).map(|_| std::sync::OnceLock::new()).collect())
-            .collect();
+        let route_states = retry::RouteState::for_routes(config, resolved);
+        let answered = attempt::answered_table(&upstreams);
         let request_id_header = resolved.request_id_header.clone();
         let route_names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
         let tolerate = |c: &PluginConfig| !c.required() || persisted.contains(&c.name);
@@ -340,21 +325,6 @@ impl Proxy {
             trace,
         )
         .await
-    }
-
-    /// The `x-microgateway-upstream` value naming target `index` of upstream `u`.
-    fn answered(
-        &self,
-        u: usize,
-        index: usize,
-        group: &Upstream,
-        target: &crate::upstream::Target,
-    ) -> Option<HeaderValue> {
-        let make = || HeaderValue::from_str(&format!("{}/{}", group.name, target.authority())).ok();
-        match self.answered.get(u).and_then(|t| t.get(index)) {
-            Some(cell) => cell.get_or_init(make).clone(),
-            None => make(),
-        }
     }
 
     /// The upstream group of `route`. Building the proxy resolves every route's

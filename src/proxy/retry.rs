@@ -123,6 +123,26 @@ pub(super) struct RouteState {
 }
 
 impl RouteState {
+    /// The state of every route of `config`, in configuration order.
+    pub(super) fn for_routes(
+        config: &crate::config::Config,
+        resolved: &crate::config::Resolved,
+    ) -> Vec<RouteState> {
+        config
+            .routes
+            .iter()
+            .zip(&resolved.route_upstreams)
+            .zip(&resolved.route_fallbacks)
+            .map(|((r, &primary), fallback)| {
+                let names: Vec<&str> = std::iter::once(primary)
+                    .chain(fallback.iter().copied())
+                    .filter_map(|u| config.upstreams.get(u).map(|u| u.name.as_str()))
+                    .collect();
+                RouteState::new(&r.name, &names)
+            })
+            .collect()
+    }
+
     /// Registers the counters of `route` for `groups` (names, in the route's order).
     pub(super) fn new(route: &str, groups: &[&str]) -> RouteState {
         RouteState {

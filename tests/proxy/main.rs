@@ -17,6 +17,7 @@ pub mod common;
 mod admin;
 mod config;
 mod connections;
+mod failover;
 mod limits;
 mod protocols;
 mod retry;

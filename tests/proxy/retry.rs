@@ -1,7 +1,7 @@
-//! Retries, the default next-upstream behaviour, failover and `x-microgateway-upstream`
-//! against real misbehaving upstreams (`common::faulty`): thousands of requests across
-//! healthy and faulty targets with none failing, non-idempotent requests never
-//! replayed, the budget, `Retry-After`, the replay cap, and fallback groups.
+//! Retries and the default next-upstream behaviour against real misbehaving upstreams
+//! (`common::faulty`): thousands of requests across healthy and faulty targets with
+//! none failing, non-idempotent requests never replayed, the budget, `Retry-After`, the
+//! replay cap, and no retry once a response head was passed on.
 
 use crate::common::client::{self, H1Client, Reply, empty, full};
 use crate::common::faulty::{Fault, Faulty};
@@ -11,7 +11,7 @@ use hyper::{Request, StatusCode};
 use std::time::{Duration, Instant};
 
 /// Sends `n` requests of `method` to `path`, `concurrency` at a time; returns the replies.
-async fn drive(
+pub async fn drive(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
@@ -35,7 +35,7 @@ async fn drive(
 }
 
 /// The sum of every sample of `name` whose labels contain all of `labels`.
-async fn metric(admin: std::net::SocketAddr, name: &str, labels: &[&str]) -> f64 {
+pub async fn metric(admin: std::net::SocketAddr, name: &str, labels: &[&str]) -> f64 {
     let text = get(admin, "/metrics").await.text();
     text.lines()
         .filter(|l| l.starts_with(&format!("{name}{{")))
@@ -44,7 +44,7 @@ async fn metric(admin: std::net::SocketAddr, name: &str, labels: &[&str]) -> f64
         .sum()
 }
 
-fn failures(replies: &[Reply]) -> Vec<String> {
+pub fn failures(replies: &[Reply]) -> Vec<String> {
     replies
         .iter()
         .filter(|r| r.status != StatusCode::OK)
@@ -355,88 +355,4 @@ async fn a_reset_after_the_response_head_is_never_retried() {
     let body = http_body_util::BodyExt::collect(response.into_body()).await;
     assert!(body.is_err(), "a truncated body must not look complete");
     assert_eq!(reset.hits(), 1);
-}
-
-#[tokio::test]
-async fn the_fallback_group_answers_when_the_primary_is_down() {
-    let backup = Faulty::start("backup", Fault::Healthy).await;
-    let dead = [closed_port().await, closed_port().await].map(|a| format!("http://{a}"));
-    let gw = GatewayConfig::new()
-        .upstream_urls("primary", &dead, "")
-        .upstream_urls("backup", &[backup.url()], "")
-        .route("r", "primary", "fallback = [\"backup\"]")
-        .start()
-        .await;
-    let replies = drive(gw.proxy_addr, "GET", "/x", 50, 4).await;
-    assert_eq!(failures(&replies), Vec::<String>::new());
-    for r in &replies {
-        assert_eq!(
-            r.header("x-microgateway-upstream"),
-            Some(format!("backup/{}", backup.addr).as_str())
-        );
-    }
-    let primary = metric(
-        gw.admin_addr,
-        "microgateway_upstream_attempts_total",
-        &["upstream=\"primary\"", "outcome=\"connect\""],
-    )
-    .await;
-    assert_eq!(
-        primary, 100.0,
-        "both primary targets were tried for every request"
-    );
-}
-
-#[test]
-fn fallbacks_are_validated_by_key() {
-    let base = "[[upstreams]]\nname = \"a\"\ntargets = [\"http://127.0.0.1:9\"]\n\
-                [[upstreams]]\nname = \"b\"\ntargets = [\"http://127.0.0.1:9\"]\n\
-                llm = { provider = \"anthropic\", api_key_env = \"X\" }\n\
-                [[upstreams]]\nname = \"c\"\ntargets = [\"http://127.0.0.1:9\"]\n\
-                llm = { provider = \"openai\", api_key_env = \"X\" }\n";
-    let refuse = |route: &str| {
-        let toml = format!("{base}[[routes]]\nname = \"r\"\n{route}\n");
-        match microgateway::Config::from_toml(&toml) {
-            Ok(_) => panic!("accepted: {route}"),
-            Err(e) => e.to_string(),
-        }
-    };
-    let e = refuse("upstream = \"a\"\nfallback = [\"nope\"]");
-    assert!(
-        e.contains("routes[0].fallback[0]") && e.contains("unknown upstream"),
-        "{e}"
-    );
-    let e = refuse("upstream = \"a\"\nfallback = [\"a\"]");
-    assert!(e.contains("routes[0].fallback[0]"), "{e}");
-    let e = refuse("upstream = \"c\"\nfallback = [\"b\"]");
-    assert!(
-        e.contains("routes[0].fallback[0]") && e.contains("translation"),
-        "{e}"
-    );
-    let e = refuse("upstream = \"a\"\nretry = { attempts = 11 }");
-    assert!(e.contains("routes[0].retry.attempts"), "{e}");
-}
-
-#[tokio::test]
-async fn the_header_names_the_answering_target_and_not_a_gateway_error() {
-    let healthy = Faulty::start("healthy", Fault::Healthy).await;
-    let gw = GatewayConfig::new()
-        .upstream_urls("one", &[healthy.url()], "")
-        .route("one", "one", "")
-        .start()
-        .await;
-    let r = get(gw.proxy_addr, "/x").await;
-    assert_eq!(
-        r.header("x-microgateway-upstream"),
-        Some(format!("one/{}", healthy.addr).as_str())
-    );
-    // A gateway error names nobody.
-    let dead = GatewayConfig::new()
-        .upstream_urls("dead", &[format!("http://{}", closed_port().await)], "")
-        .route("dead", "dead", "")
-        .start()
-        .await;
-    let r = get(dead.proxy_addr, "/x").await;
-    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
-    assert_eq!(r.header("x-microgateway-upstream"), None);
 }
