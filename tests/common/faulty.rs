@@ -1,5 +1,5 @@
 //! Misbehaving upstreams on 127.0.0.1:0, for retries and failover: real servers that
-//! can be killed mid-test, answer 503 (or any status) before 200, answer 429 with a
+//! can be killed mid-test (their port then refuses connects, as does a [`Refused`] one), answer 503 (or any status) before 200, answer 429 with a
 //! `Retry-After` first, hang after accepting, or reset the connection after reading the
 //! request or after sending the response head.
 //!
@@ -72,6 +72,7 @@ pub struct Faulty {
     name: String,
     seen: Arc<Seen>,
     tasks: Arc<Mutex<Vec<AbortHandle>>>,
+    held: Mutex<Option<Refused>>,
 }
 
 impl Faulty {
@@ -100,6 +101,7 @@ impl Faulty {
             name: name.to_string(),
             seen,
             tasks,
+            held: Mutex::new(None),
         }
     }
 
@@ -113,8 +115,25 @@ impl Faulty {
         &self.name
     }
 
-    /// Stops accepting and closes every connection: the port then refuses connects.
-    pub fn kill(&self) {
+    /// Stops accepting and closes every connection: the port then refuses connects. The
+    /// port stays reserved (bound, not listening), so no other test's server can take
+    /// it over and answer in the dead server's place.
+    pub async fn kill(&self) {
+        self.stop();
+        for _ in 0..1000 {
+            if let Ok(held) = Refused::bind(self.addr) {
+                *self.held.lock().unwrap() = Some(held);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!(
+            "the port of {} was taken over after it was killed",
+            self.name
+        );
+    }
+
+    fn stop(&self) {
         for task in self.tasks.lock().unwrap().drain(..) {
             task.abort();
         }
@@ -143,7 +162,38 @@ impl Faulty {
 
 impl Drop for Faulty {
     fn drop(&mut self) {
-        self.kill();
+        self.stop();
+    }
+}
+
+/// A loopback port that refuses every connect: bound, never listening, so the port
+/// cannot be reused by another test while this lives (unlike a released port).
+pub struct Refused {
+    socket: tokio::net::TcpSocket,
+}
+
+impl Refused {
+    /// A fresh refusing port.
+    pub fn new() -> Refused {
+        Refused::bind("127.0.0.1:0".parse().unwrap()).unwrap()
+    }
+
+    fn bind(addr: SocketAddr) -> std::io::Result<Refused> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        Ok(Refused { socket })
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.socket.local_addr().unwrap())
+    }
+}
+
+impl Default for Refused {
+    fn default() -> Self {
+        Refused::new()
     }
 }
 

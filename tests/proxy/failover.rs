@@ -1,15 +1,16 @@
 //! Failover to fallback groups, their validation, and `x-microgateway-upstream` naming
 //! the target that answered.
 
-use crate::common::faulty::{Fault, Faulty};
-use crate::common::{GatewayConfig, closed_port, get};
+use crate::common::faulty::{Fault, Faulty, Refused};
+use crate::common::{GatewayConfig, get};
 use crate::retry::{drive, failures, metric};
 use hyper::StatusCode;
 
 #[tokio::test]
 async fn the_fallback_group_answers_when_the_primary_is_down() {
     let backup = Faulty::start("backup", Fault::Healthy).await;
-    let dead = [closed_port().await, closed_port().await].map(|a| format!("http://{a}"));
+    let refused = [Refused::new(), Refused::new()];
+    let dead = refused.each_ref().map(Refused::url);
     let gw = GatewayConfig::new()
         .upstream_urls("primary", &dead, "")
         .upstream_urls("backup", &[backup.url()], "")
@@ -80,12 +81,40 @@ async fn the_header_names_the_answering_target_and_not_a_gateway_error() {
         Some(format!("one/{}", healthy.addr).as_str())
     );
     // A gateway error names nobody.
+    let refused = Refused::new();
     let dead = GatewayConfig::new()
-        .upstream_urls("dead", &[format!("http://{}", closed_port().await)], "")
+        .upstream_urls("dead", &[refused.url()], "")
         .route("dead", "dead", "")
         .start()
         .await;
     let r = get(dead.proxy_addr, "/x").await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert_eq!(r.header("x-microgateway-upstream"), None);
+}
+
+#[tokio::test]
+async fn the_header_survives_the_hooked_path_and_its_response_hooks() {
+    use crate::common::PluginEntry;
+    let healthy = Faulty::start("healthy", Fault::Healthy).await;
+    let refused = Refused::new();
+    let dead = refused.url();
+    let gw = GatewayConfig::new()
+        .upstream_urls("pair", &[dead, healthy.url()], "")
+        .route("hooked", "pair", "")
+        .plugin(
+            PluginEntry::new("strip", "builtin://headers", "on_response").extra(
+                "config = { remove = [\"x-microgateway-upstream\"], set = { x-hooked = \"1\" } }",
+            ),
+        )
+        .start()
+        .await;
+    for _ in 0..4 {
+        let r = get(gw.proxy_addr, "/x").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.header("x-hooked"), Some("1"));
+        assert_eq!(
+            r.header("x-microgateway-upstream"),
+            Some(format!("pair/{}", healthy.addr).as_str())
+        );
+    }
 }

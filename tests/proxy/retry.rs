@@ -4,8 +4,8 @@
 //! replay cap, and no retry once a response head was passed on.
 
 use crate::common::client::{self, H1Client, Reply, empty, full};
-use crate::common::faulty::{Fault, Faulty};
-use crate::common::{GatewayConfig, closed_port, get};
+use crate::common::faulty::{Fault, Faulty, Refused};
+use crate::common::{GatewayConfig, get};
 use futures_util::StreamExt;
 use hyper::{Request, StatusCode};
 use std::time::{Duration, Instant};
@@ -80,7 +80,7 @@ async fn two_thousand_gets_across_faulty_targets_never_fail() {
         .start()
         .await;
     let first = drive(gw.proxy_addr, "GET", "/x", 1000, 16).await;
-    doomed.kill();
+    doomed.kill().await;
     let second = drive(gw.proxy_addr, "GET", "/x", 1000, 16).await;
     let mut all = first;
     all.extend(second);
@@ -127,7 +127,8 @@ async fn two_thousand_gets_across_faulty_targets_never_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_one_dead_target_of_two_costs_no_failed_get() {
     let healthy = Faulty::start("healthy", Fault::Healthy).await;
-    let dead = format!("http://{}", closed_port().await);
+    let refused = Refused::new();
+    let dead = refused.url();
     let gw = GatewayConfig::new()
         .upstream_urls("pair", &[healthy.url(), dead], "")
         .route("pair", "pair", "")
@@ -160,7 +161,7 @@ async fn a_killed_target_mid_run_costs_no_failed_get_by_default() {
     let before = drive(gw.proxy_addr, "GET", "/x", 200, 16).await;
     assert_eq!(failures(&before), Vec::<String>::new());
     assert!(doomed.hits() > 0);
-    doomed.kill();
+    doomed.kill().await;
     let after = drive(gw.proxy_addr, "GET", "/x", 1000, 16).await;
     assert_eq!(failures(&after), Vec::<String>::new());
 }
