@@ -353,3 +353,82 @@ fn finish(last: Option<Attempted>) -> Result<Response<Body>, GatewayError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ConnInfo, Proxy};
+    use crate::loader::Registry;
+    use http_body_util::Empty;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The access log line has the attempt count and the outcome chain, and a connect
+    /// failure on one target of two moves the GET to the other.
+    #[tokio::test]
+    async fn the_access_log_lists_every_attempt() {
+        let refused = tokio::net::TcpSocket::new_v4().unwrap();
+        refused.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let dead = refused.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live = listener.local_addr().unwrap();
+        let _server = crate::task::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            }
+        });
+        let config = crate::Config::from_toml(&format!(
+            "[[upstreams]]\nname = \"up\"\ntargets = [\"http://{dead}\", \"http://{live}\"]\n\
+             [[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"up\"\n"
+        ))
+        .unwrap();
+        let resolved = config.validate().unwrap();
+        let proxy = Proxy::build(&config, &resolved, Registry::with_builtins())
+            .await
+            .unwrap();
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let conn = ConnInfo {
+            remote: "127.0.0.1:1".parse().unwrap(),
+            tls: false,
+        };
+        for _ in 0..2 {
+            let req = http::Request::get("/x")
+                .header("host", "example.test")
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let response = proxy.handle(req, conn).await;
+            assert_eq!(response.status(), http::StatusCode::OK);
+            let named = response.headers().get(super::UPSTREAM_HEADER).unwrap();
+            assert_eq!(named, format!("up/{live}").as_str());
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("attempts=2 outcomes=connect,success"),
+            "{text}"
+        );
+        assert_eq!(text.matches(" attempts=").count(), 2, "{text}");
+    }
+}
