@@ -439,3 +439,23 @@ pub fn llm_keys_available(upstream: &str, available: usize) {
 pub fn llm_key_reload(upstream: &str, result: &'static str) {
     counter!(LLM_KEY_RELOADS, "upstream" => upstream.to_string(), "result" => result).increment(1);
 }
+
+const UPSTREAM_ATTEMPTS: &str = "microgateway_upstream_attempts_total";
+
+/// Registers the attempt counters of `route` towards upstream group `upstream`, one per
+/// entry of `outcomes` and in its order, so that counting an attempt is an atomic add.
+pub fn upstream_attempts(route: &str, upstream: &str, outcomes: &[&'static str]) -> Vec<Counter> {
+    static DESCRIBED: OnceLock<()> = OnceLock::new();
+    DESCRIBED.get_or_init(|| {
+        metrics::describe_counter!(
+            UPSTREAM_ATTEMPTS,
+            "Upstream attempts (first tries, retries and failovers), by route, upstream and outcome."
+        );
+    });
+    outcomes
+        .iter()
+        .map(|outcome| {
+            counter!(UPSTREAM_ATTEMPTS, "route" => route.to_string(), "upstream" => upstream.to_string(), "outcome" => *outcome)
+        })
+        .collect()
+}

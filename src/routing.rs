@@ -4,7 +4,7 @@
 //! with the longest path prefix; on equal prefixes an exact host beats a wildcard,
 //! which beats "any host". Prefixes match on segment boundaries only.
 
-use crate::config::RouteConfig;
+use crate::config::{RetryOn, RouteConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,10 @@ pub struct Route {
     pub preserve_host: bool,
     /// Accept `%2F` and `%5C` in request paths (dot segments are refused regardless).
     pub allow_encoded_slashes: bool,
+    /// When another attempt is made, compiled from `retry` and `retry_non_idempotent`.
+    pub retry: RetryPolicy,
+    /// Indices of the `fallback` upstream groups, in order.
+    pub fallback: Vec<usize>,
     host: HostMatch,
     prefix: String,
     replacement: Option<String>,
@@ -89,10 +93,18 @@ impl Route {
             body_timeout: config.body_timeout,
             preserve_host: config.preserve_host,
             allow_encoded_slashes: config.allow_encoded_slashes,
+            retry: RetryPolicy::new(config),
+            fallback: Vec::new(),
             host,
             prefix,
             replacement,
         }
+    }
+
+    /// Sets the resolved indices of the route's `fallback` groups.
+    pub fn with_fallback(mut self, fallback: Vec<usize>) -> Route {
+        self.fallback = fallback;
+        self
     }
 
     fn matches_path(&self, path: &str) -> bool {
@@ -115,6 +127,75 @@ impl Route {
                 }
             }
         }
+    }
+}
+
+/// A route's retry settings as the proxy applies them.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per group; 0 = one per target.
+    pub attempts: u64,
+    /// Bit `1 << (RetryOn as u8)` for each class `retry.on` names.
+    on: u8,
+    /// Backoff base and cap.
+    pub backoff: Duration,
+    /// The longest backoff.
+    pub backoff_max: Duration,
+    /// Retries in flight allowed per hundred requests in flight.
+    pub budget_percent: u64,
+    /// Retries in flight always allowed.
+    pub budget_min: u64,
+    /// The longest `Retry-After` waited for.
+    pub retry_after_max: Duration,
+    /// Request bodies up to this size are kept for replay.
+    pub max_body_bytes: u64,
+    /// Non-idempotent methods retry too.
+    pub non_idempotent: bool,
+}
+
+impl RetryPolicy {
+    fn new(config: &RouteConfig) -> RetryPolicy {
+        let r = &config.retry;
+        RetryPolicy {
+            attempts: r.attempts,
+            on: r.on.iter().fold(0, |mask, c| mask | 1 << (*c as u8)),
+            backoff: r.backoff,
+            backoff_max: r.backoff_max,
+            budget_percent: r.budget_percent,
+            budget_min: r.budget_min,
+            retry_after_max: r.retry_after_max,
+            max_body_bytes: r.max_body_bytes,
+            non_idempotent: config.retry_non_idempotent,
+        }
+    }
+
+    /// Whether `retry.on` names `class`.
+    pub fn retries(&self, class: RetryOn) -> bool {
+        self.on & (1 << (class as u8)) != 0
+    }
+
+    /// Attempts allowed in a group of `targets` targets.
+    pub fn attempts_for(&self, targets: usize) -> usize {
+        match self.attempts {
+            0 => targets.max(1),
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Whether `method` may be retried: the idempotent methods of RFC 9110 §9.2.2, or
+    /// any with `retry_non_idempotent`.
+    pub fn allows(&self, method: &http::Method) -> bool {
+        use http::Method;
+        self.non_idempotent
+            || matches!(
+                *method,
+                Method::GET
+                    | Method::HEAD
+                    | Method::OPTIONS
+                    | Method::PUT
+                    | Method::DELETE
+                    | Method::TRACE
+            )
     }
 }
 
@@ -183,6 +264,9 @@ mod tests {
                 body_timeout: Duration::from_secs(60),
                 preserve_host: false,
                 allow_encoded_slashes: false,
+                retry: Default::default(),
+                retry_non_idempotent: false,
+                fallback: Vec::new(),
             },
             0,
             0,

@@ -15,6 +15,7 @@ mod llm;
 mod plugins;
 pub mod ranges;
 mod resolved;
+mod retry;
 mod sandbox;
 mod types;
 mod validate;
@@ -29,6 +30,7 @@ pub use plugins::{
     PluginRuntimeConfig,
 };
 pub use resolved::Resolved;
+pub use retry::{RetryConfig, RetryOn};
 pub use sandbox::{DEFAULT_ENV_ALLOWLIST, SandboxConfig, env_refusal};
 
 pub use types::{

@@ -145,6 +145,13 @@ pub const RANGES: &[Range] = &[
     count("upstreams[].max_requests", 1, 10_000_000),
     duration("routes[].timeout", MS, DAY),
     duration("routes[].body_timeout", MS, DAY),
+    count("routes[].retry.attempts", 0, 10),
+    duration("routes[].retry.backoff", Duration::ZERO, HOUR),
+    duration("routes[].retry.backoff_max", Duration::ZERO, HOUR),
+    count("routes[].retry.budget_percent", 0, 100),
+    count("routes[].retry.budget_min", 0, 100_000),
+    duration("routes[].retry.retry_after_max", Duration::ZERO, HOUR),
+    bytes("routes[].retry.max_body_bytes", 0, 64 * MIB),
     Range {
         key: "plugins[].order",
         limit: Limit::Signed {
@@ -343,6 +350,17 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
     for (i, route) in config.routes.iter().enumerate() {
         out.push((format!("routes[{i}].timeout"), d(route.timeout)));
         out.push((format!("routes[{i}].body_timeout"), d(route.body_timeout)));
+        let retry = &route.retry;
+        let k = |name: &str| format!("routes[{i}].retry.{name}");
+        out.extend([
+            (k("attempts"), u(retry.attempts)),
+            (k("backoff"), d(retry.backoff)),
+            (k("backoff_max"), d(retry.backoff_max)),
+            (k("budget_percent"), u(retry.budget_percent)),
+            (k("budget_min"), u(retry.budget_min)),
+            (k("retry_after_max"), d(retry.retry_after_max)),
+            (k("max_body_bytes"), u(retry.max_body_bytes)),
+        ]);
     }
     for (i, plugin) in config.plugins.iter().enumerate() {
         let order = Value::Signed(i64::from(plugin.order));

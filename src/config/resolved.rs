@@ -13,6 +13,8 @@ pub struct Resolved {
     pub request_id_header: http::HeaderName,
     /// For each route (in configuration order), the index of its upstream in `upstreams`.
     pub route_upstreams: Vec<usize>,
+    /// For each route, the indices of its `fallback` groups, in order.
+    pub route_fallbacks: Vec<Vec<usize>>,
     /// For each upstream (in configuration order), its parsed targets, all of one scheme.
     pub targets: Vec<Vec<TargetUrl>>,
     /// `plugin_runtime.command_allowlist`, parsed.

@@ -320,6 +320,16 @@ pub struct RouteConfig {
     /// gateway matched. Dot segments are refused either way, also encoded (`..%2F`).
     #[serde(default)]
     pub allow_encoded_slashes: bool,
+    /// When another attempt is made (`retry = { attempts, on, backoff, … }`).
+    #[serde(default)]
+    pub retry: super::RetryConfig,
+    /// Retry methods that are not idempotent (POST, PATCH, CONNECT) as well.
+    #[serde(default)]
+    pub retry_non_idempotent: bool,
+    /// Upstream groups tried in order once the primary group's attempts are exhausted
+    /// with a failure `retry.on` names.
+    #[serde(default)]
+    pub fallback: Vec<String>,
 }
 
 fn default_prefix() -> String {

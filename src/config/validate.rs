@@ -104,6 +104,7 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
 
     let mut route_names = HashSet::new();
     let mut route_upstreams = Vec::with_capacity(config.routes.len());
+    let mut route_fallbacks = Vec::with_capacity(config.routes.len());
     for (i, r) in config.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
         if r.name.is_empty() {
@@ -125,6 +126,7 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
             ));
         };
         route_upstreams.push(upstream);
+        route_fallbacks.push(validate_fallback(config, &upstream_names, i, upstream)?);
         if !r.path_prefix.starts_with('/') {
             return Err(ConfigError::invalid(
                 format!("{key}.path_prefix"),
@@ -162,9 +164,67 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
     Ok(Resolved {
         request_id_header,
         route_upstreams,
+        route_fallbacks,
         targets,
         allowlist,
     })
+}
+
+/// The fallback groups of route `i` (primary group `primary`) as upstream indices: each
+/// must exist, differ from the primary and the others, and for an LLM route be of the
+/// primary's provider family.
+fn validate_fallback(
+    config: &Config,
+    upstream_names: &HashMap<&str, usize>,
+    i: usize,
+    primary: usize,
+) -> Result<Vec<usize>, ConfigError> {
+    let route = &config.routes[i];
+    let provider = |u: usize| {
+        config
+            .upstreams
+            .get(u)
+            .and_then(|u| u.llm.as_ref())
+            .map(|l| l.provider)
+    };
+    let mut out = Vec::with_capacity(route.fallback.len());
+    for (j, name) in route.fallback.iter().enumerate() {
+        let key = format!("routes[{i}].fallback[{j}]");
+        let Some(&index) = upstream_names.get(name.as_str()) else {
+            return Err(ConfigError::invalid(
+                key,
+                format!("unknown upstream {name:?}"),
+            ));
+        };
+        if index == primary || out.contains(&index) {
+            return Err(ConfigError::invalid(
+                key,
+                format!("upstream {name:?} is already the route's upstream or an earlier fallback"),
+            ));
+        }
+        if provider(index) != provider(primary) {
+            let show = |p: Option<super::Provider>| p.map_or("no LLM provider", |p| p.as_str());
+            return Err(ConfigError::invalid(
+                key,
+                format!(
+                    "upstream {name:?} ({}) is not of the family of the route's upstream {:?} ({}); \
+                     fallbacks stay within one provider family until OpenAI→Anthropic \
+                     translation comes with the issue \"LLM gateway: one OpenAI-compatible front door\"",
+                    show(provider(index)),
+                    route.upstream,
+                    show(provider(primary)),
+                ),
+            ));
+        }
+        out.push(index);
+    }
+    if route.retry.on.is_empty() && !route.fallback.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("routes[{i}].retry.on"),
+            "is empty, so the fallback groups could never be used",
+        ));
+    }
+    Ok(out)
 }
 
 /// Schemes a plugin `command` may use.

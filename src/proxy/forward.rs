@@ -1,19 +1,18 @@
-//! Building the upstream request, sending it with a timeout and mapping failures.
+//! Limits, the path check, building the upstream request of each attempt from what
+//! the attempts share, and classifying client errors.
 
+use super::retry::Kind;
 use super::{Limits, Proxy};
-use crate::body::{self, Body, BoxError};
+use crate::body::{self, Body};
 use crate::error::GatewayError;
 use crate::headers;
 use crate::metrics;
 use crate::pipeline::ctx::RequestCtx;
 use crate::routing::Route;
-use crate::upstream::Upstream;
-use bytes::Bytes;
+use crate::upstream::{Target, Upstream};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Version};
 use std::error::Error as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Rejects requests whose head or declared body exceeds the limits.
 pub(super) fn check_limits<B>(req: &Request<B>, limits: &Limits) -> Result<(), GatewayError> {
@@ -62,50 +61,39 @@ pub(super) fn request_host<B>(req: &Request<B>) -> String {
         .unwrap_or_default()
 }
 
+/// The upstream request as it is before a target is chosen: everything but the URI,
+/// the Host header and the provider key, which each attempt sets for its target.
+pub(super) struct Prepared {
+    pub(super) method: http::Method,
+    uri: http::Uri,
+    rewritten: Option<String>,
+    authority: Option<String>,
+    host: Option<HeaderValue>,
+    pub(super) headers: http::HeaderMap,
+}
+
 impl Proxy {
-    /// Rewrites the request for `upstream`, the group of `route`, sends it and maps the
-    /// outcome.
-    pub(super) async fn send<B>(
+    /// Strips hop-by-hop headers, sets the forwarding headers and the request id, and
+    /// rewrites the path: the parts of the upstream request every attempt shares.
+    pub(super) fn prepare(
         &self,
-        req: Request<B>,
+        mut parts: http::request::Parts,
         route: &Route,
-        upstream: &Upstream,
         ctx: &RequestCtx<'_>,
-    ) -> Result<Response<Body>, GatewayError>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        let (mut parts, incoming) = req.into_parts();
-        // Minimal select/report for the health branch; the retrying forward replaces it.
-        let affinity = crate::upstream::Affinity {
-            headers: &parts.headers,
-            client_ip: ctx.conn.remote.ip(),
-        };
-        let pick =
-            upstream
-                .select(&affinity, &[])
-                .map_err(|o| GatewayError::UpstreamOverloaded {
-                    upstream: upstream.name.to_string(),
-                    limit: o.limit,
-                })?;
-        let target = pick.target();
-        let path = if ctx.path_is_final {
-            std::borrow::Cow::Borrowed(parts.uri.path())
-        } else {
-            route.rewrite_path(parts.uri.path())
+    ) -> Prepared {
+        let rewritten = match ctx.path_is_final {
+            true => None,
+            false => match route.rewrite_path(parts.uri.path()) {
+                std::borrow::Cow::Borrowed(p) if p == parts.uri.path() => None,
+                rewritten => Some(rewritten.into_owned()),
+            },
         };
         let client_host = (!ctx.host.is_empty()).then_some(ctx.host.as_str());
         // With preserve_host the client's host also becomes the URI authority, so an HTTP/2
         // upstream sees a consistent :authority; the connection still goes to the target.
         let authority = client_host
-            .filter(|h| route.preserve_host && http::uri::Authority::try_from(*h).is_ok());
-        parts.uri = target
-            .uri(&path, parts.uri.query(), authority)
-            .map_err(|e| GatewayError::BadRequest(format!("cannot build upstream URI: {e}")))?;
-        // The pooled client negotiates HTTP/2 per connection; requests always start as HTTP/1.1.
-        parts.version = Version::HTTP_11;
-
+            .filter(|h| route.preserve_host && http::uri::Authority::try_from(*h).is_ok())
+            .map(str::to_string);
         let wants_trailers = parts.headers.get_all(header::TE).iter().any(|v| {
             v.to_str().is_ok_and(|s| {
                 s.split(',')
@@ -125,112 +113,114 @@ impl Proxy {
             client_host,
         );
         parts.headers.remove(header::HOST);
-        let host_value = match (route.preserve_host, client_host) {
+        parts.headers.remove(super::retry::ATTEMPT_HEADER);
+        let host = match (route.preserve_host, client_host) {
             (true, Some(h)) => HeaderValue::from_str(h).ok(),
-            _ => HeaderValue::from_str(target.authority().as_str()).ok(),
+            _ => None,
         };
-        if let Some(h) = host_value {
-            parts.headers.insert(header::HOST, h);
-        }
         parts
             .headers
             .insert(self.request_id_header.clone(), ctx.request_id.clone());
-        let key_use = upstream
-            .llm
-            .as_ref()
-            .map(|llm| llm.inject(&mut parts.headers));
-
-        let tripped = Arc::new(AtomicBool::new(false));
-        let limited = body::LimitBody::new(incoming, self.limits.max_body_bytes, tripped.clone());
-        let upstream_req = Request::from_parts(parts, body::boxed(limited));
-        let timeout = route.timeout;
-        let client = target
-            .client()
-            .ok_or_else(|| GatewayError::UpstreamUnavailable {
-                upstream: upstream.name.to_string(),
-                reason: "target has no client".into(),
-            })?;
-        let sent = tokio::time::timeout(timeout, client.request(upstream_req)).await;
-        pick.report(match &sent {
-            Err(_) => crate::upstream::Outcome::TimedOut,
-            Ok(Err(_)) if tripped.load(Ordering::Acquire) => crate::upstream::Outcome::Neutral,
-            Ok(Err(e)) if e.is_connect() => crate::upstream::Outcome::ConnectFailed,
-            Ok(Err(_)) => crate::upstream::Outcome::Reset,
-            Ok(Ok(r)) if r.status() == http::StatusCode::TOO_MANY_REQUESTS => {
-                crate::upstream::Outcome::TooManyRequests
-            }
-            Ok(Ok(r)) if r.status().is_server_error() => crate::upstream::Outcome::ServerError,
-            Ok(Ok(_)) => crate::upstream::Outcome::Success,
-        });
-        let upstream_name = &upstream.name;
-        let response = match sent {
-            Err(_) => {
-                metrics::upstream_error(&route.name, upstream_name, "timeout");
-                return Err(GatewayError::UpstreamTimeout {
-                    upstream: upstream_name.to_string(),
-                    timeout_ms: timeout.as_millis(),
-                });
-            }
-            Ok(Err(_)) if tripped.load(Ordering::Acquire) => {
-                return Err(GatewayError::BodyTooLarge {
-                    limit: self.limits.max_body_bytes,
-                });
-            }
-            Ok(Err(err)) => return Err(map_client_error(&err, route, upstream)),
-            Ok(Ok(response)) => response,
-        };
-        let (mut parts, incoming) = response.into_parts();
-        if let (Some(llm), Some(key)) = (&upstream.llm, key_use) {
-            let retry_after = headers::retry_after(&parts.headers, std::time::SystemTime::now());
-            llm.report(key, parts.status, retry_after);
+        Prepared {
+            method: parts.method,
+            uri: parts.uri,
+            rewritten,
+            authority,
+            host,
+            headers: parts.headers,
         }
-        headers::strip_hop_by_hop(&mut parts.headers);
-        // The client connection has its own protocol; an HTTP/1.0 or h2 upstream must not leak through.
-        parts.version = Version::HTTP_11;
-        let stalled = (Arc::clone(&route.name), Arc::clone(upstream_name));
-        let incoming = body::StallBody::new(incoming, route.body_timeout, move || {
-            metrics::upstream_body_stall(&stalled.0, &stalled.1);
-        });
-        Ok(Response::from_parts(parts, body::boxed(incoming)))
     }
 }
 
-/// Classifies a client error: body limit (413), connect timeout (504) or unavailable (502).
-fn map_client_error(
+impl Prepared {
+    /// The request of one attempt on `target` with `headers` (the shared ones, with the
+    /// attempt's provider key) and `body`.
+    pub(super) fn request(
+        &self,
+        target: &Target,
+        mut headers: http::HeaderMap,
+        body: Body,
+    ) -> Result<Request<Body>, GatewayError> {
+        let path = self.rewritten.as_deref().unwrap_or(self.uri.path());
+        let uri = target
+            .uri(path, self.uri.query(), self.authority.as_deref())
+            .map_err(|e| GatewayError::BadRequest(format!("cannot build upstream URI: {e}")))?;
+        let host = match &self.host {
+            Some(h) => Some(h.clone()),
+            None => HeaderValue::from_str(target.authority().as_str()).ok(),
+        };
+        if let Some(h) = host {
+            headers.insert(header::HOST, h);
+        }
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        // The pooled client negotiates HTTP/2 per connection; requests always start as HTTP/1.1.
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers;
+        Ok(req)
+    }
+}
+
+/// The response as the client gets it: hop-by-hop headers stripped, HTTP/1.1 (the client
+/// connection has its own protocol; an HTTP/1.0 or h2 upstream must not leak through),
+/// and the body cut with an error (`stalled` called once) when the upstream sends
+/// nothing for `body_timeout`.
+pub(super) fn downstream(
+    response: Response<hyper::body::Incoming>,
+    body_timeout: std::time::Duration,
+    stalled: impl FnOnce() + Send + Sync + 'static,
+) -> Response<Body> {
+    let (mut parts, incoming) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    parts.version = Version::HTTP_11;
+    let incoming = body::StallBody::new(incoming, body_timeout, stalled);
+    Response::from_parts(parts, body::boxed(incoming))
+}
+
+/// Classifies a client error: body limit (413), connect failure or timeout (502/504),
+/// the client's own body failing (no retry), or a broken exchange (502).
+pub(super) fn map_client_error(
     err: &hyper_util::client::legacy::Error,
     route: &Route,
     upstream: &Upstream,
-) -> GatewayError {
+) -> (Kind, GatewayError) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
     let mut timed_out = false;
+    let mut client_side = false;
     let mut innermost = err.to_string();
     while let Some(e) = source {
         if let Some(b) = e.downcast_ref::<body::BodyLimitExceeded>() {
-            return GatewayError::BodyTooLarge { limit: b.0 };
+            return (Kind::Neutral, GatewayError::BodyTooLarge { limit: b.0 });
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            client_side |= h.is_user();
         }
         innermost = e.to_string();
         source = e.source();
     }
     if err.is_connect() && timed_out {
         metrics::upstream_error(&route.name, &upstream.name, "connect_timeout");
-        return GatewayError::UpstreamTimeout {
+        let e = GatewayError::UpstreamTimeout {
             upstream: upstream.name.to_string(),
             timeout_ms: upstream.connect_timeout.as_millis(),
         };
+        return (Kind::ConnectTimeout, e);
     }
-    let kind = if err.is_connect() {
-        "connect"
-    } else {
-        "protocol"
+    let (kind, label) = match (err.is_connect(), client_side) {
+        (true, _) => (Kind::Connect, "connect"),
+        (false, true) => (Kind::Neutral, "protocol"),
+        (false, false) => (Kind::Reset, "protocol"),
     };
-    metrics::upstream_error(&route.name, &upstream.name, kind);
-    GatewayError::UpstreamUnavailable {
+    metrics::upstream_error(&route.name, &upstream.name, label);
+    let e = GatewayError::UpstreamUnavailable {
         upstream: upstream.name.to_string(),
         reason: innermost,
-    }
+    };
+    (kind, e)
 }
 
 /// Rejects paths that could match one route here and reach another resource after the

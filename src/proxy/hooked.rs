@@ -3,6 +3,8 @@
 //! request context, from which `Proxy::handle` builds it once at the end.
 
 use super::Proxy;
+use super::attempt::UPSTREAM_HEADER;
+use super::retry::Trace;
 use crate::body::{self, Body};
 use crate::error::GatewayError;
 use crate::loader::PluginSet;
@@ -26,6 +28,7 @@ impl Proxy {
         upstream: &Upstream,
         set: &Arc<PluginSet>,
         ctx: &mut RequestCtx<'_>,
+        trace: &mut Trace,
     ) -> Result<Response<Body>, GatewayError> {
         let plan = set.plan(route.index);
         let (parts, incoming) = req.into_parts();
@@ -53,12 +56,24 @@ impl Proxy {
             (None, None) => body::empty(),
         };
         let sent = self
-            .send(Request::from_parts(parts, body), route, upstream, ctx)
+            .send(
+                Request::from_parts(parts, body),
+                route,
+                upstream,
+                ctx,
+                trace,
+            )
             .await;
         match sent {
             Ok(response) if plan.has_response_hooks() => {
+                // Response hooks may not hide who answered: the value is put back.
+                let answered = response.headers().get(UPSTREAM_HEADER).cloned();
                 let max = self.pipeline.max_response_buffer_bytes;
-                response::run(set, response, ctx, max).await
+                let mut response = response::run(set, response, ctx, max).await?;
+                if let Some(v) = answered {
+                    response.headers_mut().insert(UPSTREAM_HEADER, v);
+                }
+                Ok(response)
             }
             other => other,
         }

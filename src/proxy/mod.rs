@@ -9,8 +9,13 @@
 //! one place, a JSON response. Bodies stream in both directions unless a plugin asks
 //! for a buffer. Each request loads one plugin-set snapshot and uses it to the end.
 
+mod attempt;
 mod forward;
 mod hooked;
+mod replay;
+mod retry;
+
+pub use attempt::UPSTREAM_HEADER;
 
 use crate::body::{Body, BoxError, ReadTimeoutBody};
 use crate::config::{Config, ConfigError, PipelineConfig, PluginConfig, Resolved};
@@ -26,7 +31,7 @@ use crate::routing::{Route, Router};
 use crate::upstream::{Upstream, UpstreamError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderName, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -70,6 +75,10 @@ pub struct Proxy {
     route_names: Vec<String>,
     collector: Collector,
     pipeline: PipelineConfig,
+    /// Per route (by configuration index): retry budget and attempt counters.
+    route_states: Vec<retry::RouteState>,
+    /// Per upstream and target: the `x-microgateway-upstream` value, made on first use.
+    answered: Vec<Vec<std::sync::OnceLock<Option<HeaderValue>>>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -125,8 +134,15 @@ impl Proxy {
                 .copied()
                 .filter(|&u| u < upstreams.len())
                 .ok_or_else(|| mismatch(format!("routes[{i}].upstream")))?;
-            routes.push(Route::new(r, upstream, i));
+            let fallback = resolved
+                .route_fallbacks
+                .get(i)
+                .filter(|f| f.iter().all(|&u| u < upstreams.len()))
+                .ok_or_else(|| mismatch(format!("routes[{i}].fallback")))?;
+            routes.push(Route::new(r, upstream, i).with_fallback(fallback.clone()));
         }
+        let route_states = retry::RouteState::for_routes(config, resolved);
+        let answered = attempt::answered_table(&upstreams);
         let request_id_header = resolved.request_id_header.clone();
         let route_names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
         let tolerate = |c: &PluginConfig| !c.required() || persisted.contains(&c.name);
@@ -147,6 +163,8 @@ impl Proxy {
             route_names,
             collector: Collector::spawn(config.pipeline.collect_queue_capacity),
             pipeline: config.pipeline.clone(),
+            route_states,
+            answered,
         })
     }
 
@@ -236,7 +254,8 @@ impl Proxy {
         let stalled = Arc::new(AtomicBool::new(false));
         let timeout = self.limits.body_read_timeout;
         let req = req.map(|b| ReadTimeoutBody::new(b, timeout, stalled.clone()));
-        let mut response = match self.forward(req, &mut ctx).await {
+        let mut trace = retry::Trace::default();
+        let mut response = match self.forward(req, &mut ctx, &mut trace).await {
             Ok(response) => response,
             Err(err) => {
                 let route = route_label(&ctx);
@@ -258,7 +277,7 @@ impl Proxy {
         response
             .headers_mut()
             .insert(self.request_id_header.clone(), ctx.request_id.clone());
-        access_log(&ctx, status);
+        access_log(&ctx, status, &trace);
         let accumulate = self.pipeline.stream_accumulate_bytes;
         tail::attach(response, ctx, &self.collector, accumulate)
     }
@@ -269,6 +288,7 @@ impl Proxy {
         &'p self,
         req: Request<B>,
         ctx: &mut RequestCtx<'p>,
+        trace: &mut retry::Trace,
     ) -> Result<Response<Body>, GatewayError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -298,11 +318,18 @@ impl Proxy {
         let set = self.plugins.load_full();
         if set.plan(route.index).is_empty() && upstream.llm.is_none() {
             ctx.plugins = Some(set);
-            return self.send(req, route, upstream, ctx).await;
+            return self.send(req, route, upstream, ctx, trace).await;
         }
         ctx.plugins = Some(set.clone());
-        self.hooked(req.map(crate::body::boxed), route, upstream, &set, ctx)
-            .await
+        self.hooked(
+            req.map(crate::body::boxed),
+            route,
+            upstream,
+            &set,
+            ctx,
+            trace,
+        )
+        .await
     }
 
     /// The upstream group of `route`. Building the proxy resolves every route's
@@ -319,8 +346,9 @@ fn route_label<'c>(ctx: &'c RequestCtx<'_>) -> &'c str {
     ctx.route.map_or(metrics::NO_ROUTE, |r| &r.name)
 }
 
-/// The one access-log line and the request metrics, once the response head is final.
-fn access_log(ctx: &RequestCtx<'_>, status: StatusCode) {
+/// The one access-log line and the request metrics, once the response head is final:
+/// with the number of upstream attempts and how each ended (`connect,success`).
+fn access_log(ctx: &RequestCtx<'_>, status: StatusCode, trace: &retry::Trace) {
     let route = route_label(ctx);
     let elapsed = ctx.start.elapsed();
     metrics::request_done(route, status, elapsed);
@@ -332,6 +360,8 @@ fn access_log(ctx: &RequestCtx<'_>, status: StatusCode) {
         path = %ctx.path,
         route,
         status = status.as_u16(),
+        attempts = trace.count(),
+        outcomes = %trace,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
     );
 }

@@ -10,6 +10,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod faulty;
 pub mod gateway;
 pub mod golang;
 pub mod pki;

@@ -73,13 +73,22 @@ fn field(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key).trim_end_matches("[]")
 }
 
-/// `field = literal`, or `field = [literal]` for an array element key (`weights[]`).
+/// `field = literal`, or `field = [literal]` for an array element key (`weights[]`); a
+/// route's nested key is written dotted into the route (`retry.attempts = literal`).
 fn assignment(key: &str, literal: &Literal) -> String {
-    if key.ends_with("[]") {
+    if key.starts_with("routes[].") {
+        format!("{} = {}\n", dotted(key), literal.toml())
+    } else if key.ends_with("[]") {
         format!("{} = [{}]\n", field(key), literal.toml())
     } else {
         format!("{} = {}\n", field(key), literal.toml())
     }
+}
+
+/// The key as written in its array element: `routes[].retry.attempts` →
+/// `retry.attempts` (a dotted key into the element's table), else the last segment.
+fn dotted(key: &str) -> &str {
+    key.split_once("[].").map_or(field(key), |(_, rest)| rest)
 }
 
 /// `upstreams[].connect_timeout` → `upstreams[0].connect_timeout`.

@@ -1,0 +1,452 @@
+//! The send: one or more attempts on the route's upstream group, then on its fallback
+//! groups, by the route's retry policy (see `retry.rs`). Each attempt picks a target it
+//! has not tried yet, reports its outcome to the group and the provider key pool, is
+//! counted and recorded, and the answering target is named in `x-microgateway-upstream`.
+
+use super::Proxy;
+use super::forward::{self, Prepared};
+use super::replay::Replay;
+use super::retry::{self, ATTEMPT_HEADER, Kind, Retrying, Trace};
+use crate::body::{self, Body, BoxError};
+use crate::config::RetryOn;
+use crate::error::GatewayError;
+use crate::metrics;
+use crate::pipeline::ctx::RequestCtx;
+use crate::routing::Route;
+use crate::upstream::{Affinity, Outcome, Upstream};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// On every proxied response: `<upstream>/<target authority>` of who answered.
+pub const UPSTREAM_HEADER: HeaderName = HeaderName::from_static("x-microgateway-upstream");
+
+/// Targets remembered as tried per group (a larger group may repeat one).
+const TRIED: usize = 16;
+
+/// How one attempt ended.
+struct Attempted {
+    kind: Kind,
+    result: Result<Response<hyper::body::Incoming>, GatewayError>,
+    retry_after: Option<Duration>,
+}
+
+impl Proxy {
+    /// Sends the request of `route`, retrying and failing over by its policy; `upstream`
+    /// is the route's own group. Every attempt is recorded in `trace`.
+    pub(super) async fn send<B>(
+        &self,
+        req: Request<B>,
+        route: &Route,
+        upstream: &Upstream,
+        ctx: &RequestCtx<'_>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, GatewayError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, incoming) = req.into_parts();
+        let prepared = self.prepare(parts, route, ctx);
+        let tripped = Arc::new(AtomicBool::new(false));
+        let limited = body::LimitBody::new(incoming, self.limits.max_body_bytes, tripped.clone());
+        let policy = &route.retry;
+        let may_retry = policy.allows(&prepared.method)
+            && (policy.attempts_for(upstream.len()) > 1 || !route.fallback.is_empty());
+        let replay = match may_retry {
+            true => Replay::new(body::boxed(limited), policy.max_body_bytes),
+            false => Replay::Once(Some(body::boxed(limited))),
+        };
+        let state = self.route_states.get(route.index);
+        let _active = state.map(|s| s.enter());
+        let mut run = Run {
+            proxy: self,
+            route,
+            ctx,
+            prepared,
+            replay,
+            tripped,
+            may_retry,
+            trace,
+        };
+        run.groups(upstream).await
+    }
+}
+
+/// The attempts of one request.
+struct Run<'p, 'r> {
+    proxy: &'p Proxy,
+    route: &'p Route,
+    ctx: &'r RequestCtx<'p>,
+    prepared: Prepared,
+    replay: Replay,
+    tripped: Arc<AtomicBool>,
+    may_retry: bool,
+    trace: &'r mut Trace,
+}
+
+impl<'p> Run<'p, '_> {
+    /// The route's group, then its fallbacks while the failures are retryable.
+    async fn groups(&mut self, primary: &'p Upstream) -> Result<Response<Body>, GatewayError> {
+        let state = self.proxy.route_states.get(self.route.index);
+        let mut slot: Option<Retrying<'_>> = None;
+        let mut last: Option<Attempted> = None;
+        let mut answered: Option<&'p Upstream> = None;
+        let fallbacks = self
+            .route
+            .fallback
+            .iter()
+            .map(|&i| self.proxy.upstreams.get(i));
+        let groups = std::iter::once(Some(primary)).chain(fallbacks);
+        let mut retries = 0u32;
+        for (g, group) in groups.enumerate() {
+            let Some(group) = group else { break };
+            if g > 0 && !self.may_continue(last.as_ref(), &mut slot, state) {
+                break;
+            }
+            let max = self.route.retry.attempts_for(group.len());
+            let mut tried = [0usize; TRIED];
+            let mut n = 0;
+            for k in 0..max {
+                if k > 0 {
+                    if !self.may_continue(last.as_ref(), &mut slot, state) {
+                        break;
+                    }
+                    let ask = last.as_ref().and_then(|a| a.retry_after);
+                    if ask.is_some_and(|d| d > self.route.retry.retry_after_max) {
+                        // Too long to wait here; another group may still answer.
+                        break;
+                    }
+                    retries += 1;
+                    let wait = match last.as_ref().map(|a| a.kind.class()) {
+                        Some(Some(RetryOn::Connect)) => Duration::ZERO,
+                        _ => {
+                            retry::backoff(&self.route.retry, retries).max(ask.unwrap_or_default())
+                        }
+                    };
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                } else if g > 0 {
+                    retries += 1;
+                }
+                let attempted = self.attempt(g, group, &mut tried, &mut n).await;
+                drop(slot.take());
+                if let Some(s) = state {
+                    s.count(g, attempted.kind);
+                }
+                self.trace.push(attempted.kind);
+                let retryable = attempted.kind.class().is_some();
+                let overloaded = attempted.kind == Kind::Overloaded;
+                last = Some(attempted);
+                answered = Some(group);
+                if !retryable || !self.may_retry {
+                    return self.finish(last, answered);
+                }
+                if overloaded {
+                    // The group's breaker refuses every target alike: on to a fallback.
+                    break;
+                }
+            }
+        }
+        self.finish(last, answered)
+    }
+
+    /// Whether another attempt may follow `last`: its class is in `retry.on`, the body
+    /// can be sent again, and (except after a connect failure, which reached no upstream)
+    /// the budget has a slot, which `slot` then holds until the next attempt ends.
+    fn may_continue<'s>(
+        &self,
+        last: Option<&Attempted>,
+        slot: &mut Option<Retrying<'s>>,
+        state: Option<&'s retry::RouteState>,
+    ) -> bool {
+        let Some(class) = last.and_then(|a| a.kind.class()) else {
+            return false;
+        };
+        if !self.may_retry || !self.route.retry.retries(class) || !self.replay.replayable() {
+            return false;
+        }
+        if class == RetryOn::Connect || slot.is_some() {
+            return true;
+        }
+        *slot = state.and_then(|s| s.try_retry(&self.route.retry));
+        slot.is_some()
+    }
+
+    /// One attempt on a target of `group` (the `g`-th group of the route) not among
+    /// the first `n` of `tried`, which it joins.
+    async fn attempt(
+        &mut self,
+        g: usize,
+        group: &'p Upstream,
+        tried: &mut [usize; TRIED],
+        n: &mut usize,
+    ) -> Attempted {
+        let affinity = Affinity {
+            headers: &self.prepared.headers,
+            client_ip: self.ctx.client_ip(),
+        };
+        let seen = tried.get(..*n).unwrap_or(tried.as_slice());
+        let pick = match group.select(&affinity, seen) {
+            Ok(pick) => pick,
+            Err(o) => {
+                return Attempted {
+                    kind: Kind::Overloaded,
+                    result: Err(GatewayError::UpstreamOverloaded {
+                        upstream: group.name.to_string(),
+                        limit: o.limit,
+                    }),
+                    retry_after: None,
+                };
+            }
+        };
+        let index = pick.index();
+        if let Some(slot) = tried.get_mut(*n) {
+            *slot = index;
+        }
+        *n += 1;
+        let Some(body) = self.replay.attempt() else {
+            pick.report(Outcome::Neutral);
+            return neutral(GatewayError::Internal("request body already sent".into()));
+        };
+        // The only attempt of a request that cannot retry takes the headers; any other
+        // keeps them for the next one.
+        let mut headers = match self.may_retry {
+            true => self.prepared.headers.clone(),
+            false => std::mem::take(&mut self.prepared.headers),
+        };
+        let key = group.llm.as_ref().map(|l| l.inject(&mut headers));
+        let number = self.trace.count() + 1;
+        if number > 1
+            && let Ok(v) = HeaderValue::from_str(&number.to_string())
+        {
+            headers.insert(ATTEMPT_HEADER, v);
+        }
+        let target = pick.target();
+        let req = match self.prepared.request(target, headers, body) {
+            Ok(req) => req,
+            Err(e) => {
+                pick.report(Outcome::Neutral);
+                return neutral(e);
+            }
+        };
+        let Some(client) = target.client() else {
+            pick.report(Outcome::Neutral);
+            return neutral(GatewayError::UpstreamUnavailable {
+                upstream: group.name.to_string(),
+                reason: "target has no client".into(),
+            });
+        };
+        let timeout = self.route.timeout;
+        let sent = tokio::time::timeout(timeout, client.request(req)).await;
+        let (kind, outcome, result) = match sent {
+            Err(_) => {
+                metrics::upstream_error(&self.route.name, &group.name, "timeout");
+                let e = GatewayError::UpstreamTimeout {
+                    upstream: group.name.to_string(),
+                    timeout_ms: timeout.as_millis(),
+                };
+                (Kind::Timeout, Outcome::TimedOut, Err(e))
+            }
+            Ok(Err(_)) if self.tripped.load(Ordering::Acquire) => {
+                let e = GatewayError::BodyTooLarge {
+                    limit: self.proxy.limits.max_body_bytes,
+                };
+                (Kind::Neutral, Outcome::Neutral, Err(e))
+            }
+            Ok(Err(err)) => {
+                let (kind, e) = forward::map_client_error(&err, self.route, group);
+                let outcome = match kind {
+                    Kind::Connect => Outcome::ConnectFailed,
+                    Kind::ConnectTimeout => Outcome::TimedOut,
+                    Kind::Reset => Outcome::Reset,
+                    _ => Outcome::Neutral,
+                };
+                (kind, outcome, Err(e))
+            }
+            Ok(Ok(response)) => {
+                let (kind, outcome) = match response.status() {
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        (Kind::TooManyRequests, Outcome::TooManyRequests)
+                    }
+                    s if s.is_server_error() => (Kind::ServerError, Outcome::ServerError),
+                    _ => (Kind::Success, Outcome::Success),
+                };
+                (kind, outcome, Ok(response))
+            }
+        };
+        pick.report(outcome);
+        let mut retry_after = None;
+        if let Ok(response) = &result {
+            let status = response.status();
+            if matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) {
+                retry_after =
+                    crate::headers::retry_after(response.headers(), std::time::SystemTime::now());
+            }
+            if let (Some(llm), Some(key)) = (group.llm.as_ref(), key) {
+                llm.report(key, status, retry_after);
+            }
+        }
+        let result = result.map(|mut response| {
+            let upstream = match g {
+                0 => self.route.upstream,
+                _ => self.route.fallback.get(g - 1).copied().unwrap_or_default(),
+            };
+            if let Some(v) = self.proxy.answered(upstream, index, group, target) {
+                response.headers_mut().insert(UPSTREAM_HEADER, v);
+            }
+            response
+        });
+        Attempted {
+            kind,
+            result,
+            retry_after,
+        }
+    }
+}
+
+/// One empty `x-microgateway-upstream` cell per target of every group.
+pub(super) fn answered_table(upstreams: &[Upstream]) -> Vec<Vec<OnceLock<Option<HeaderValue>>>> {
+    upstreams
+        .iter()
+        .map(|u| (0..u.len()).map(|_| OnceLock::new()).collect())
+        .collect()
+}
+
+impl Proxy {
+    /// The `x-microgateway-upstream` value naming target `index` of upstream `u`, made
+    /// once per target.
+    fn answered(
+        &self,
+        u: usize,
+        index: usize,
+        group: &Upstream,
+        target: &crate::upstream::Target,
+    ) -> Option<HeaderValue> {
+        let make = || HeaderValue::from_str(&format!("{}/{}", group.name, target.authority())).ok();
+        match self.answered.get(u).and_then(|t| t.get(index)) {
+            Some(cell) => cell.get_or_init(make).clone(),
+            None => make(),
+        }
+    }
+}
+
+/// An attempt abandoned before it reached the upstream, for a reason of its own.
+fn neutral(e: GatewayError) -> Attempted {
+    Attempted {
+        kind: Kind::Neutral,
+        result: Err(e),
+        retry_after: None,
+    }
+}
+
+impl Run<'_, '_> {
+    /// The last attempt's answer, as the client gets it, its body cut when `answered`
+    /// (the group of that attempt) stops sending for the route's `body_timeout`.
+    fn finish(
+        &self,
+        last: Option<Attempted>,
+        answered: Option<&Upstream>,
+    ) -> Result<Response<Body>, GatewayError> {
+        let stalled = (
+            Arc::clone(&self.route.name),
+            answered.map_or_else(|| Arc::from(""), |u| Arc::clone(&u.name)),
+        );
+        let timeout = self.route.body_timeout;
+        match last {
+            Some(a) => a.result.map(|response| {
+                forward::downstream(response, timeout, move || {
+                    crate::metrics::upstream_body_stall(&stalled.0, &stalled.1);
+                })
+            }),
+            None => Err(GatewayError::Internal(
+                "no upstream attempt was made".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ConnInfo, Proxy};
+    use crate::loader::Registry;
+    use http_body_util::Empty;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The access log line has the attempt count and the outcome chain, and a connect
+    /// failure on one target of two moves the GET to the other.
+    #[tokio::test]
+    async fn the_access_log_lists_every_attempt() {
+        let refused = tokio::net::TcpSocket::new_v4().unwrap();
+        refused.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let dead = refused.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live = listener.local_addr().unwrap();
+        let _server = crate::task::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            }
+        });
+        let config = crate::Config::from_toml(&format!(
+            "[[upstreams]]\nname = \"up\"\ntargets = [\"http://{dead}\", \"http://{live}\"]\n\
+             [[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"up\"\n"
+        ))
+        .unwrap();
+        let resolved = config.validate().unwrap();
+        let proxy = Proxy::build(&config, &resolved, Registry::with_builtins())
+            .await
+            .unwrap();
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let conn = ConnInfo {
+            remote: "127.0.0.1:1".parse().unwrap(),
+            tls: false,
+        };
+        for _ in 0..2 {
+            let req = http::Request::get("/x")
+                .header("host", "example.test")
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let response = proxy.handle(req, conn).await;
+            assert_eq!(response.status(), http::StatusCode::OK);
+            let named = response.headers().get(super::UPSTREAM_HEADER).unwrap();
+            assert_eq!(named, format!("up/{live}").as_str());
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("attempts=2 outcomes=connect,success"),
+            "{text}"
+        );
+        assert_eq!(text.matches(" attempts=").count(), 2, "{text}");
+    }
+}
