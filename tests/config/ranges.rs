@@ -119,6 +119,15 @@ fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) ->
         .and_then(|rest| rest.split_once('.'))
         .map(|(table, _)| table);
     let (flat, nested) = match subtable {
+        // An LLM table needs its provider and a key source: `HOME` is set wherever the
+        // tests run, and its value serves as the key.
+        Some("llm") => (
+            String::new(),
+            format!(
+                "[upstreams.llm]\nprovider = \"openai\"\napi_keys_env = [\"HOME\"]\n{}",
+                only("upstreams")
+            ),
+        ),
         Some(table) => (
             String::new(),
             format!("[upstreams.{table}]\n{}", only("upstreams")),

@@ -102,7 +102,8 @@ async fn a_dead_target_is_ejected_then_probed_back_after_the_backoff() {
             &[alive.url(), format!("http://{dead}")],
             "fail_timeout = \"300ms\"",
         )
-        .route("health-dead", "health-dead", "")
+        // Without retries, so that the failed attempt reaches the client and can be counted.
+        .route("health-dead", "health-dead", "retry = { on = [] }")
         .start()
         .await;
     let mut failed = 0;

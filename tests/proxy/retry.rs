@@ -70,8 +70,10 @@ async fn two_thousand_gets_across_faulty_targets_never_fail() {
         .iter()
         .map(|f| f.url())
         .collect();
+    // Passive ejection off (`max_fails = 0`), so that every fault keeps being met and the
+    // retries alone keep the requests whole; tests/proxy/health.rs covers ejection.
     let gw = GatewayConfig::new()
-        .upstream_urls("mix", &targets, "")
+        .upstream_urls("mix", &targets, "max_fails = 0")
         .route(
             "mix",
             "mix",
@@ -144,7 +146,14 @@ async fn by_default_one_dead_target_of_two_costs_no_failed_get() {
     )
     .await;
     assert!(connect > 0.0, "the dead target was never tried");
-    // A POST is not idempotent: by default even a refused connect is not retried.
+    // A POST is not idempotent: by default even a refused connect is not retried. With
+    // ejection on, the dead target is out of rotation by now, so a group without
+    // ejection shows it.
+    let gw = GatewayConfig::new()
+        .upstream_urls("pair", &[healthy.url(), refused.url()], "max_fails = 0")
+        .route("pair", "pair", "")
+        .start()
+        .await;
     let posts = drive(gw.proxy_addr, "POST", "/x", 20, 4).await;
     assert!(posts.iter().any(|r| r.status == StatusCode::BAD_GATEWAY));
 }
