@@ -143,6 +143,8 @@ pub const RANGES: &[Range] = &[
     count("upstreams[].health_check.unhealthy_threshold", 1, 1000),
     count("upstreams[].health_check.expected_statuses[]", 100, 599),
     count("upstreams[].max_requests", 1, 10_000_000),
+    count("upstreams[].max_connections", 1, 10_000_000),
+    count("upstreams[].max_pending", 0, 10_000_000),
     duration("routes[].timeout", MS, DAY),
     duration("routes[].body_timeout", MS, DAY),
     count("routes[].retry.attempts", 0, 10),
@@ -330,6 +332,12 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
         if let Some(max) = up.max_requests {
             out.push((format!("upstreams[{i}].max_requests"), n(max)));
         }
+        if let Some(max) = up.max_connections {
+            out.push((format!("upstreams[{i}].max_connections"), n(max)));
+        }
+        if let Some(max) = up.max_pending {
+            out.push((format!("upstreams[{i}].max_pending"), n(max)));
+        }
         if let Some(llm) = &up.llm {
             out.extend([
                 (
@@ -424,6 +432,7 @@ mod tests {
             "[[plugins]]\nname = \"h\"\ncommand = \"builtin://headers\"\nhook_type = \"pre_auth\"\n",
             "[[upstreams]]\nname = \"local-app\"\ntargets = [\"http://127.0.0.1:8000\"]\n",
             "balance = \"weighted\"\nweights = [2]\nmax_requests = 10\n",
+            "max_connections = 10\nmax_pending = 5\n",
             "health_check = { expected_statuses = [200] }\n",
         ))
         .unwrap();

@@ -262,6 +262,16 @@ pub struct UpstreamConfig {
     /// answered 503 `upstream_overloaded`; unlimited when absent.
     #[serde(default)]
     pub max_requests: Option<usize>,
+    /// Circuit breaker: upstream connections in use across the group (an HTTP/1
+    /// connection carries one request at a time; for HTTP/2 this bounds concurrent
+    /// streams). Unlimited when absent.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Requests that may wait for one of the `max_connections`, each at most the
+    /// route's `timeout`; beyond them requests are answered 503 `upstream_overloaded`.
+    /// `0` when absent: nothing waits.
+    #[serde(default)]
+    pub max_pending: Option<usize>,
 }
 
 fn default_connect_timeout() -> Duration {

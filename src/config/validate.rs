@@ -313,6 +313,12 @@ fn readable_file(key: &str, path: &Path) -> Result<(), ConfigError> {
 /// `upstreams[i]`); their ranges are checked already.
 fn validate_balance(u: &super::UpstreamConfig, key: &str) -> Result<(), ConfigError> {
     use super::{Balance, HashOn};
+    if u.max_pending.is_some() && u.max_connections.is_none() {
+        return Err(ConfigError::invalid(
+            format!("{key}.max_pending"),
+            "counts requests waiting for one of max_connections: set max_connections too",
+        ));
+    }
     if !u.weights.is_empty() {
         if u.balance != Balance::Weighted {
             return Err(ConfigError::invalid(

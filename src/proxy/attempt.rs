@@ -31,6 +31,8 @@ struct Attempted {
     kind: Kind,
     result: Result<Response<hyper::body::Incoming>, GatewayError>,
     retry_after: Option<Duration>,
+    /// The group's connection held for the response body (`max_connections`).
+    connection: Option<crate::upstream::ConnectionPermit>,
 }
 
 impl Proxy {
@@ -200,6 +202,7 @@ impl<'p> Run<'p, '_> {
                         limit: o.limit,
                     }),
                     retry_after: None,
+                    connection: None,
                 };
             }
         };
@@ -241,6 +244,21 @@ impl<'p> Run<'p, '_> {
             });
         };
         let timeout = self.route.timeout;
+        let connection = match group.connection(timeout).await {
+            Ok(connection) => connection,
+            Err(o) => {
+                pick.report(Outcome::Neutral);
+                return Attempted {
+                    kind: Kind::Overloaded,
+                    result: Err(GatewayError::UpstreamOverloaded {
+                        upstream: group.name.to_string(),
+                        limit: o.limit,
+                    }),
+                    retry_after: None,
+                    connection: None,
+                };
+            }
+        };
         let sent = tokio::time::timeout(timeout, client.request(req)).await;
         let (kind, outcome, result) = match sent {
             Err(_) => {
@@ -307,6 +325,7 @@ impl<'p> Run<'p, '_> {
             kind,
             result,
             retry_after,
+            connection,
         }
     }
 }
@@ -343,6 +362,7 @@ fn neutral(e: GatewayError) -> Attempted {
         kind: Kind::Neutral,
         result: Err(e),
         retry_after: None,
+        connection: None,
     }
 }
 
@@ -360,11 +380,17 @@ impl Run<'_, '_> {
         );
         let timeout = self.route.body_timeout;
         match last {
-            Some(a) => a.result.map(|response| {
-                forward::downstream(response, timeout, move || {
-                    crate::metrics::upstream_body_stall(&stalled.0, &stalled.1);
+            Some(a) => {
+                // The connection stays counted until the body ends: the closure lives
+                // as long as the response body.
+                let connection = a.connection;
+                a.result.map(|response| {
+                    forward::downstream(response, timeout, move || {
+                        drop(connection);
+                        crate::metrics::upstream_body_stall(&stalled.0, &stalled.1);
+                    })
                 })
-            }),
+            }
             None => Err(GatewayError::Internal(
                 "no upstream attempt was made".into(),
             )),

@@ -1,8 +1,7 @@
 //! The group's circuit breaker: `max_requests`, the attempts in flight across all
 //! targets and workers. A [`Pick`](super::Pick) holds one slot until it is reported or
-//! dropped. Only the limits the gateway really enforces exist: hyper-util's pool
-//! neither bounds connections per host nor exposes its queue of waiting requests, so
-//! there is no `max_connections` or `max_pending`.
+//! dropped. The connection limit (`max_connections`, `max_pending`) is in
+//! `connections.rs`: it is held until the response body ends, not until the head.
 
 use std::sync::atomic::AtomicUsize;
 

@@ -9,6 +9,7 @@
 
 mod balance;
 mod breaker;
+mod connections;
 mod dns;
 mod health;
 mod pick;
@@ -16,6 +17,7 @@ mod probe;
 mod status;
 mod tls;
 
+pub use connections::ConnectionPermit;
 pub use dns::resolver;
 pub use pick::{Affinity, Outcome, Overloaded, Pick};
 pub use status::{TargetStatus, UpstreamStatus};
@@ -178,6 +180,7 @@ pub struct Upstream {
     policy: balance::Policy,
     health: Arc<health::GroupHealth>,
     breaker: breaker::Breaker,
+    connections: Option<connections::Connections>,
     /// Cancels the active checkers when the group is dropped.
     _checks: Option<tokio_util::sync::DropGuard>,
 }
@@ -262,6 +265,11 @@ impl Upstream {
             targets,
             names,
             breaker: breaker::Breaker::new(&config.name, config.max_requests),
+            connections: connections::Connections::new(
+                &config.name,
+                config.max_connections,
+                config.max_pending,
+            ),
             config: config.clone(),
             policy,
             health,
@@ -277,6 +285,28 @@ impl Upstream {
     /// Whether the group has no targets (validation refuses such a group).
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
+    }
+}
+
+impl Upstream {
+    /// One of the group's `max_connections` for an attempt, waiting up to `wait` in the
+    /// `max_pending` queue; `Ok(None)` when the group has no connection limit. Hold the
+    /// permit until the response body ends.
+    pub async fn connection(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<ConnectionPermit>, Overloaded> {
+        match &self.connections {
+            Some(limit) => limit.acquire(wait).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `(connections in use, attempts waiting)` under `max_connections`, if set.
+    pub fn connection_load(&self) -> Option<(usize, usize)> {
+        self.connections
+            .as_ref()
+            .map(connections::Connections::load)
     }
 }
 
@@ -319,7 +349,12 @@ fn build_client(
     client
         // The pool's idle sweeper adds the timeout to the current time.
         .pool_idle_timeout(crate::deadline::cap(config.pool_idle_timeout))
-        .pool_max_idle_per_host(config.pool_max_idle_per_host)
+        // With max_connections the idle pool holds no more than may be in use.
+        .pool_max_idle_per_host(
+            config
+                .pool_max_idle_per_host
+                .min(config.max_connections.unwrap_or(usize::MAX)),
+        )
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .http2_only(config.protocol == UpstreamProtocol::Http2);

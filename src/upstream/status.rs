@@ -19,6 +19,16 @@ pub struct UpstreamStatus {
     pub fail_timeout_ms: u128,
     /// `max_requests`, when set.
     pub max_requests: Option<usize>,
+    /// `max_connections`, when set.
+    pub max_connections: Option<usize>,
+    /// `max_pending` (with `max_connections`).
+    pub max_pending: Option<usize>,
+    /// Connections in use under `max_connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_in_use: Option<usize>,
+    /// Attempts waiting for one of `max_connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<usize>,
     /// Whether `[upstreams.health_check]` is configured.
     pub active_checks: bool,
     /// Per target, in configuration order.
@@ -72,6 +82,10 @@ impl Upstream {
             max_fails: self.config.max_fails,
             fail_timeout_ms: self.config.fail_timeout.as_millis(),
             max_requests: self.config.max_requests,
+            max_connections: self.config.max_connections,
+            max_pending: self.config.max_pending,
+            connections_in_use: self.connection_load().map(|(used, _)| used),
+            pending: self.connection_load().map(|(_, waiting)| waiting),
             active_checks: self.config.health_check.is_some(),
             targets,
         }

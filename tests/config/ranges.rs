@@ -135,6 +135,9 @@ fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) ->
         None if key == "upstreams[].weights[]" => {
             (format!("balance = \"weighted\"\n{line}"), String::new())
         }
+        None if key == "upstreams[].max_pending" => {
+            (format!("max_connections = 1\n{line}"), String::new())
+        }
         None => (only("upstreams").to_string(), String::new()),
     };
     doc.push_str(&format!(

@@ -383,3 +383,71 @@ async fn a_fully_ejected_group_still_tries_a_target() {
     assert_eq!(g["targets"][0]["state"], "ejected", "{g}");
     assert_eq!(g["targets"][0]["ejections"], 1, "{g}");
 }
+
+#[tokio::test]
+async fn max_connections_holds_a_connection_until_the_body_ends_and_max_pending_waits() {
+    let up = TestUpstream::builder("conns")
+        .route("/sse", Respond::Sse)
+        .start()
+        .await;
+    let gw = GatewayConfig::new()
+        .upstream_urls("health-conns", &[up.url()], "max_connections = 1")
+        .route("health-conns", "health-conns", "")
+        .start()
+        .await;
+    let proxy = gw.proxy_addr;
+    // A stream of 5 events 200 ms apart: its head arrives at once, the body takes 800 ms.
+    let stream = tokio::spawn(async move { get(proxy, "/sse?n=5&gap_ms=200").await });
+    for _ in 0..100 {
+        if up.hits() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = get(gw.proxy_addr, "/echo").await;
+    refused.assert_error(StatusCode::SERVICE_UNAVAILABLE, "upstream_overloaded");
+    assert!(
+        refused.text().contains("max_connections"),
+        "{}",
+        refused.text()
+    );
+    let streamed = stream.await.unwrap();
+    assert_eq!(streamed.status, StatusCode::OK);
+    assert!(streamed.text().contains("event-4"), "{}", streamed.text());
+    // Freed when the body ended.
+    assert_eq!(get(gw.proxy_addr, "/echo").await.status, StatusCode::OK);
+    assert_eq!(
+        metric(
+            gw.admin_addr,
+            "microgateway_upstream_overloaded_total{upstream=\"health-conns\",limit=\"max_connections\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+
+    // With a queue, the second request waits for the stream's connection instead.
+    let gw = GatewayConfig::new()
+        .upstream_urls(
+            "health-queue",
+            &[up.url()],
+            "max_connections = 1\nmax_pending = 1",
+        )
+        .route("health-queue", "health-queue", "")
+        .start()
+        .await;
+    let proxy = gw.proxy_addr;
+    let before = up.hits();
+    let stream = tokio::spawn(async move { get(proxy, "/sse?n=5&gap_ms=200").await });
+    for _ in 0..100 {
+        if up.hits() == before + 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waited = get(gw.proxy_addr, "/echo").await;
+    assert_eq!(waited.status, StatusCode::OK, "{}", waited.text());
+    let streamed = stream.await.unwrap();
+    assert!(streamed.text().contains("event-4"), "{}", streamed.text());
+}
