@@ -87,8 +87,10 @@ impl Default for RetryConfig {
     }
 }
 
+/// nginx's `proxy_next_upstream error timeout`: a failed connect, a connection that
+/// broke before the response head, and no head within the route's timeout.
 fn default_on() -> Vec<RetryOn> {
-    vec![RetryOn::Connect]
+    vec![RetryOn::Connect, RetryOn::Timeout, RetryOn::Reset]
 }
 
 fn default_backoff() -> Duration {
@@ -128,11 +130,14 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_connect_only_one_attempt_per_target() {
+    fn defaults_are_nginx_error_timeout_one_attempt_per_target() {
         let c = route("").unwrap();
         let r = &c.routes[0];
         assert_eq!(r.retry.attempts, 0);
-        assert_eq!(r.retry.on, [RetryOn::Connect]);
+        assert_eq!(
+            r.retry.on,
+            [RetryOn::Connect, RetryOn::Timeout, RetryOn::Reset]
+        );
         assert!(!r.retry_non_idempotent && r.fallback.is_empty());
         let c = route("retry = { attempts = 3, on = [\"5xx\", \"429\", \"reset\", \"timeout\"] }")
             .unwrap();

@@ -3,6 +3,7 @@
 //! none failing, non-idempotent requests never replayed, the budget, `Retry-After`, the
 //! replay cap, and no retry once a response head was passed on.
 
+use crate::common::binary::GatewayProcess;
 use crate::common::client::{self, H1Client, Reply, empty, full};
 use crate::common::faulty::{Fault, Faulty, Refused};
 use crate::common::{GatewayConfig, get};
@@ -365,4 +366,35 @@ async fn a_reset_after_the_response_head_is_never_retried() {
     let body = http_body_util::BodyExt::collect(response.into_body()).await;
     assert!(body.is_err(), "a truncated body must not look complete");
     assert_eq!(reset.hits(), 1);
+}
+
+/// The access log line of the shipped binary has the attempt count and the outcome
+/// chain: a connect failure on one target of two moves the GET to the other.
+#[tokio::test]
+async fn the_access_log_lists_every_attempt() {
+    let healthy = Faulty::start("healthy", Fault::Healthy).await;
+    let refused = Refused::new();
+    let config = GatewayConfig::new()
+        .upstream_urls("pair", &[refused.url(), healthy.url()], "")
+        .route("pair", "pair", "");
+    let process = GatewayProcess::spawn(&config).await;
+    let reply = get(process.proxy_addr, "/x").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let log = process.log.clone();
+    let mut found = false;
+    for _ in 0..50 {
+        let text = log.lock().unwrap().clone();
+        if text.contains("\"attempts\":2") && text.contains("\"outcomes\":\"connect,success\"") {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        found,
+        "no access log line with both attempts:\n{}",
+        log.lock().unwrap()
+    );
+    process.terminate();
+    process.wait(Duration::from_secs(15)).await;
 }
