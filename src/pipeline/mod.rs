@@ -40,13 +40,43 @@ pub async fn invoke<'a, T>(
     hook: Hook,
     call: impl FnOnce() -> HookFuture<'a, T>,
 ) -> Result<Option<T>, GatewayError> {
+    match begin(instance, hook, call) {
+        Invoked::Done(result) => result,
+        Invoked::Pending(pending) => pending.finish().await,
+    }
+}
+
+/// What [`begin`] found: the hook's final result, or a call still to await.
+pub enum Invoked<'a, T> {
+    /// The hook answered at once (in-process plugins): metrics are recorded already.
+    Done(Result<Option<T>, GatewayError>),
+    /// The hook answers asynchronously: await [`Pending::finish`].
+    Pending(Pending<'a, T>),
+}
+
+/// An asynchronous hook call, with its clock already started.
+pub struct Pending<'a, T> {
+    instance: &'a Instance,
+    hook: Hook,
+    start: Instant,
+    future: std::pin::Pin<Box<dyn Future<Output = crate::plugin::HookResult<T>> + Send + 'a>>,
+}
+
+/// Starts one hook call, as [`invoke`] does, without building a future: an in-process
+/// hook that answers at once is finished here, synchronously. Request stages call this
+/// directly, so that such a hook costs no `async` frame being built and moved.
+pub fn begin<'a, T>(
+    instance: &'a Instance,
+    hook: Hook,
+    call: impl FnOnce() -> HookFuture<'a, T>,
+) -> Invoked<'a, T> {
     let metrics = instance.metrics(hook);
     // The clock starts before `call` so synchronous work (in-process hooks, a remote
     // plugin's encoding) is measured too.
     let start = metrics.filter(|m| m.timed()).map(|_| Instant::now());
-    let (result, start) = match call() {
-        HookFuture::Ready(result) => (result, start),
-        HookFuture::Pending(f) => {
+    match call() {
+        HookFuture::Ready(result) => Invoked::Done(conclude(instance, hook, result, start)),
+        HookFuture::Pending(future) => {
             // A hook's first asynchronous answer marks it as timed on every call; that
             // first call is timed from here.
             let start = match start {
@@ -58,15 +88,37 @@ pub async fn invoke<'a, T>(
                     Instant::now()
                 }
             };
-            let deadline = crate::deadline::after(start, instance.timeout);
-            let result = match tokio::time::timeout_at(deadline, f).await {
-                Ok(result) => result,
-                Err(_) => Err(PluginError::Timeout(instance.timeout)),
-            };
-            (result, Some(start))
+            Invoked::Pending(Pending {
+                instance,
+                hook,
+                start,
+                future,
+            })
         }
-    };
-    if let Some(m) = metrics {
+    }
+}
+
+impl<T> Pending<'_, T> {
+    /// Awaits the call under the instance's timeout and records its metrics.
+    pub async fn finish(self) -> Result<Option<T>, GatewayError> {
+        let deadline = crate::deadline::after(self.start, self.instance.timeout);
+        let result = match tokio::time::timeout_at(deadline, self.future).await {
+            Ok(result) => result,
+            Err(_) => Err(PluginError::Timeout(self.instance.timeout)),
+        };
+        conclude(self.instance, self.hook, result, Some(self.start))
+    }
+}
+
+/// Counts the call, records its latency when it was timed, and applies the failure
+/// policy.
+fn conclude<T>(
+    instance: &Instance,
+    hook: Hook,
+    result: crate::plugin::HookResult<T>,
+    start: Option<Instant>,
+) -> Result<Option<T>, GatewayError> {
+    if let Some(m) = instance.metrics(hook) {
         m.calls.increment(1);
         if let Some(start) = start {
             m.latency.record(start.elapsed().as_secs_f64());

@@ -6,7 +6,7 @@
 //! authenticated (and none failed open), the request gets 401.
 
 use super::ctx::RequestCtx;
-use super::{failure, invoke, mutate};
+use super::{failure, mutate};
 use crate::body::Body;
 use crate::error::GatewayError;
 use crate::loader::{Instance, RoutePlan};
@@ -19,6 +19,22 @@ use std::sync::Arc;
 /// or replaced body (`None` keeps streaming the client's body).
 pub type HookedRequest = Request<Option<Bytes>>;
 
+/// Calls `on_request` of `$instance` through [`super::begin`]: a hook that answers at
+/// once is finished without an `async` frame; only an asynchronous one is awaited here,
+/// inside [`run`]'s own frame. A macro rather than a function, because a helper
+/// `async fn` would build and move its frame for every hook.
+macro_rules! call_hook {
+    ($instance:expr, $stage:expr, $hook:expr, $req:expr, $ctx:expr) => {{
+        let view = view($req, $ctx);
+        match super::begin($instance, $hook, || {
+            $instance.plugin.on_request($stage, &view)
+        }) {
+            super::Invoked::Done(result) => result,
+            super::Invoked::Pending(pending) => pending.finish().await,
+        }
+    }};
+}
+
 /// Runs the three request stages; `Ok(Some(response))` means a plugin answered.
 pub async fn run(
     plan: &RoutePlan,
@@ -26,7 +42,8 @@ pub async fn run(
     ctx: &mut RequestCtx<'_>,
 ) -> Result<Option<Response<Body>>, GatewayError> {
     for instance in &plan.pre_auth {
-        if let Some(r) = step(instance, HookType::PreAuth, Hook::PreAuth, req, ctx).await? {
+        let decision = call_hook!(instance, HookType::PreAuth, Hook::PreAuth, req, ctx)?;
+        if let Some(r) = decide(instance, Hook::PreAuth, req, ctx, decision)? {
             return Ok(Some(r));
         }
     }
@@ -34,7 +51,7 @@ pub async fn run(
         let mut failed_open = false;
         let mut authenticated = false;
         for instance in &plan.auth {
-            match call(instance, HookType::Auth, Hook::Auth, req, ctx).await? {
+            match call_hook!(instance, HookType::Auth, Hook::Auth, req, ctx)? {
                 None => failed_open = true,
                 Some(Decision::Respond(r)) => match respond(instance, Hook::Auth, r)? {
                     Some(response) => return Ok(Some(response)),
@@ -66,22 +83,24 @@ pub async fn run(
         }
     }
     for instance in &plan.post_auth {
-        if let Some(r) = step(instance, HookType::PostAuth, Hook::PostAuth, req, ctx).await? {
+        let decision = call_hook!(instance, HookType::PostAuth, Hook::PostAuth, req, ctx)?;
+        if let Some(r) = decide(instance, Hook::PostAuth, req, ctx, decision)? {
             return Ok(Some(r));
         }
     }
     Ok(None)
 }
 
-/// One non-auth hook: apply `Continue`, return the response of `Respond`.
-async fn step(
+/// The outcome of one non-auth hook: apply `Continue`, return the response of
+/// `Respond`, go on when the hook failed open (`None`).
+fn decide(
     instance: &Arc<Instance>,
-    stage: HookType,
     hook: Hook,
     req: &mut HookedRequest,
     ctx: &mut RequestCtx<'_>,
+    decision: Option<Decision>,
 ) -> Result<Option<Response<Body>>, GatewayError> {
-    match call(instance, stage, hook, req, ctx).await? {
+    match decision {
         None => Ok(None),
         Some(Decision::Respond(r)) => respond(instance, hook, r),
         Some(Decision::Continue(mutations)) => {
@@ -90,14 +109,9 @@ async fn step(
     }
 }
 
-async fn call(
-    instance: &Instance,
-    stage: HookType,
-    hook: Hook,
-    req: &HookedRequest,
-    ctx: &RequestCtx<'_>,
-) -> Result<Option<Decision>, GatewayError> {
-    let view = RequestView {
+/// What request hooks see of the request and its context.
+fn view<'v>(req: &'v HookedRequest, ctx: &'v RequestCtx<'_>) -> RequestView<'v> {
+    RequestView {
         request_id: ctx.request_id_str(),
         route: ctx.route_name(),
         client_ip: ctx.client_ip(),
@@ -109,8 +123,7 @@ async fn call(
         body: req.body().as_ref(),
         llm: ctx.provider(),
         context: &ctx.hook_state,
-    };
-    invoke(instance, hook, || instance.plugin.on_request(stage, &view)).await
+    }
 }
 
 /// Validates and applies `Continue` mutations; `Ok(false)` when rejected under fail_open.
