@@ -33,6 +33,10 @@ struct Attempted {
     retry_after: Option<Duration>,
     /// The group's connection held for the response body (`max_connections`).
     connection: Option<crate::upstream::ConnectionPermit>,
+    /// The attempt's target was ejected by passive health once it was reported, and
+    /// another target of the group is healthy: the retry fails over from a dead target
+    /// to a live one and needs no budget slot.
+    gone: bool,
 }
 
 impl Proxy {
@@ -171,7 +175,12 @@ impl<'p> Run<'p, '_> {
         if !self.may_retry || !self.route.retry.retries(class) || !self.replay.replayable() {
             return false;
         }
-        if class == RetryOn::Connect || slot.is_some() {
+        // A failed connect reached no upstream, and a target that passive health has
+        // ejected while others are healthy is gone: moving its requests to those is
+        // failover, not a retry that could multiply an outage, so neither takes a
+        // budget slot.
+        let gone = last.is_some_and(|a| a.gone);
+        if class == RetryOn::Connect || gone || slot.is_some() {
             return true;
         }
         *slot = state.and_then(|s| s.try_retry(&self.route.retry));
@@ -203,6 +212,7 @@ impl<'p> Run<'p, '_> {
                     }),
                     retry_after: None,
                     connection: None,
+                    gone: false,
                 };
             }
         };
@@ -256,6 +266,7 @@ impl<'p> Run<'p, '_> {
                     }),
                     retry_after: None,
                     connection: None,
+                    gone: false,
                 };
             }
         };
@@ -297,6 +308,7 @@ impl<'p> Run<'p, '_> {
             }
         };
         pick.report(outcome);
+        let gone = group.fails_over_from(index);
         let mut retry_after = None;
         if let Ok(response) = &result {
             let status = response.status();
@@ -326,6 +338,7 @@ impl<'p> Run<'p, '_> {
             result,
             retry_after,
             connection,
+            gone,
         }
     }
 }
@@ -363,6 +376,7 @@ fn neutral(e: GatewayError) -> Attempted {
         result: Err(e),
         retry_after: None,
         connection: None,
+        gone: false,
     }
 }
 

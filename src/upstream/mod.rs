@@ -302,6 +302,19 @@ impl Upstream {
         }
     }
 
+    /// Whether passive health has ejected target `index` while another target of the
+    /// group is still healthy (for the retry budget: a request that failed on a dead
+    /// target fails over to a live one without a budget slot; when the whole group is
+    /// down, retries stay within the budget).
+    pub fn fails_over_from(&self, index: usize) -> bool {
+        let targets = &self.health.targets;
+        targets.get(index).is_some_and(|h| !h.passively_healthy())
+            && targets
+                .iter()
+                .enumerate()
+                .any(|(i, h)| i != index && h.passively_healthy())
+    }
+
     /// `(connections in use, attempts waiting)` under `max_connections`, if set.
     pub fn connection_load(&self) -> Option<(usize, usize)> {
         self.connections
