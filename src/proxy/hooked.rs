@@ -64,6 +64,18 @@ impl Proxy {
                 trace,
             )
             .await;
+        // The exchange is recorded under the group that answered, a fallback included.
+        if let (Ok(response), Some(summary)) = (&sent, ctx.summary.as_mut())
+            && let Some(group) = response
+                .headers()
+                .get(UPSTREAM_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once('/'))
+                .map(|(group, _)| group)
+            && group != summary.upstream
+        {
+            summary.upstream = group.to_string();
+        }
         match sent {
             Ok(response) if plan.has_response_hooks() => {
                 // Response hooks may not hide who answered: the value is put back.

@@ -81,3 +81,26 @@ async fn data_collection_receives_every_request() {
     assert!(ok.response_bytes > 0);
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 31);
 }
+
+#[tokio::test]
+async fn data_collection_names_the_fallback_group_that_answered() {
+    let up = upstream().await;
+    let dead = crate::common::gateway::closed_port().await;
+    let journal = Arc::new(Journal::default());
+    let collector = PluginEntry::new("collector", "builtin://scripted", "data_collection")
+        .extra("config = { action = \"collect\" }")
+        .toml();
+    let gw = crate::common::GatewayConfig::new()
+        .upstream_urls("primary", &[format!("http://{dead}")], "")
+        .upstream("backup", &[&up])
+        .route("r", "primary", "fallback = [\"backup\"]")
+        .raw(&collector)
+        .start_with(crate::support::registry(journal.clone()))
+        .await;
+    let reply = get(gw.proxy_addr, "/x").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(gw.proxy().flush_collectors(Duration::from_secs(5)).await);
+    let collected = journal.collected.lock().unwrap();
+    assert_eq!(collected.len(), 1);
+    assert_eq!(collected[0].request.upstream, "backup");
+}
