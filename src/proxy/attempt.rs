@@ -203,18 +203,7 @@ impl<'p> Run<'p, '_> {
         let seen = tried.get(..*n).unwrap_or(tried.as_slice());
         let pick = match group.select(&affinity, seen) {
             Ok(pick) => pick,
-            Err(o) => {
-                return Attempted {
-                    kind: Kind::Overloaded,
-                    result: Err(GatewayError::UpstreamOverloaded {
-                        upstream: group.name.to_string(),
-                        limit: o.limit,
-                    }),
-                    retry_after: None,
-                    connection: None,
-                    gone: false,
-                };
-            }
+            Err(o) => return overloaded(group, o),
         };
         let index = pick.index();
         if let Some(slot) = tried.get_mut(*n) {
@@ -258,16 +247,7 @@ impl<'p> Run<'p, '_> {
             Ok(connection) => connection,
             Err(o) => {
                 pick.report(Outcome::Neutral);
-                return Attempted {
-                    kind: Kind::Overloaded,
-                    result: Err(GatewayError::UpstreamOverloaded {
-                        upstream: group.name.to_string(),
-                        limit: o.limit,
-                    }),
-                    retry_after: None,
-                    connection: None,
-                    gone: false,
-                };
+                return overloaded(group, o);
             }
         };
         let sent = tokio::time::timeout(timeout, client.request(req)).await;
@@ -371,8 +351,22 @@ impl Proxy {
 
 /// An attempt abandoned before it reached the upstream, for a reason of its own.
 fn neutral(e: GatewayError) -> Attempted {
+    unsent(Kind::Neutral, e)
+}
+
+/// An attempt refused by a circuit-breaker limit of `group`.
+fn overloaded(group: &Upstream, o: crate::upstream::Overloaded) -> Attempted {
+    let e = GatewayError::UpstreamOverloaded {
+        upstream: group.name.to_string(),
+        limit: o.limit,
+    };
+    unsent(Kind::Overloaded, e)
+}
+
+/// An attempt that ended as `kind` before anything reached the upstream.
+fn unsent(kind: Kind, e: GatewayError) -> Attempted {
     Attempted {
-        kind: Kind::Neutral,
+        kind,
         result: Err(e),
         retry_after: None,
         connection: None,
@@ -384,14 +378,13 @@ impl Run<'_, '_> {
     /// The last attempt's answer, as the client gets it, its body cut when `answered`
     /// (the group of that attempt) stops sending for the route's `body_timeout`.
     fn finish(
-        &self,
+        &mut self,
         last: Option<Attempted>,
         answered: Option<&Upstream>,
     ) -> Result<Response<Body>, GatewayError> {
-        let stalled = (
-            Arc::clone(&self.route.name),
-            answered.map_or_else(|| Arc::from(""), |u| Arc::clone(&u.name)),
-        );
+        let group = answered.map_or_else(|| Arc::from(""), |u| Arc::clone(&u.name));
+        self.trace.answered = answered.map(|u| Arc::clone(&u.name));
+        let stalled = (Arc::clone(&self.route.name), group);
         let timeout = self.route.body_timeout;
         match last {
             Some(a) => {

@@ -65,13 +65,7 @@ impl Proxy {
             )
             .await;
         // The exchange is recorded under the group that answered, a fallback included.
-        if let (Ok(response), Some(summary)) = (&sent, ctx.summary.as_mut())
-            && let Some(group) = response
-                .headers()
-                .get(UPSTREAM_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once('/'))
-                .map(|(group, _)| group)
+        if let (Ok(_), Some(summary), Some(group)) = (&sent, ctx.summary.as_mut(), trace.answered())
             && group != summary.upstream
         {
             summary.upstream = group.to_string();

@@ -9,6 +9,7 @@ use crate::config::RetryOn;
 use crate::routing::RetryPolicy;
 use metrics::Counter;
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -74,14 +75,21 @@ impl Kind {
 /// Attempts recorded per request (more are counted, not listed).
 const TRACE_LEN: usize = 16;
 
-/// The attempts of one request, for the access log: how many and how each ended.
+/// The attempts of one request, for the access log: how many and how each ended, and
+/// the group of the last attempt (a fallback, when one answered).
 #[derive(Debug, Default)]
 pub struct Trace {
     kinds: [Option<Kind>; TRACE_LEN],
     count: usize,
+    pub(super) answered: Option<Arc<str>>,
 }
 
 impl Trace {
+    /// The name of the group whose attempt the client got, once the request was sent.
+    pub fn answered(&self) -> Option<&str> {
+        self.answered.as_deref()
+    }
+
     pub(super) fn push(&mut self, kind: Kind) {
         if let Some(slot) = self.kinds.get_mut(self.count) {
             *slot = Some(kind);

@@ -76,6 +76,7 @@ impl Upstream {
                 }
             })
             .collect();
+        let load = self.connection_load();
         UpstreamStatus {
             name: self.name.to_string(),
             balance: self.config.balance.as_str(),
@@ -84,8 +85,8 @@ impl Upstream {
             max_requests: self.config.max_requests,
             max_connections: self.config.max_connections,
             max_pending: self.config.max_pending,
-            connections_in_use: self.connection_load().map(|(used, _)| used),
-            pending: self.connection_load().map(|(_, waiting)| waiting),
+            connections_in_use: load.map(|(used, _)| used),
+            pending: load.map(|(_, waiting)| waiting),
             active_checks: self.config.health_check.is_some(),
             targets,
         }

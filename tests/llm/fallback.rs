@@ -4,6 +4,7 @@
 
 use crate::common::faulty::{Fault, Faulty};
 use crate::provider::{self, OPENAI_KEY};
+use crate::python_sdk::run_sdk_script;
 
 const SCRIPT: &str = r#"
 import json, sys, openai
@@ -57,19 +58,7 @@ retry = {{ attempts = 1, on = ["connect", "429", "5xx"] }}
         .await
         .unwrap();
     let base = format!("http://{}/v1", gw.proxy_addr);
-    let out = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(&base)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed (is `openai` installed?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = run_sdk_script(SCRIPT, &base).await;
     assert_eq!(result["text"], "Hello there");
     assert_eq!(result["chunks"], serde_json::json!(["Hel", "lo ", "there"]));
     assert_eq!(result["upstream"], format!("openai-backup/{backup}"));

@@ -31,10 +31,22 @@ print(json.dumps(out))
 async fn official_openai_sdk_streaming_and_not() {
     let s = setup(POLICY).await;
     let base = format!("http://{}/v1", s.gw.proxy_addr);
+    let result = run_sdk_script(SCRIPT, &base).await;
+    assert_eq!(result["text"], "Hello there");
+    assert_eq!(result["usage"], 17);
+    assert_eq!(result["chunks"], serde_json::json!(["Hel", "lo ", "there"]));
+    assert_eq!(result["stream_usage"], 15);
+    assert_eq!(result["denied"], "model_not_allowed");
+    assert_eq!(result["unauthenticated"], 401);
+}
+
+/// Runs a Python `script` that uses the official SDK against `base` (its first argument)
+/// and returns the JSON it prints.
+pub async fn run_sdk_script(script: &str, base: &str) -> serde_json::Value {
     let out = tokio::process::Command::new("python3")
         .arg("-c")
-        .arg(SCRIPT)
-        .arg(&base)
+        .arg(script)
+        .arg(base)
         .output()
         .await
         .unwrap();
@@ -43,11 +55,5 @@ async fn official_openai_sdk_streaming_and_not() {
         "python failed (is `openai` installed?): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(result["text"], "Hello there");
-    assert_eq!(result["usage"], 17);
-    assert_eq!(result["chunks"], serde_json::json!(["Hel", "lo ", "there"]));
-    assert_eq!(result["stream_usage"], 15);
-    assert_eq!(result["denied"], "model_not_allowed");
-    assert_eq!(result["unauthenticated"], 401);
+    serde_json::from_slice(&out.stdout).unwrap()
 }
