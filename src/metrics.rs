@@ -364,5 +364,7 @@ pub fn llm_exchange(
     }
 }
 
+mod cache;
+mod llm;
 mod upstream;
 pub use upstream::*;

@@ -267,6 +267,7 @@ mod tests {
                 retry: Default::default(),
                 retry_non_idempotent: false,
                 fallback: Vec::new(),
+                llm: None,
             },
             0,
             0,

@@ -38,6 +38,9 @@ pub struct Config {
     /// OCI plugin distribution settings.
     #[serde(default)]
     pub oci: super::OciConfig,
+    /// Process-wide LLM settings (the price table).
+    #[serde(default)]
+    pub llm: super::LlmConfig,
 }
 
 /// Settings of the proxy listener.
@@ -340,6 +343,9 @@ pub struct RouteConfig {
     /// with a failure `retry.on` names.
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// LLM front door settings: model listing and mapping, defaults, response cache.
+    #[serde(default)]
+    pub llm: Option<super::RouteLlmConfig>,
 }
 
 fn default_prefix() -> String {

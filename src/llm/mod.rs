@@ -3,8 +3,12 @@
 //! the `llm_policy` built-in enforces budgets against.
 
 mod budget;
+pub mod cache;
 pub mod keys;
 pub mod policy;
+pub mod price;
+pub mod sse;
+pub mod translate;
 pub mod usage;
 
 pub use crate::config::{LlmUpstreamConfig, Provider};

@@ -81,7 +81,8 @@ mod tests {
             Some(TokenUsage {
                 model: "gpt-4o-mini".into(),
                 prompt_tokens: 12,
-                completion_tokens: 5
+                completion_tokens: 5,
+                ..TokenUsage::default()
             })
         );
         let sse = b"data: {\"model\":\"m\",\"choices\":[]}\n\ndata: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n";
@@ -96,7 +97,8 @@ mod tests {
             Some(TokenUsage {
                 model: "claude-x".into(),
                 prompt_tokens: 25,
-                completion_tokens: 15
+                completion_tokens: 15,
+                ..TokenUsage::default()
             })
         );
         assert_eq!(parse(b"not json"), None);

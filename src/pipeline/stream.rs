@@ -11,8 +11,7 @@ use http_body_util::{BodyExt, StreamBody};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// An SSE event larger than this without a terminator is passed on as a plain chunk.
-const MAX_EVENT_BYTES: usize = 1024 * 1024;
+use crate::llm::sse::{MAX_EVENT_BYTES, event_end};
 
 struct State {
     inner: Body,
@@ -133,30 +132,5 @@ impl State {
             self.out.push_back(Frame::data(current));
         }
         Ok(())
-    }
-}
-
-/// Returns the end offset (including the blank line) of the first complete SSE event.
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 1 < buf.len() {
-        match (buf[i], buf[i + 1]) {
-            (b'\n', b'\n') | (b'\r', b'\r') => return Some(i + 2),
-            (b'\r', b'\n') if buf.get(i + 2..i + 4) == Some(b"\r\n") => return Some(i + 4),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::event_end;
-
-    #[test]
-    fn finds_event_boundaries() {
-        assert_eq!(event_end(b"data: a\n\ndata: b"), Some(9));
-        assert_eq!(event_end(b"data: a\r\n\r\nx"), Some(11));
-        assert_eq!(event_end(b"data: a\n"), None);
     }
 }

@@ -65,6 +65,8 @@ pub fn attach(
         truncated: false,
         started_at_ms: now_ms - ctx.start.elapsed().as_millis() as i64,
         usage: None,
+        cost_usd: None,
+        cache_hit: false,
     };
     let state = TailState {
         job: Some(Job {

@@ -283,8 +283,14 @@ pub struct CompletedExchange {
     pub truncated: bool,
     /// Arrival time, Unix milliseconds.
     pub started_at_ms: i64,
-    /// Token usage, for exchanges with an LLM upstream whose response reported it.
+    /// Token usage, for exchanges with an LLM upstream whose response reported it
+    /// (for a cache hit: the usage of the cached response, which cost no tokens).
     pub usage: Option<TokenUsage>,
+    /// What the exchange cost in US dollars by the price table; `None` when the model
+    /// has no price or no usage was reported, `Some(0.0)` for a cache hit.
+    pub cost_usd: Option<f64>,
+    /// The response came from the gateway's response cache.
+    pub cache_hit: bool,
 }
 
 /// Tokens used by one exchange.
@@ -292,10 +298,17 @@ pub struct CompletedExchange {
 pub struct TokenUsage {
     /// Model named by the response (or the request when the response does not say).
     pub model: String,
-    /// Prompt / input tokens.
+    /// Prompt / input tokens, all of them: for Anthropic, `input_tokens` plus the
+    /// cache reads and writes, so the meaning is OpenAI's `prompt_tokens` for both.
     pub prompt_tokens: u64,
     /// Completion / output tokens.
     pub completion_tokens: u64,
+    /// Of `prompt_tokens`, those read from the provider's prompt cache (OpenAI
+    /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`).
+    pub cached_input_tokens: u64,
+    /// Of `prompt_tokens`, those written to the provider's prompt cache (Anthropic
+    /// `cache_creation_input_tokens`).
+    pub cache_creation_tokens: u64,
 }
 
 impl TokenUsage {

@@ -144,6 +144,10 @@ fn usage_to_pb(done: &CompletedExchange) -> Option<pb::TokenUsage> {
         model: u.model.clone(),
         prompt_tokens: u.prompt_tokens,
         completion_tokens: u.completion_tokens,
+        cached_input_tokens: u.cached_input_tokens,
+        cache_creation_tokens: u.cache_creation_tokens,
+        cost_usd: done.cost_usd.unwrap_or_default(),
+        cache_hit: done.cache_hit,
     })
 }
 

@@ -1,0 +1,117 @@
+//! Server-sent events as LLM providers send them: splitting a byte stream into whole
+//! events (a blank line ends one), and reading an event's `event:` name and `data:`.
+//!
+//! Every LLM body wrapper (usage metering, translation, the usage-chunk filter, the
+//! response cache) and the chunk hooks cut streams with the same [`Splitter`], so an
+//! event split across frames is seen whole exactly once.
+
+use bytes::{Bytes, BytesMut};
+
+/// An event larger than this without a terminator is passed on as it is.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// Returns the end offset (including the blank line) of the first complete SSE event.
+pub fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 1 < buf.len() {
+        match (buf[i], buf[i + 1]) {
+            (b'\n', b'\n') | (b'\r', b'\r') => return Some(i + 2),
+            (b'\r', b'\n') if buf.get(i + 2..i + 4) == Some(b"\r\n") => return Some(i + 4),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Cuts a stream of frames into whole events, keeping at most one incomplete event.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    pending: BytesMut,
+}
+
+impl Splitter {
+    /// Adds `data` and returns every event it completed, in order. An incomplete event
+    /// that grew past [`MAX_EVENT_BYTES`] is returned as it is.
+    pub fn push(&mut self, data: &[u8]) -> Vec<Bytes> {
+        let mut events = Vec::new();
+        // The common case: a frame that is exactly one or more whole events.
+        if self.pending.is_empty() {
+            let mut rest = data;
+            while let Some(end) = event_end(rest) {
+                events.push(Bytes::copy_from_slice(&rest[..end]));
+                rest = &rest[end..];
+            }
+            self.pending.extend_from_slice(rest);
+        } else {
+            self.pending.extend_from_slice(data);
+            while let Some(end) = event_end(&self.pending) {
+                events.push(self.pending.split_to(end).freeze());
+            }
+        }
+        if self.pending.len() > MAX_EVENT_BYTES {
+            events.push(self.pending.split().freeze());
+        }
+        events
+    }
+
+    /// What is left when the stream ends: an event without its blank line, if any.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        (!self.pending.is_empty()).then(|| self.pending.split().freeze())
+    }
+}
+
+/// The `event:` name of an event, when it has one.
+pub fn event_name(event: &[u8]) -> Option<&str> {
+    lines(event).find_map(|l| field(l, b"event"))
+}
+
+/// The `data:` of an event; several data lines are joined with `\n`, as the SSE
+/// specification says. Borrowed when there is one line (the common case).
+pub fn data(event: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    let mut found: Option<std::borrow::Cow<'_, str>> = None;
+    for value in lines(event).filter_map(|l| field(l, b"data")) {
+        found = Some(match found {
+            None => std::borrow::Cow::Borrowed(value),
+            Some(prev) => std::borrow::Cow::Owned(format!("{prev}\n{value}")),
+        });
+    }
+    found
+}
+
+fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    event
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+/// The value of line `line` when it is field `name` (`name: value` or `name:value`).
+fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let rest = line.strip_prefix(name)?.strip_prefix(b":")?;
+    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    std::str::from_utf8(rest).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_event_boundaries() {
+        assert_eq!(event_end(b"data: a\n\ndata: b"), Some(9));
+        assert_eq!(event_end(b"data: a\r\n\r\nx"), Some(11));
+        assert_eq!(event_end(b"data: a\n"), None);
+    }
+
+    #[test]
+    fn splits_across_frames_and_reads_fields() {
+        let mut s = Splitter::default();
+        assert!(s.push(b"event: message_start\ndata: {\"a\"").is_empty());
+        let events = s.push(b":1}\n\ndata: x\ndata: y\n\ndata: tail");
+        assert_eq!(events.len(), 2);
+        assert_eq!(event_name(&events[0]), Some("message_start"));
+        assert_eq!(data(&events[0]).as_deref(), Some("{\"a\":1}"));
+        assert_eq!(data(&events[1]).as_deref(), Some("x\ny"));
+        assert_eq!(s.finish().as_deref(), Some(&b"data: tail"[..]));
+        assert_eq!(s.finish(), None);
+    }
+}

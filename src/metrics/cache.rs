@@ -1,0 +1,1 @@
+//! Response cache metrics (#18): hits, misses, bypasses, bytes and evictions.

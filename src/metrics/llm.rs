@@ -1,0 +1,1 @@
+//! LLM metrics (#18): cost, token kinds, and the OpenTelemetry GenAI histograms.
