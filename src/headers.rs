@@ -103,6 +103,14 @@ pub fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<st
     Some(at.duration_since(now).unwrap_or_default())
 }
 
+/// True for a `text/event-stream` response.
+pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -367,4 +367,5 @@ pub fn llm_exchange(
 mod cache;
 mod llm;
 mod upstream;
+pub use llm::*;
 pub use upstream::*;

@@ -20,6 +20,8 @@ pub struct Window {
     pub requests: AtomicU64,
     /// Tokens used (prompt + completion).
     pub tokens: AtomicU64,
+    /// Cost by the price table, in millionths of a US dollar.
+    pub micro_usd: AtomicU64,
 }
 
 /// The usage windows of one policy (its window length).
@@ -73,8 +75,10 @@ impl Budgets {
     }
 }
 
-/// Adds `tokens` used by `app` to every registered policy's current window.
-pub fn record_usage(app: &str, tokens: u64) {
+/// Adds `tokens` used by `app`, costing `usd`, to every registered policy's current window.
+pub fn record_usage(app: &str, tokens: u64, usd: f64) {
+    // Saturating and never negative: `as` maps NaN to 0 and clamps to the u64 range.
+    let micro = (usd * 1e6).round() as u64;
     let all: Vec<Arc<Budgets>> = registry()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -82,9 +86,8 @@ pub fn record_usage(app: &str, tokens: u64) {
         .filter_map(Weak::upgrade)
         .collect();
     for budgets in all {
-        budgets
-            .current(app)
-            .tokens
-            .fetch_add(tokens, Ordering::Relaxed);
+        let window = budgets.current(app);
+        window.tokens.fetch_add(tokens, Ordering::Relaxed);
+        window.micro_usd.fetch_add(micro, Ordering::Relaxed);
     }
 }

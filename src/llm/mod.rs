@@ -8,6 +8,7 @@ pub mod keys;
 pub mod policy;
 pub mod price;
 pub mod sse;
+pub mod strip;
 pub mod translate;
 pub mod usage;
 
@@ -129,10 +130,10 @@ fn load_keys(config: &LlmUpstreamConfig) -> Result<(&'static str, Vec<String>), 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyUse(pub usize);
 
-/// Records the usage of a completed LLM exchange: metrics by provider, model and app,
-/// and the shared budget windows.
-pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) {
-    let app = exchange
+/// The app an exchange is accounted to: the one `llm_policy` recorded, else the
+/// authenticated app (or identity), else `anonymous`.
+fn app_of(exchange: &crate::plugin::CompletedExchange) -> String {
+    exchange
         .context
         .values
         .get("llm.app")
@@ -146,7 +147,21 @@ pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) 
                 }
             })
         })
-        .unwrap_or_else(|| "anonymous".to_string());
+        .unwrap_or_else(|| "anonymous".to_string())
+}
+
+/// Prices the usage of `exchange` by the current price table (`cost_usd`).
+pub fn price(exchange: &mut crate::plugin::CompletedExchange) {
+    exchange.cost_usd = exchange
+        .usage
+        .as_ref()
+        .and_then(|u| price::current().cost(u));
+}
+
+/// Records the usage of a completed LLM exchange: metrics by provider, model and app
+/// (tokens by kind and cost), and the shared budget windows.
+pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) {
+    let app = app_of(exchange);
     let model = exchange
         .usage
         .as_ref()
@@ -154,8 +169,9 @@ pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) 
         .filter(|m| !m.is_empty())
         .or_else(|| exchange.context.values.get("llm.model").cloned())
         .unwrap_or_else(|| "unknown".to_string());
+    let provider = provider.as_str();
     crate::metrics::llm_exchange(
-        provider.as_str(),
+        provider,
         &model,
         &app,
         exchange.status.as_str(),
@@ -165,6 +181,16 @@ pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) 
             .map(|u| (u.prompt_tokens, u.completion_tokens)),
     );
     if let Some(u) = &exchange.usage {
-        record_usage(&app, u.total());
+        let kinds = [
+            ("cached_input", u.cached_input_tokens),
+            ("cache_creation", u.cache_creation_tokens),
+        ];
+        crate::metrics::llm_cache_tokens(provider, &model, &app, kinds);
+    }
+    if let Some(usd) = exchange.cost_usd {
+        crate::metrics::llm_cost(provider, &model, &app, usd);
+    }
+    if let Some(u) = &exchange.usage {
+        record_usage(&app, u.total(), exchange.cost_usd.unwrap_or_default());
     }
 }

@@ -1,11 +1,14 @@
-//! `builtin://llm_policy`: model allowlists per app, per-app request and token budgets
+//! `builtin://llm_policy`: model allowlists per app, per-app request, token and dollar
+//! (`cost_per_window`, by the price table) budgets
 //! over a window, and a maximum request size in estimated tokens. Refusals use the
 //! OpenAI error shape (`{"error":{"message","type","param","code"}}`), which the OpenAI
 //! and Anthropic SDKs surface as typed exceptions.
 //!
 //! The app is the authenticated `app_id` (or identity), so this runs in `post_auth`.
 //! It needs the request body (`request_body` in its manifest). For streaming OpenAI chat
-//! requests it adds `stream_options.include_usage = true` so the stream reports usage.
+//! requests it adds `stream_options.include_usage = true` so the stream reports usage,
+//! and marks the request so the proxy removes that usage chunk from what the client
+//! receives (`llm::strip`).
 
 use super::Budgets;
 use crate::config::PluginConfig;
@@ -30,6 +33,8 @@ struct AppRules {
     tokens_per_window: Option<u64>,
     #[serde(default)]
     requests_per_window: Option<u64>,
+    #[serde(default)]
+    cost_per_window: Option<f64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -41,6 +46,8 @@ struct Settings {
     max_request_tokens: Option<u64>,
     tokens_per_window: Option<u64>,
     requests_per_window: Option<u64>,
+    /// US dollars an app may spend per window, by the price table.
+    cost_per_window: Option<f64>,
     stream_usage: bool,
     apps: BTreeMap<String, AppRules>,
 }
@@ -53,6 +60,7 @@ impl Default for Settings {
             max_request_tokens: None,
             tokens_per_window: None,
             requests_per_window: None,
+            cost_per_window: None,
             stream_usage: true,
             apps: BTreeMap::new(),
         }
@@ -123,6 +131,21 @@ impl LlmPolicy {
                 humantime::format_duration(MAX_WINDOW),
                 humantime::format_duration(settings.window)
             )));
+        }
+        let costs = std::iter::once(("cost_per_window".to_string(), settings.cost_per_window))
+            .chain(
+                settings
+                    .apps
+                    .iter()
+                    .map(|(app, r)| (format!("apps.{app}.cost_per_window"), r.cost_per_window)),
+            );
+        for (key, cost) in costs {
+            if cost.is_some_and(|c| !c.is_finite() || c < 0.0) {
+                return Err(PluginError::Load(format!(
+                    "plugins.{}.config.{key}: a non-negative number of US dollars",
+                    config.name
+                )));
+            }
         }
         Ok(LlmPolicy {
             manifest: Manifest {
@@ -206,10 +229,14 @@ impl LlmPolicy {
             .requests_per_window
             .or(self.settings.requests_per_window);
         let tokens_limit = rules.tokens_per_window.or(self.settings.tokens_per_window);
+        let cost_limit = rules.cost_per_window.or(self.settings.cost_per_window);
+        let spent = window.micro_usd.load(Ordering::Relaxed) as f64 / 1e6;
         let over = if requests_limit.is_some_and(|l| window.requests.load(Ordering::Relaxed) >= l) {
             Some(("requests_budget_exceeded", "request budget"))
         } else if tokens_limit.is_some_and(|l| window.tokens.load(Ordering::Relaxed) >= l) {
             Some(("token_budget_exceeded", "token budget"))
+        } else if cost_limit.is_some_and(|l| spent >= l) {
+            Some(("cost_budget_exceeded", "cost budget"))
         } else {
             None
         };
@@ -248,6 +275,10 @@ impl LlmPolicy {
             let mut body = body;
             body["stream_options"] = serde_json::json!({ "include_usage": true });
             mutations.body = Some(Bytes::from(body.to_string()));
+            // The client did not ask for the usage chunk, so it is taken out again.
+            mutations
+                .context
+                .push((super::strip::USAGE_ADDED.into(), "true".into()));
         }
         Decision::Continue(mutations)
     }

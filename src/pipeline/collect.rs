@@ -82,6 +82,7 @@ async fn worker(mut rx: mpsc::Receiver<Job>, busy: Arc<AtomicUsize>) {
         busy.store(1, Ordering::Release);
         if let Some(provider) = job.provider {
             job.exchange.usage = crate::llm::usage::parse(&job.exchange.accumulated);
+            crate::llm::price(&mut job.exchange);
             crate::llm::account(provider, &job.exchange);
         }
         let plan = job.set.plan(job.route);

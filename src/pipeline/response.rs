@@ -56,7 +56,7 @@ pub async fn run(
 
     // Only body and chunk hooks care whether this is an event stream.
     let streaming = (!plan.response_body.is_empty() || !plan.response_chunk.is_empty())
-        && is_event_stream(&parts.headers);
+        && crate::headers::is_event_stream(&parts.headers);
     let buffered = |instance: &&Arc<crate::loader::Instance>| {
         !(streaming && instance.plugin.manifest().response_body == BodyMode::BufferedUnlessStream)
     };
@@ -109,14 +109,6 @@ pub async fn run(
         );
     }
     Ok(Response::from_parts(parts, body))
-}
-
-/// True for a `text/event-stream` response.
-fn is_event_stream(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
 }
 
 /// What response hooks see of the response as it stands.

@@ -49,6 +49,9 @@ pub enum ProxyBuildError {
     /// The plugin set could not be built.
     #[error(transparent)]
     Plugins(#[from] SetError),
+    /// `[llm.prices]` is invalid.
+    #[error(transparent)]
+    Prices(#[from] crate::llm::price::PriceError),
 }
 
 /// Request limits enforced before and while forwarding.
@@ -116,6 +119,8 @@ impl Proxy {
         let mismatch =
             |key: String| ConfigError::invalid(key, "does not match the validated configuration");
         registry.set_runtime(config.plugin_runtime.clone(), config.oci.clone());
+        // The price table is process-wide: the configuration built last sets it.
+        crate::llm::price::install(crate::llm::price::Prices::new(&config.llm)?);
         // Without worker threads every request runs on the shared runtime (index 0).
         let workers = crate::worker::count(config.server.thread_per_core, config.server.workers);
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
@@ -278,8 +283,18 @@ impl Proxy {
             .headers_mut()
             .insert(self.request_id_header.clone(), ctx.request_id.clone());
         access_log(&ctx, status, &trace);
+        let strip_usage = ctx
+            .hook_state
+            .values
+            .contains_key(crate::llm::strip::USAGE_ADDED)
+            && headers::is_event_stream(response.headers());
         let accumulate = self.pipeline.stream_accumulate_bytes;
-        tail::attach(response, ctx, &self.collector, accumulate)
+        let response = tail::attach(response, ctx, &self.collector, accumulate);
+        // Outside the tail record, which meters the usage chunk the client never sees.
+        match strip_usage {
+            true => response.map(crate::llm::strip::without_usage_chunk),
+            false => response,
+        }
     }
 
     /// Limits, routing, the path check and the snapshot, recorded in `ctx`; then the

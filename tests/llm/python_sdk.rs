@@ -10,12 +10,18 @@ r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user
 out["text"] = r.choices[0].message.content
 out["usage"] = r.usage.total_tokens
 chunks = []
+# A client that did not ask for usage reads choices[0] of every chunk: the usage chunk
+# the gateway asked the provider for must not reach it (IndexError otherwise).
 for ev in client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True):
-    if ev.choices and ev.choices[0].delta.content:
+    if ev.choices[0].delta.content:
         chunks.append(ev.choices[0].delta.content)
     if ev.usage:
-        out["stream_usage"] = ev.usage.total_tokens
+        out["unrequested_usage"] = ev.usage.total_tokens
 out["chunks"] = chunks
+# A client that asked for usage gets the usage chunk.
+for ev in client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}):
+    if ev.usage:
+        out["stream_usage"] = ev.usage.total_tokens
 try:
     client.chat.completions.create(model="forbidden-model", messages=[{"role": "user", "content": "hi"}])
 except openai.PermissionDeniedError as e:
@@ -36,6 +42,7 @@ async fn official_openai_sdk_streaming_and_not() {
     assert_eq!(result["usage"], 17);
     assert_eq!(result["chunks"], serde_json::json!(["Hel", "lo ", "there"]));
     assert_eq!(result["stream_usage"], 15);
+    assert!(result.get("unrequested_usage").is_none(), "{result}");
     assert_eq!(result["denied"], "model_not_allowed");
     assert_eq!(result["unauthenticated"], 401);
 }

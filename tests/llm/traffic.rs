@@ -41,7 +41,7 @@ pub async fn setup_with(policy: &str, collector: bool) -> Setup {
     std::fs::write(dir.path().join("openai.key"), format!("{OPENAI_KEY}\n")).unwrap();
     std::fs::write(dir.path().join("anthropic.key"), ANTHROPIC_KEY).unwrap();
     let mut plugins = PluginEntry::new("client-keys", "builtin://api_key", "auth")
-        .extra(r#"config = { keys = [{ key = "client-a", identity = "alice", app_id = "app-a" }, { key = "client-b", identity = "bob", app_id = "app-b" }, { key = "client-c", identity = "carol", app_id = "app-c" }, { key = "client-d", identity = "dave", app_id = "app-metrics" }] }"#)
+        .extra(r#"config = { keys = [{ key = "client-a", identity = "alice", app_id = "app-a" }, { key = "client-b", identity = "bob", app_id = "app-b" }, { key = "client-c", identity = "carol", app_id = "app-c" }, { key = "client-d", identity = "dave", app_id = "app-metrics" }, { key = "client-e", identity = "erin", app_id = "app-cost" }] }"#)
         .toml()
         + &PluginEntry::new("policy", "builtin://llm_policy", "post_auth")
             .extra(&format!("config = {policy}"))
@@ -99,7 +99,7 @@ upstream = "openai"
     }
 }
 
-pub const POLICY: &str = r#"{ models = ["gpt-4o-mini", "text-embedding-3-small", "claude-3-5-haiku"], max_request_tokens = 1000, apps = { "app-b" = { requests_per_window = 2 }, "app-c" = { tokens_per_window = 10 } }, window = "1h" }"#;
+pub const POLICY: &str = r#"{ models = ["gpt-4o-mini", "text-embedding-3-small", "claude-3-5-haiku"], max_request_tokens = 1000, apps = { "app-b" = { requests_per_window = 2 }, "app-c" = { tokens_per_window = 10 }, "app-cost" = { cost_per_window = 0.000004 } }, window = "1h" }"#;
 
 pub async fn post(s: &Setup, path: &str, key: &str, body: serde_json::Value) -> Reply {
     let auth = format!("Bearer {key}");
@@ -163,7 +163,20 @@ async fn non_streaming_chat_injects_the_provider_key_and_meters_tokens() {
         ),
         (12, 5, "gpt-4o-mini")
     );
+    // 12 prompt and 5 completion tokens of gpt-4o-mini at the shipped list price,
+    // $0.15 and $0.60 per million tokens.
+    let expected = (12.0 * 0.15 + 5.0 * 0.6) / 1e6;
+    let cost = collected[0]
+        .cost_usd
+        .expect("cost handed to data collection");
+    assert!((cost - expected).abs() < 1e-12, "{cost}");
     let m = metrics(&s).await;
+    let line = m
+        .lines()
+        .find(|l| l.starts_with(r#"microgateway_llm_cost_usd_total{provider="openai",model="gpt-4o-mini",app="app-metrics"}"#))
+        .unwrap_or_else(|| panic!("no cost series: {m}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - expected).abs() < 1e-12, "{line}");
     assert!(m.contains(r#"microgateway_llm_tokens_total{provider="openai",model="gpt-4o-mini",app="app-metrics",kind="prompt"} 12"#), "{m}");
     assert!(m.contains(r#"microgateway_llm_tokens_total{provider="openai",model="gpt-4o-mini",app="app-metrics",kind="completion"} 5"#));
 }
@@ -193,6 +206,8 @@ async fn streaming_chat_arrives_event_by_event_with_usage() {
         text.contains("\"Hel\"") && text.contains("[DONE]"),
         "{text}"
     );
+    // The usage chunk the gateway asked for is metered, but the client did not ask.
+    assert!(!text.contains("\"choices\":[]"), "{text}");
     // The first event reached the client well before the stream ended.
     let (first, last) = (arrivals[0], *arrivals.last().unwrap());
     assert!(last - first >= provider::GAP * 3, "{arrivals:?}");
@@ -345,6 +360,25 @@ async fn request_and_token_budgets_answer_429() {
     .await;
     assert_eq!(over.status, 429);
     assert_eq!(over.json()["error"]["code"], "token_budget_exceeded");
+    // app-cost may spend $0.000004 per window: the first call costs $0.0000048.
+    let first = post(
+        &s,
+        "/v1/chat/completions",
+        "client-e",
+        chat("gpt-4o-mini", false),
+    )
+    .await;
+    assert_eq!(first.status, 200);
+    assert!(s.gw.proxy().flush_collectors(Duration::from_secs(5)).await);
+    let broke = post(
+        &s,
+        "/v1/chat/completions",
+        "client-e",
+        chat("gpt-4o-mini", false),
+    )
+    .await;
+    assert_eq!(broke.status, 429);
+    assert_eq!(broke.json()["error"]["code"], "cost_budget_exceeded");
     // Other apps are unaffected.
     assert_eq!(
         post(

@@ -1,0 +1,134 @@
+//! The usage chunk a client did not ask for.
+//!
+//! `llm_policy` adds `stream_options.include_usage = true` to streaming chat requests
+//! that have no `stream_options`, so that the stream reports its tokens. OpenAI then
+//! ends the stream with a chunk whose `choices` is empty, which a client that never
+//! asked for usage does not expect (`chunk.choices[0]` raises). [`without_usage_chunk`]
+//! removes that chunk from what the client receives; the gateway reads usage before it
+//! (the tail record sees the stream as the provider sent it).
+
+use super::sse::Splitter;
+use crate::body::{Body, BoxError};
+use bytes::Bytes;
+use http_body::Frame;
+use pin_project_lite::pin_project;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The context value `llm_policy` sets when it asked the provider for usage itself.
+pub const USAGE_ADDED: &str = "llm.usage_added";
+
+/// Whether one whole SSE event is OpenAI's usage chunk: `choices` empty, `usage` set.
+pub fn is_usage_chunk(event: &[u8]) -> bool {
+    // Most events are content deltas; only a few bytes are looked at before parsing.
+    if memchr::memmem::find(event, b"\"usage\"").is_none() {
+        return false;
+    }
+    let Some(data) = super::sse::data(event) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) else {
+        return false;
+    };
+    v.get("choices")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(Vec::is_empty)
+        && v.get("usage").is_some_and(serde_json::Value::is_object)
+}
+
+pin_project! {
+    /// A response body with the usage chunk removed, passed on event by event.
+    struct WithoutUsage {
+        #[pin]
+        inner: Body,
+        splitter: Splitter,
+        out: VecDeque<Bytes>,
+        done: bool,
+    }
+}
+
+/// Wraps an SSE `body` so the usage chunk never reaches the client.
+pub fn without_usage_chunk(body: Body) -> Body {
+    http_body_util::BodyExt::boxed_unsync(WithoutUsage {
+        inner: body,
+        splitter: Splitter::default(),
+        out: VecDeque::new(),
+        done: false,
+    })
+}
+
+impl http_body::Body for WithoutUsage {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        loop {
+            if let Some(event) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(event))));
+            }
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    *this.done = true;
+                    this.out.extend(this.splitter.finish());
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let events = this.splitter.push(&data);
+                        this.out
+                            .extend(events.into_iter().filter(|e| !is_usage_chunk(e)));
+                    }
+                    // Trailers pass as they are.
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[test]
+    fn knows_the_usage_chunk() {
+        assert!(is_usage_chunk(
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n"
+        ));
+        assert!(!is_usage_chunk(
+            b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\n\n"
+        ));
+        assert!(!is_usage_chunk(b"data: [DONE]\n\n"));
+    }
+
+    #[tokio::test]
+    async fn removes_only_the_usage_chunk_across_frames() {
+        let frames = [
+            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choi",
+            "ces\":[],\"usage\":{\"prompt_tokens\":3}}\n\n",
+            "data: [DONE]\n\n",
+        ];
+        let stream = futures_util::stream::iter(
+            frames.map(|f| Ok::<_, BoxError>(Frame::data(Bytes::from(f)))),
+        );
+        let body = without_usage_chunk(crate::body::boxed(http_body_util::StreamBody::new(stream)));
+        let text = body.collect().await.unwrap().to_bytes();
+        assert_eq!(
+            &text[..],
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]\n\n"
+        );
+    }
+}
