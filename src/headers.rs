@@ -111,6 +111,87 @@ pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
 }
 
+/// Context values that become OpenAI-style rate-limit response headers: a built-in
+/// limiter (`rate_limit`, `llm_policy`) sets `ratelimit.limit-requests` and the like when
+/// it admits a request, and the proxy answers with `x-ratelimit-limit-requests`. Only
+/// these six names are turned into headers.
+pub const RATELIMIT_NAMES: [&str; 6] = [
+    "limit-requests",
+    "remaining-requests",
+    "reset-requests",
+    "limit-tokens",
+    "remaining-tokens",
+    "reset-tokens",
+];
+
+/// The context-value prefix of [`RATELIMIT_NAMES`].
+pub const RATELIMIT_CONTEXT: &str = "ratelimit.";
+
+/// The three values of one limit (`kind` is `requests` or `tokens`) as
+/// `(header suffix, value)`: the limit, what remains, and when it is whole again, in
+/// OpenAI's format (`20ms`, `45s`, `6m0s`).
+pub fn ratelimit_values(
+    kind: &str,
+    limit: u64,
+    remaining: u64,
+    reset: std::time::Duration,
+) -> [(String, String); 3] {
+    let ms = reset.as_millis();
+    let reset = match ms {
+        0..1000 => format!("{ms}ms"),
+        1000..60_000 => format!("{}s", ms.div_ceil(1000)),
+        _ => format!("{}m{}s", ms / 60_000, (ms % 60_000).div_ceil(1000)),
+    };
+    [
+        (format!("limit-{kind}"), limit.to_string()),
+        (format!("remaining-{kind}"), remaining.to_string()),
+        (format!("reset-{kind}"), reset),
+    ]
+}
+
+/// [`ratelimit_values`] as context values for the proxy to answer with.
+pub fn ratelimit_context(
+    values: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    values
+        .into_iter()
+        .map(|(name, value)| (format!("{RATELIMIT_CONTEXT}{name}"), value))
+        .collect()
+}
+
+/// [`ratelimit_values`] as `x-ratelimit-*` headers of an answer given at once (a 429).
+pub fn ratelimit_headers(
+    values: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    values
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let name = HeaderName::from_bytes(format!("x-ratelimit-{name}").as_bytes()).ok()?;
+            Some((name, HeaderValue::from_str(&value).ok()?))
+        })
+        .collect()
+}
+
+/// Adds the `x-ratelimit-*` headers named by `values` (context values with the
+/// [`RATELIMIT_CONTEXT`] prefix) to `headers`.
+pub fn add_ratelimit_headers(
+    values: &std::collections::HashMap<String, String>,
+    headers: &mut HeaderMap,
+) {
+    // Most requests passed no limiter: nothing to look up.
+    if values.is_empty() {
+        return;
+    }
+    for name in RATELIMIT_NAMES {
+        let key = format!("{RATELIMIT_CONTEXT}{name}");
+        if let Some(v) = values.get(&key).and_then(|v| HeaderValue::from_str(v).ok())
+            && let Ok(n) = HeaderName::from_bytes(format!("x-ratelimit-{name}").as_bytes())
+        {
+            headers.insert(n, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +255,29 @@ mod tests {
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
         assert_eq!(h.get("x-forwarded-host").unwrap(), "a.example");
+    }
+
+    #[test]
+    fn ratelimit_reset_in_openai_format() {
+        let v = |ms| {
+            ratelimit_values("requests", 10, 3, std::time::Duration::from_millis(ms))[2]
+                .1
+                .clone()
+        };
+        assert_eq!(
+            (v(20), v(45_000), v(360_000), v(61_500)),
+            ("20ms".into(), "45s".into(), "6m0s".into(), "1m2s".into())
+        );
+        let mut values = std::collections::HashMap::new();
+        for (k, v) in ratelimit_values("tokens", 100, 40, std::time::Duration::from_secs(2)) {
+            values.insert(format!("{RATELIMIT_CONTEXT}{k}"), v);
+        }
+        values.insert(format!("{RATELIMIT_CONTEXT}evil"), "x".into());
+        let mut h = HeaderMap::new();
+        add_ratelimit_headers(&values, &mut h);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h["x-ratelimit-remaining-tokens"], "40");
+        assert_eq!(h["x-ratelimit-reset-tokens"], "2s");
     }
 
     #[test]

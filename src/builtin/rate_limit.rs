@@ -92,7 +92,9 @@ impl RateLimit {
     }
 
     /// Takes one token for `key`; on refusal returns the seconds until one is available.
-    fn take(&self, key: String) -> Result<(), f64> {
+    /// Takes one token from `key`'s bucket: `Ok` with the whole tokens left and the time
+    /// until the bucket is full again, or `Err` with the seconds until one is there.
+    fn take(&self, key: String) -> Result<(u64, Duration), f64> {
         let bucket = self.buckets.get_with(key, || {
             Arc::new(Mutex::new(Bucket {
                 tokens: self.burst,
@@ -100,7 +102,7 @@ impl RateLimit {
             }))
         });
         let Ok(mut b) = bucket.lock() else {
-            return Ok(());
+            return Ok((0, Duration::ZERO));
         };
         let now = Instant::now();
         b.tokens =
@@ -108,7 +110,9 @@ impl RateLimit {
         b.last = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            Ok(())
+            let full =
+                Duration::from_secs_f64(((self.burst - b.tokens) / self.rate).clamp(0.0, 86_400.0));
+            Ok((b.tokens.floor() as u64, full))
         } else {
             Err((1.0 - b.tokens) / self.rate)
         }
@@ -132,7 +136,15 @@ impl Plugin for RateLimit {
         };
         let key = format!("{}|{caller}", request.route);
         match self.take(key) {
-            Ok(()) => HookFuture::ok(Decision::pass()),
+            Ok((left, full)) => {
+                let limit = self.burst.floor() as u64;
+                let values = crate::headers::ratelimit_values("requests", limit, left, full);
+                let context = crate::headers::ratelimit_context(values);
+                HookFuture::ok(Decision::Continue(crate::plugin::Mutations {
+                    context,
+                    ..crate::plugin::Mutations::default()
+                }))
+            }
             Err(wait) => {
                 let mut decision = reject(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -144,6 +156,10 @@ impl Plugin for RateLimit {
                     let secs = wait.ceil().max(1.0) as u64;
                     r.headers
                         .push((header::RETRY_AFTER, HeaderValue::from(secs)));
+                    let limit = self.burst.floor() as u64;
+                    let reset = Duration::from_secs_f64(wait.clamp(0.0, 86_400.0));
+                    let values = crate::headers::ratelimit_values("requests", limit, 0, reset);
+                    r.headers.extend(crate::headers::ratelimit_headers(values));
                 }
                 HookFuture::ok(decision)
             }

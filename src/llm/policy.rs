@@ -231,6 +231,19 @@ impl LlmPolicy {
         let tokens_limit = rules.tokens_per_window.or(self.settings.tokens_per_window);
         let cost_limit = rules.cost_per_window.or(self.settings.cost_per_window);
         let spent = window.micro_usd.load(Ordering::Relaxed) as f64 / 1e6;
+        // What an OpenAI client reads back for its back-off: x-ratelimit-* on every answer.
+        let reset = Duration::from_secs(self.budgets.seconds_left());
+        let used_requests = window.requests.load(Ordering::Relaxed);
+        let used_tokens = window.tokens.load(Ordering::Relaxed);
+        let mut ratelimit = Vec::new();
+        if let Some(l) = requests_limit {
+            let left = l.saturating_sub(used_requests + 1);
+            ratelimit.extend(crate::headers::ratelimit_values("requests", l, left, reset));
+        }
+        if let Some(l) = tokens_limit {
+            let left = l.saturating_sub(used_tokens);
+            ratelimit.extend(crate::headers::ratelimit_values("tokens", l, left, reset));
+        }
         let over = if requests_limit.is_some_and(|l| window.requests.load(Ordering::Relaxed) >= l) {
             Some(("requests_budget_exceeded", "request budget"))
         } else if tokens_limit.is_some_and(|l| window.tokens.load(Ordering::Relaxed) >= l) {
@@ -254,6 +267,8 @@ impl LlmPolicy {
                     header::RETRY_AFTER,
                     HeaderValue::from(self.budgets.seconds_left()),
                 ));
+                r.headers
+                    .extend(crate::headers::ratelimit_headers(ratelimit));
             }
             return decision;
         }
@@ -266,6 +281,9 @@ impl LlmPolicy {
             ],
             ..Mutations::default()
         };
+        mutations
+            .context
+            .extend(crate::headers::ratelimit_context(ratelimit));
         let streaming = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         if self.settings.stream_usage
             && streaming

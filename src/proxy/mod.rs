@@ -282,6 +282,8 @@ impl Proxy {
         response
             .headers_mut()
             .insert(self.request_id_header.clone(), ctx.request_id.clone());
+        // A limiter that admitted the request says how much is left, as OpenAI does.
+        headers::add_ratelimit_headers(&ctx.hook_state.values, response.headers_mut());
         access_log(&ctx, status, &trace);
         let strip_usage = ctx
             .hook_state
