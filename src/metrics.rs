@@ -364,7 +364,6 @@ pub fn llm_exchange(
     }
 }
 
-mod cache;
 mod llm;
 mod upstream;
 pub use llm::*;

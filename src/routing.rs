@@ -60,6 +60,8 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// Indices of the `fallback` upstream groups, in order.
     pub fallback: Vec<usize>,
+    /// `[routes.llm]`: the models listed and the front door's defaults.
+    pub llm: Option<Arc<crate::config::RouteLlmConfig>>,
     host: HostMatch,
     prefix: String,
     replacement: Option<String>,
@@ -95,6 +97,7 @@ impl Route {
             allow_encoded_slashes: config.allow_encoded_slashes,
             retry: RetryPolicy::new(config),
             fallback: Vec::new(),
+            llm: config.llm.clone().map(Arc::new),
             host,
             prefix,
             replacement,

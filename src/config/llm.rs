@@ -97,8 +97,8 @@ fn default_key_cooldown_max() -> Duration {
 }
 
 /// `[routes.llm]`: what an LLM route offers its clients: the models `GET /v1/models`
-/// lists, how a requested model chooses a provider, the OpenAI-compatible front door's
-/// defaults, and the response cache.
+/// lists, which provider model a requested name means, and the OpenAI-compatible
+/// front door's defaults.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteLlmConfig {
@@ -106,74 +106,18 @@ pub struct RouteLlmConfig {
     /// names). Empty: the listing has only the `model_map` names.
     #[serde(default)]
     pub models: Vec<String>,
-    /// Client model name → `provider/model` or `upstream/model`: the group of the route
-    /// (its upstream or a fallback) that serves it and the model name sent there.
+    /// Client model name → `provider/model` (or a bare model name): the model name sent
+    /// to the provider; the answer names the client's.
     #[serde(default)]
     pub model_map: std::collections::BTreeMap<String, String>,
     /// `max_tokens` sent to Anthropic when an OpenAI-shaped request names none
     /// (Anthropic requires it).
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u32,
-    /// Exact-match response cache; off when absent.
-    #[serde(default)]
-    pub cache: Option<CacheConfig>,
 }
 
 fn default_max_tokens() -> u32 {
     4096
-}
-
-/// Who may be served a cached response.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CacheScope {
-    /// Only the app (or identity) that caused the entry; the default.
-    #[default]
-    App,
-    /// Every client of the route.
-    Global,
-}
-
-/// `[routes.llm.cache]`: the exact-match response cache of a route.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheConfig {
-    /// How long an entry is served.
-    #[serde(
-        default = "default_cache_ttl",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub ttl: Duration,
-    /// Bytes of cached responses (bodies, events and headers) the route keeps at most.
-    #[serde(default = "default_cache_bytes")]
-    pub max_bytes: u64,
-    /// Who may be served an entry.
-    #[serde(default)]
-    pub scope: CacheScope,
-    /// Cache answers to requests that carry tool results (`role = "tool"` messages or
-    /// `tool_result` blocks); off by default, since those answers act on live data.
-    #[serde(default)]
-    pub tool_results: bool,
-}
-
-fn default_cache_ttl() -> Duration {
-    Duration::from_secs(300)
-}
-
-fn default_cache_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            ttl: default_cache_ttl(),
-            max_bytes: default_cache_bytes(),
-            scope: CacheScope::App,
-            tool_results: false,
-        }
-    }
 }
 
 /// The price of one model in US dollars per million tokens.

@@ -3,7 +3,6 @@
 //! the `llm_policy` built-in enforces budgets against.
 
 mod budget;
-pub mod cache;
 pub mod keys;
 pub mod policy;
 pub mod price;

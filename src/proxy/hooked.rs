@@ -32,7 +32,9 @@ impl Proxy {
     ) -> Result<Response<Body>, GatewayError> {
         let plan = set.plan(route.index);
         let (parts, incoming) = req.into_parts();
-        let (buffered, incoming) = if plan.request_body {
+        // The OpenAI front door translates the body, so it needs it whole.
+        let translating = super::front::translates(upstream, &parts);
+        let (buffered, incoming) = if plan.request_body || translating {
             let bytes = read_body(incoming, self.limits.max_body_bytes).await?;
             (Some(bytes), None)
         } else {
@@ -49,7 +51,16 @@ impl Proxy {
             return Ok(response);
         }
 
-        let (parts, buffered) = req.into_parts();
+        let (mut parts, mut buffered) = req.into_parts();
+        if super::front::lists_models(route, upstream, &parts) {
+            return Ok(super::front::models(route, upstream));
+        }
+        let mut front = None;
+        if translating && let Some(bytes) = buffered.take() {
+            let (translated, f) = super::front::request(&mut parts, &bytes, route, ctx)?;
+            buffered = Some(translated);
+            front = Some(f);
+        }
         let body = match (buffered, incoming) {
             (Some(bytes), _) => body::full(bytes),
             (None, Some(stream)) => stream,
@@ -70,6 +81,10 @@ impl Proxy {
         {
             summary.upstream = group.to_string();
         }
+        let sent = match (sent, front) {
+            (Ok(response), Some(front)) => super::front::response(response, front, upstream).await,
+            (sent, _) => sent,
+        };
         match sent {
             Ok(response) if plan.has_response_hooks() => {
                 // Response hooks may not hide who answered: the value is put back.

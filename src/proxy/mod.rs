@@ -11,6 +11,7 @@
 
 mod attempt;
 mod forward;
+mod front;
 mod hooked;
 mod replay;
 mod retry;

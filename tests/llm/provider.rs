@@ -62,10 +62,24 @@ async fn handle(req: Request<Incoming>, seen: Arc<Seen>) -> Response<Body> {
                 serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": "bad key"}}),
             );
         }
+        if model == "claude-overloaded" {
+            return json(
+                529,
+                serde_json::json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            );
+        }
+        if !stream && body.get("tools").is_some() {
+            return json(
+                200,
+                serde_json::json!({"id": "msg_2", "type": "message", "role": "assistant", "model": model, "stop_reason": "tool_use",
+                    "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+                    "usage": {"input_tokens": 30, "output_tokens": 9}}),
+            );
+        }
         if !stream {
             return json(
                 200,
-                serde_json::json!({"id": "msg_1", "type": "message", "model": model, "content": [{"type": "text", "text": "Hello"}], "usage": {"input_tokens": 21, "output_tokens": 4}}),
+                serde_json::json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model, "stop_reason": "end_turn", "content": [{"type": "text", "text": "Hello"}], "usage": {"input_tokens": 21, "output_tokens": 4}}),
             );
         }
         let events = vec![

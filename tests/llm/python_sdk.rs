@@ -1,6 +1,7 @@
 //! The official `openai` Python SDK (PyPI, installed by .ci/run) as the client.
 
 use crate::traffic::{POLICY, setup};
+use std::time::Duration;
 
 const SCRIPT: &str = r#"
 import json, sys, openai
@@ -120,4 +121,86 @@ async fn official_anthropic_sdk_through_an_anthropic_route() {
     assert_eq!(result["denied"], 403);
     let (headers, _) = s.seen.0.lock().unwrap()[0].clone();
     assert_eq!(headers["x-api-key"], crate::provider::ANTHROPIC_KEY);
+}
+
+const FRONT_SCRIPT: &str = r#"
+import json, sys, openai
+client = openai.OpenAI(base_url=sys.argv[1], api_key="client-a", max_retries=0)
+out = {}
+msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+r = client.chat.completions.create(model="claude-3-5-haiku", messages=msgs)
+out["text"] = r.choices[0].message.content
+out["finish"] = r.choices[0].finish_reason
+out["usage"] = [r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens]
+tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+t = client.chat.completions.create(model="claude-3-5-haiku", messages=msgs, tools=tools, tool_choice="auto")
+call = t.choices[0].message.tool_calls[0]
+out["tool"] = [call.function.name, json.loads(call.function.arguments), t.choices[0].finish_reason]
+chunks = []
+# No usage asked for: every chunk has a choice.
+for ev in client.chat.completions.create(model="claude-3-5-haiku", messages=msgs, stream=True):
+    if ev.choices[0].delta.content:
+        chunks.append(ev.choices[0].delta.content)
+    if ev.usage:
+        out["unrequested_usage"] = True
+out["chunks"] = chunks
+for ev in client.chat.completions.create(model="claude-3-5-haiku", messages=msgs, stream=True, stream_options={"include_usage": True}):
+    if ev.usage:
+        out["stream_usage"] = [ev.usage.prompt_tokens, ev.usage.completion_tokens]
+try:
+    client.chat.completions.create(model="claude-overloaded", messages=msgs)
+except openai.APIStatusError as e:
+    out["error"] = [e.status_code, e.body.get("type") if isinstance(e.body, dict) else None]
+out["models"] = [m.id for m in client.models.list()]
+m = client.chat.completions.create(model="fast", messages=msgs)
+out["mapped"] = m.model
+print(json.dumps(out))
+"#;
+
+/// The official `openai` SDK against an Anthropic provider through the gateway's
+/// OpenAI-compatible front door: JSON, tools, streams with and without the usage chunk,
+/// a provider error in the OpenAI shape, and the route's model list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_openai_sdk_through_the_anthropic_front_door() {
+    let s = setup(POLICY).await;
+    let base = format!("http://{}/front/v1", s.gw.proxy_addr);
+    let result = run_sdk_script(FRONT_SCRIPT, &base).await;
+    assert_eq!(result["text"], "Hello", "{result}");
+    assert_eq!(result["finish"], "stop");
+    assert_eq!(result["usage"], serde_json::json!([21, 4, 25]));
+    assert_eq!(
+        result["tool"],
+        serde_json::json!(["get_weather", {"city": "Paris"}, "tool_calls"])
+    );
+    assert_eq!(result["chunks"], serde_json::json!(["Hel", "lo"]));
+    assert!(result.get("unrequested_usage").is_none(), "{result}");
+    assert_eq!(result["stream_usage"], serde_json::json!([21, 7]));
+    assert_eq!(result["error"][0], 529);
+    assert_eq!(
+        result["models"],
+        serde_json::json!(["claude-3-5-haiku", "fast"])
+    );
+    // `fast` is mapped to anthropic/claude-3-5-haiku; the client sees its own name.
+    assert_eq!(result["mapped"], "fast");
+    assert_eq!(
+        s.seen.0.lock().unwrap().last().unwrap().1["model"],
+        "claude-3-5-haiku"
+    );
+    // The provider got Anthropic's API: /v1/messages bodies with the system prompt on top.
+    let seen = s.seen.0.lock().unwrap().clone();
+    let (headers, first) = &seen[0];
+    assert_eq!(headers["x-api-key"], crate::provider::ANTHROPIC_KEY);
+    assert_eq!(first["system"], "Be brief.");
+    assert_eq!(first["messages"][0]["role"], "user");
+    assert!(first["max_tokens"].as_u64().is_some(), "{first}");
+    assert_eq!(seen[1].1["tools"][0]["name"], "get_weather");
+    // Streams are metered from the translated usage chunk, which the client never asked for.
+    assert!(s.gw.proxy().flush_collectors(Duration::from_secs(5)).await);
+    let collected = s.collected.lock().unwrap().clone();
+    let streamed = collected
+        .iter()
+        .filter_map(|e| e.usage.as_ref())
+        .filter(|u| u.completion_tokens == 7)
+        .count();
+    assert_eq!(streamed, 2, "both streams metered");
 }

@@ -71,6 +71,11 @@ name = "anthropic"
 path_prefix = "/v1/messages"
 upstream = "anthropic"
 [[routes]]
+name = "front"
+path_prefix = "/front"
+upstream = "anthropic"
+llm = {{ models = ["claude-3-5-haiku"], model_map = {{ "fast" = "anthropic/claude-3-5-haiku" }} }}
+[[routes]]
 name = "openai"
 path_prefix = "/v1"
 upstream = "openai"
@@ -99,7 +104,7 @@ upstream = "openai"
     }
 }
 
-pub const POLICY: &str = r#"{ models = ["gpt-4o-mini", "text-embedding-3-small", "claude-3-5-haiku"], max_request_tokens = 1000, apps = { "app-b" = { requests_per_window = 2 }, "app-c" = { tokens_per_window = 10 }, "app-cost" = { cost_per_window = 0.000004 } }, window = "1h" }"#;
+pub const POLICY: &str = r#"{ models = ["gpt-4o-mini", "text-embedding-3-small", "claude-3-5-haiku", "claude-overloaded", "fast"], max_request_tokens = 1000, apps = { "app-b" = { requests_per_window = 2 }, "app-c" = { tokens_per_window = 10 }, "app-cost" = { cost_per_window = 0.000004 } }, window = "1h" }"#;
 
 pub async fn post(s: &Setup, path: &str, key: &str, body: serde_json::Value) -> Reply {
     let auth = format!("Bearer {key}");

@@ -4,10 +4,12 @@
 //! The functions are pure: they take parsed or raw bodies and return new bodies, so
 //! the proxy decides where and when to call them.
 
+mod body;
 mod request;
 mod response;
 mod stream;
 
+pub use body::{collect, stream_body};
 pub use request::request;
 pub use response::response;
 pub use stream::Stream;

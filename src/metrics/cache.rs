@@ -1,1 +1,0 @@
-//! Response cache metrics (#18): hits, misses, bypasses, bytes and evictions.
