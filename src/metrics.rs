@@ -58,6 +58,26 @@ pub fn install() -> Option<PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Full(DURATION.to_string()), &BUCKETS)
                 .ok()?
                 .set_buckets_for_metric(Matcher::Full(PLUGIN_DURATION.to_string()), &PLUGIN_BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full(GEN_AI_TOKEN_USAGE.to_string()),
+                    &GEN_AI_TOKEN_BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full(GEN_AI_OPERATION_DURATION.to_string()),
+                    &BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full(GEN_AI_TIME_TO_FIRST_TOKEN.to_string()),
+                    &GEN_AI_TTFT_BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full(GEN_AI_TIME_PER_OUTPUT_TOKEN.to_string()),
+                    &GEN_AI_TPOT_BUCKETS,
+                )
                 .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

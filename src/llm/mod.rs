@@ -186,6 +186,16 @@ pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) 
         ];
         crate::metrics::llm_cache_tokens(provider, &model, &app, kinds);
     }
+    crate::metrics::gen_ai(&crate::metrics::GenAi {
+        system: provider,
+        model: &model,
+        tokens: exchange
+            .usage
+            .as_ref()
+            .map(|u| (u.prompt_tokens, u.completion_tokens)),
+        duration: exchange.duration,
+        first_token: exchange.first_byte.filter(|_| exchange.streamed),
+    });
     if let Some(usd) = exchange.cost_usd {
         crate::metrics::llm_cost(provider, &model, &app, usd);
     }

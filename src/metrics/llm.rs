@@ -1,7 +1,9 @@
-//! LLM metrics (#18): tokens by kind and cost per provider, model and app.
+//! LLM metrics (#18): tokens by kind and cost per provider, model and app, and the
+//! OpenTelemetry GenAI client and server histograms under their Prometheus names.
 
 use super::LLM_TOKENS;
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
+use std::time::Duration;
 
 const LLM_COST: &str = "microgateway_llm_cost_usd_total";
 
@@ -25,4 +27,68 @@ pub fn llm_cache_tokens(
 pub fn llm_cost(provider: &'static str, model: &str, app: &str, usd: f64) {
     gauge!(LLM_COST, "provider" => provider, "model" => model.to_string(), "app" => app.to_string())
         .increment(usd);
+}
+
+/// `gen_ai.client.token.usage` (tokens per exchange, by `gen_ai_token_type`).
+pub const GEN_AI_TOKEN_USAGE: &str = "gen_ai_client_token_usage";
+/// `gen_ai.client.operation.duration` in seconds.
+pub const GEN_AI_OPERATION_DURATION: &str = "gen_ai_client_operation_duration_seconds";
+/// `gen_ai.server.time_to_first_token` in seconds (streams).
+pub const GEN_AI_TIME_TO_FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token_seconds";
+/// `gen_ai.server.time_per_output_token` in seconds (streams, after the first token).
+pub const GEN_AI_TIME_PER_OUTPUT_TOKEN: &str = "gen_ai_server_time_per_output_token_seconds";
+
+/// Bucket boundaries of the GenAI token histogram: OpenTelemetry's advice, powers of 4.
+pub const GEN_AI_TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+/// Time to first token buckets in seconds (OpenTelemetry's advice).
+pub const GEN_AI_TTFT_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// Time per output token buckets in seconds (OpenTelemetry's advice).
+pub const GEN_AI_TPOT_BUCKETS: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+
+/// One finished exchange of `system` (the provider) and `model`, as GenAI metrics.
+pub struct GenAi<'a> {
+    /// `gen_ai_system`: `openai` or `anthropic`.
+    pub system: &'static str,
+    /// `gen_ai_request_model`.
+    pub model: &'a str,
+    /// Input and output tokens, when the provider reported them.
+    pub tokens: Option<(u64, u64)>,
+    /// Arrival to the end of the body.
+    pub duration: Duration,
+    /// Arrival to the first body byte, for streams.
+    pub first_token: Option<Duration>,
+}
+
+/// Records the GenAI histograms of one exchange. Time per output token is the time
+/// after the first token divided by the tokens after it, so it needs two or more.
+pub fn gen_ai(e: &GenAi<'_>) {
+    let labels = |extra: Option<&'static str>| {
+        let mut l = vec![
+            ("gen_ai_system", e.system.to_string()),
+            ("gen_ai_request_model", e.model.to_string()),
+            ("gen_ai_operation_name", "chat".to_string()),
+        ];
+        if let Some(t) = extra {
+            l.push(("gen_ai_token_type", t.to_string()));
+        }
+        l
+    };
+    histogram!(GEN_AI_OPERATION_DURATION, &labels(None)).record(e.duration.as_secs_f64());
+    if let Some((input, output)) = e.tokens {
+        histogram!(GEN_AI_TOKEN_USAGE, &labels(Some("input"))).record(input as f64);
+        histogram!(GEN_AI_TOKEN_USAGE, &labels(Some("output"))).record(output as f64);
+    }
+    let Some(first) = e.first_token else { return };
+    histogram!(GEN_AI_TIME_TO_FIRST_TOKEN, &labels(None)).record(first.as_secs_f64());
+    if let Some((_, output)) = e.tokens.filter(|(_, o)| *o > 1) {
+        let after = e.duration.saturating_sub(first).as_secs_f64();
+        histogram!(GEN_AI_TIME_PER_OUTPUT_TOKEN, &labels(None)).record(after / (output - 1) as f64);
+    }
 }

@@ -67,6 +67,8 @@ pub fn attach(
         usage: None,
         cost_usd: None,
         cache_hit: false,
+        first_byte: None,
+        streamed: crate::headers::is_event_stream(response.headers()),
     };
     let state = TailState {
         job: Some(Job {
@@ -99,6 +101,9 @@ impl TailState {
     fn record(&mut self, data: &Bytes) {
         let Some(job) = self.job.as_mut() else { return };
         let exchange = &mut job.exchange;
+        if exchange.first_byte.is_none() && !data.is_empty() {
+            exchange.first_byte = Some(self.started.elapsed());
+        }
         exchange.response_bytes += data.len() as u64;
         exchange.chunks += 1;
         let room = self.limit.saturating_sub(self.acc.len());

@@ -283,6 +283,10 @@ pub struct CompletedExchange {
     pub truncated: bool,
     /// Arrival time, Unix milliseconds.
     pub started_at_ms: i64,
+    /// Time from arrival to the first response body byte sent, when one was.
+    pub first_byte: Option<Duration>,
+    /// The response was a server-sent event stream.
+    pub streamed: bool,
     /// Token usage, for exchanges with an LLM upstream whose response reported it
     /// (for a cache hit: the usage of the cached response, which cost no tokens).
     pub usage: Option<TokenUsage>,

@@ -222,6 +222,34 @@ async fn streaming_chat_arrives_event_by_event_with_usage() {
     assert!(s.gw.proxy().flush_collectors(Duration::from_secs(5)).await);
     let usage = s.collected.lock().unwrap()[0].usage.clone().unwrap();
     assert_eq!((usage.prompt_tokens, usage.completion_tokens), (12, 3));
+    // GenAI histograms: the first token comes at once, the next ones GAP apart.
+    let m = metrics(&s).await;
+    let value = |name: &str| -> f64 {
+        m.lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains(r#"gen_ai_request_model="gpt-4o-mini""#)
+            })
+            .unwrap_or_else(|| panic!("no {name}: {m}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let ttft = value("gen_ai_server_time_to_first_token_seconds_sum")
+        / value("gen_ai_server_time_to_first_token_seconds_count");
+    assert!(
+        ttft < provider::GAP.as_secs_f64(),
+        "time to first token {ttft}"
+    );
+    let tpot = value("gen_ai_server_time_per_output_token_seconds_sum")
+        / value("gen_ai_server_time_per_output_token_seconds_count");
+    assert!(
+        tpot >= provider::GAP.as_secs_f64(),
+        "time per output token {tpot}"
+    );
+    assert!(value("gen_ai_client_token_usage_count") >= 1.0);
 }
 
 #[tokio::test]
