@@ -115,15 +115,10 @@ pub(super) async fn response(
     Ok(Response::from_parts(parts, body::full(out)))
 }
 
-/// Whether `parts` asks an LLM route for its model list.
-pub(super) fn lists_models(
-    route: &Route,
-    upstream: &Upstream,
-    parts: &http::request::Parts,
-) -> bool {
-    parts.method == Method::GET
-        && parts.uri.path().ends_with("/models")
-        && (route.llm.is_some() || upstream.llm.is_some())
+/// Whether `parts` asks a route with `[routes.llm]` for its model list; without that
+/// table the request goes to the provider, whose own list it is.
+pub(super) fn lists_models(route: &Route, parts: &http::request::Parts) -> bool {
+    parts.method == Method::GET && parts.uri.path().ends_with("/models") && route.llm.is_some()
 }
 
 /// `GET /v1/models`: the route's `models` and `model_map` names, in the OpenAI shape.

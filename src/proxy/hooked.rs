@@ -52,7 +52,7 @@ impl Proxy {
         }
 
         let (mut parts, mut buffered) = req.into_parts();
-        if super::front::lists_models(route, upstream, &parts) {
+        if super::front::lists_models(route, &parts) {
             return Ok(super::front::models(route, upstream));
         }
         let mut front = None;
