@@ -127,6 +127,34 @@ pub const RATELIMIT_NAMES: [&str; 6] = [
 /// The context-value prefix of [`RATELIMIT_NAMES`].
 pub const RATELIMIT_CONTEXT: &str = "ratelimit.";
 
+/// Each of [`RATELIMIT_NAMES`] as its context key and its response header, made once.
+const RATELIMIT_TABLE: [(&str, HeaderName); 6] = [
+    (
+        "ratelimit.limit-requests",
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+    ),
+    (
+        "ratelimit.remaining-requests",
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+    ),
+    (
+        "ratelimit.reset-requests",
+        HeaderName::from_static("x-ratelimit-reset-requests"),
+    ),
+    (
+        "ratelimit.limit-tokens",
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+    ),
+    (
+        "ratelimit.remaining-tokens",
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    ),
+    (
+        "ratelimit.reset-tokens",
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ),
+];
+
 /// The three values of one limit (`kind` is `requests` or `tokens`) as
 /// `(header suffix, value)`: the limit, what remains, and when it is whole again, in
 /// OpenAI's format (`20ms`, `45s`, `6m0s`).
@@ -137,10 +165,12 @@ pub fn ratelimit_values(
     reset: std::time::Duration,
 ) -> [(String, String); 3] {
     let ms = reset.as_millis();
+    // Whole seconds, rounded up once, so 59.5 s reads `1m0s`, never `60s`.
+    let s = ms.div_ceil(1000);
     let reset = match ms {
         0..1000 => format!("{ms}ms"),
-        1000..60_000 => format!("{}s", ms.div_ceil(1000)),
-        _ => format!("{}m{}s", ms / 60_000, (ms % 60_000).div_ceil(1000)),
+        _ if s < 60 => format!("{s}s"),
+        _ => format!("{}m{}s", s / 60, s % 60),
     };
     [
         (format!("limit-{kind}"), limit.to_string()),
@@ -182,12 +212,9 @@ pub fn add_ratelimit_headers(
     if values.is_empty() {
         return;
     }
-    for name in RATELIMIT_NAMES {
-        let key = format!("{RATELIMIT_CONTEXT}{name}");
-        if let Some(v) = values.get(&key).and_then(|v| HeaderValue::from_str(v).ok())
-            && let Ok(n) = HeaderName::from_bytes(format!("x-ratelimit-{name}").as_bytes())
-        {
-            headers.insert(n, v);
+    for (key, name) in &RATELIMIT_TABLE {
+        if let Some(v) = values.get(*key).and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name.clone(), v);
         }
     }
 }
@@ -268,6 +295,8 @@ mod tests {
             (v(20), v(45_000), v(360_000), v(61_500)),
             ("20ms".into(), "45s".into(), "6m0s".into(), "1m2s".into())
         );
+        // Rounding up to a whole minute carries into the minutes.
+        assert_eq!((v(59_500), v(119_500)), ("1m0s".into(), "2m0s".into()));
         let mut values = std::collections::HashMap::new();
         for (k, v) in ratelimit_values("tokens", 100, 40, std::time::Duration::from_secs(2)) {
             values.insert(format!("{RATELIMIT_CONTEXT}{k}"), v);
@@ -278,6 +307,14 @@ mod tests {
         assert_eq!(h.len(), 3);
         assert_eq!(h["x-ratelimit-remaining-tokens"], "40");
         assert_eq!(h["x-ratelimit-reset-tokens"], "2s");
+    }
+
+    #[test]
+    fn the_header_table_matches_the_names() {
+        for (name, (key, header)) in RATELIMIT_NAMES.iter().zip(&RATELIMIT_TABLE) {
+            assert_eq!(*key, format!("{RATELIMIT_CONTEXT}{name}"));
+            assert_eq!(header.as_str(), format!("x-ratelimit-{name}"));
+        }
     }
 
     #[test]

@@ -44,6 +44,8 @@ pin_project! {
         inner: Body,
         splitter: Splitter,
         out: VecDeque<Bytes>,
+        // Trailers wait until every event before them has been passed on.
+        trailers: Option<http::HeaderMap>,
         done: bool,
     }
 }
@@ -54,6 +56,7 @@ pub fn without_usage_chunk(body: Body) -> Body {
         inner: body,
         splitter: Splitter::default(),
         out: VecDeque::new(),
+        trailers: None,
         done: false,
     })
 }
@@ -72,7 +75,7 @@ impl http_body::Body for WithoutUsage {
                 return Poll::Ready(Some(Ok(Frame::data(event))));
             }
             if *this.done {
-                return Poll::Ready(None);
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
             match this.inner.as_mut().poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -90,8 +93,12 @@ impl http_body::Body for WithoutUsage {
                         this.out
                             .extend(events.into_iter().filter(|e| !is_usage_chunk(e)));
                     }
-                    // Trailers pass as they are.
-                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                    // Trailers end the body: what the splitter holds goes first.
+                    Err(other) => {
+                        *this.done = true;
+                        this.out.extend(this.splitter.finish());
+                        *this.trailers = other.into_trailers().ok();
+                    }
                 },
             }
         }
@@ -129,6 +136,27 @@ mod tests {
         assert_eq!(
             &text[..],
             b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]\n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn trailers_come_after_the_last_event() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-end", http::HeaderValue::from_static("1"));
+        let frames = vec![
+            Ok::<_, BoxError>(Frame::data(Bytes::from(
+                "data: {\"choices\":[{}]}\n\ndata: tail",
+            ))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = without_usage_chunk(crate::body::boxed(http_body_util::StreamBody::new(
+            futures_util::stream::iter(frames),
+        )));
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["x-end"], "1");
+        assert_eq!(
+            &collected.to_bytes()[..],
+            b"data: {\"choices\":[{}]}\n\ndata: tail"
         );
     }
 }

@@ -42,6 +42,11 @@ pub(super) fn request(
 ) -> Result<(Bytes, Front), GatewayError> {
     let mut chat: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| GatewayError::BadRequest(format!("request body is not JSON: {e}")))?;
+    if !chat.is_object() {
+        return Err(GatewayError::BadRequest(
+            "request body must be a JSON object".into(),
+        ));
+    }
     let model = chat["model"].as_str().unwrap_or_default().to_string();
     // `model_map` names, and `provider/model` names, become the provider's model name;
     // the answer reports the name the client used.

@@ -18,6 +18,8 @@ pin_project! {
         splitter: Splitter,
         stream: Stream,
         out: VecDeque<Bytes>,
+        // Trailers wait until every event before them has been passed on.
+        trailers: Option<http::HeaderMap>,
         done: bool,
     }
 }
@@ -29,6 +31,7 @@ pub fn stream_body(body: Body, stream: Stream) -> Body {
         splitter: Splitter::default(),
         stream,
         out: VecDeque::new(),
+        trailers: None,
         done: false,
     })
 }
@@ -47,33 +50,45 @@ impl http_body::Body for Translated {
                 return Poll::Ready(Some(Ok(Frame::data(event))));
             }
             if *this.done {
-                return Poll::Ready(None);
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
             let mut produced = Vec::new();
             match this.inner.as_mut().poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     *this.done = true;
-                    if let Some(rest) = this.splitter.finish() {
-                        this.stream.event(&rest, &mut produced);
-                    }
-                    this.stream.finish(&mut produced);
+                    finish(this.splitter, this.stream, &mut produced);
                 }
                 Poll::Ready(Some(Err(e))) => {
                     *this.done = true;
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
                         for event in this.splitter.push(&data) {
                             this.stream.event(&event, &mut produced);
                         }
                     }
-                }
+                    // Trailers end the body: the translated end of the stream goes first.
+                    Err(other) => {
+                        *this.done = true;
+                        finish(this.splitter, this.stream, &mut produced);
+                        *this.trailers = other.into_trailers().ok();
+                    }
+                },
             }
             this.out.extend(produced);
         }
     }
+}
+
+/// The end of the upstream stream: the event the splitter still holds, then the
+/// translated ending (the usage chunk and `[DONE]`).
+fn finish(splitter: &mut Splitter, stream: &mut Stream, produced: &mut Vec<Bytes>) {
+    if let Some(rest) = splitter.finish() {
+        stream.event(&rest, produced);
+    }
+    stream.finish(produced);
 }
 
 /// Reads a whole upstream body of at most `max` bytes.
