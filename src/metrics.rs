@@ -153,6 +153,7 @@ fn describe() {
         "Completed-request records dropped because the collection queue was full."
     );
     metrics::describe_counter!(CONNECTIONS_TOTAL, "Accepted client connections.");
+    llm::describe_llm();
 }
 
 /// Records a finished request.

@@ -99,7 +99,7 @@ fn default_key_cooldown_max() -> Duration {
 /// `[routes.llm]`: what an LLM route offers its clients: the models `GET /v1/models`
 /// lists, which provider model a requested name means, and the OpenAI-compatible
 /// front door's defaults.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteLlmConfig {
     /// Models this route allows, listed by `GET /v1/models` (with the `model_map`
@@ -113,11 +113,90 @@ pub struct RouteLlmConfig {
     /// `max_tokens` sent to Anthropic when an OpenAI-shaped request names none
     /// (Anthropic requires it).
     #[serde(default = "default_max_tokens")]
-    pub default_max_tokens: u32,
+    pub default_max_tokens: u64,
+    /// `[routes.llm.cache]`: answers of this route are kept and served again for the
+    /// same request. Absent: nothing is cached.
+    #[serde(default)]
+    pub cache: Option<RouteCacheConfig>,
 }
 
-fn default_max_tokens() -> u32 {
+impl Default for RouteLlmConfig {
+    fn default() -> RouteLlmConfig {
+        RouteLlmConfig {
+            models: Vec::new(),
+            model_map: std::collections::BTreeMap::new(),
+            default_max_tokens: default_max_tokens(),
+            cache: None,
+        }
+    }
+}
+
+fn default_max_tokens() -> u64 {
     4096
+}
+
+/// Who may be served an answer another request stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    /// Only requests of the same app (or identity) share answers.
+    #[default]
+    App,
+    /// Every client of the route shares answers.
+    Global,
+}
+
+/// `[routes.llm.cache]`: the exact-match response cache of one route.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCacheConfig {
+    /// How long a stored answer is served.
+    #[serde(
+        default = "default_cache_ttl",
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    pub ttl: Duration,
+    /// `app` (the default) or `global`.
+    #[serde(default)]
+    pub scope: CacheScope,
+    /// Whether answers to requests that carry tool results are cached too (they are
+    /// not by default: a tool's result is live data).
+    #[serde(default)]
+    pub tool_results: bool,
+}
+
+fn default_cache_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// `[llm.cache]`: the process-wide store of every route's cached answers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// The most bytes of answers kept; the least recently used go first.
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: u64,
+    /// The largest one answer stored (a larger one is passed on, not kept).
+    #[serde(default = "default_cache_entry_bytes")]
+    pub max_entry_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig {
+            max_bytes: default_cache_bytes(),
+            max_entry_bytes: default_cache_entry_bytes(),
+        }
+    }
+}
+
+fn default_cache_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_cache_entry_bytes() -> u64 {
+    1024 * 1024
 }
 
 /// The price of one model in US dollars per million tokens.
@@ -145,4 +224,7 @@ pub struct LlmConfig {
     /// is a prefix of it (`claude-sonnet-4-5` prices `claude-sonnet-4-5-20250929`).
     #[serde(default)]
     pub prices: std::collections::BTreeMap<String, Price>,
+    /// The response cache's store (the routes decide what is cached).
+    #[serde(default)]
+    pub cache: CacheConfig,
 }

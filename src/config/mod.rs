@@ -24,7 +24,10 @@ pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
 
 pub use allowlist::Allowlist;
 pub use balance::{Balance, HashOn, HealthCheckConfig};
-pub use llm::{LlmConfig, LlmUpstreamConfig, Price, Provider, RouteLlmConfig};
+pub use llm::{
+    CacheConfig, CacheScope, LlmConfig, LlmUpstreamConfig, Price, Provider, RouteCacheConfig,
+    RouteLlmConfig,
+};
 pub use plugins::{
     AutoMtls, GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginContract,
     PluginRuntimeConfig,

@@ -127,6 +127,20 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
         };
         route_upstreams.push(upstream);
         route_fallbacks.push(validate_fallback(config, &upstream_names, i, upstream)?);
+        // The route's LLM offer (models, the front door, the cache) is about a provider.
+        let llm_upstream = config
+            .upstreams
+            .get(upstream)
+            .is_some_and(|u| u.llm.is_some());
+        if r.llm.is_some() && !llm_upstream {
+            return Err(ConfigError::invalid(
+                format!("{key}.llm"),
+                format!(
+                    "needs an LLM upstream: upstream {:?} has no [upstreams.llm]",
+                    r.upstream
+                ),
+            ));
+        }
         if !r.path_prefix.starts_with('/') {
             return Err(ConfigError::invalid(
                 format!("{key}.path_prefix"),

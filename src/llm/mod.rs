@@ -3,6 +3,7 @@
 //! the `llm_policy` built-in enforces budgets against.
 
 mod budget;
+pub mod cache;
 pub mod keys;
 pub mod policy;
 pub mod price;
@@ -72,6 +73,9 @@ impl ProviderAuth {
 
     fn inject_one(&self, headers: &mut HeaderMap, key: HeaderValue) {
         let x_api_key = HeaderName::from_static("x-api-key");
+        // The gateway reads usage from the answer (and the front door, the cache and the
+        // usage-chunk strip rewrite or keep it), so the answer must come uncompressed.
+        headers.remove(header::ACCEPT_ENCODING);
         headers.remove(header::AUTHORIZATION);
         headers.remove(&x_api_key);
         match self.provider {
@@ -129,28 +133,36 @@ fn load_keys(config: &LlmUpstreamConfig) -> Result<(&'static str, Vec<String>), 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyUse(pub usize);
 
-/// The app an exchange is accounted to: the one `llm_policy` recorded, else the
-/// authenticated app (or identity), else `anonymous`.
+/// The app an exchange is accounted to: [`app_in`], else `anonymous`.
 fn app_of(exchange: &crate::plugin::CompletedExchange) -> String {
-    exchange
-        .context
+    app_in(&exchange.context).unwrap_or("anonymous").to_string()
+}
+
+/// The app of a request's hook state: the one `llm_policy` recorded, else the
+/// authenticated app (or identity); `None` for an unauthenticated request.
+pub fn app_in(context: &crate::plugin::RequestContext) -> Option<&str> {
+    context
         .values
         .get("llm.app")
-        .cloned()
+        .map(String::as_str)
         .or_else(|| {
-            exchange.context.auth.as_ref().map(|a| {
+            context.auth.as_ref().map(|a| {
                 if a.app_id.is_empty() {
-                    a.identity.clone()
+                    a.identity.as_str()
                 } else {
-                    a.app_id.clone()
+                    a.app_id.as_str()
                 }
             })
         })
-        .unwrap_or_else(|| "anonymous".to_string())
 }
 
-/// Prices the usage of `exchange` by the current price table (`cost_usd`).
+/// Prices the usage of `exchange` by the current price table (`cost_usd`). An answer
+/// from the response cache cost the provider nothing: zero.
 pub fn price(exchange: &mut crate::plugin::CompletedExchange) {
+    if exchange.cache_hit {
+        exchange.cost_usd = Some(0.0);
+        return;
+    }
     exchange.cost_usd = exchange
         .usage
         .as_ref()
@@ -158,7 +170,9 @@ pub fn price(exchange: &mut crate::plugin::CompletedExchange) {
 }
 
 /// Records the usage of a completed LLM exchange: metrics by provider, model and app
-/// (tokens by kind and cost), and the shared budget windows.
+/// (tokens by kind and cost), and the shared budget windows. An answer served from the
+/// response cache spent no provider tokens: its tokens are counted apart
+/// (`microgateway_llm_cache_hit_tokens_total`), never against a budget.
 pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) {
     let app = app_of(exchange);
     let model = exchange
@@ -169,6 +183,13 @@ pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) 
         .or_else(|| exchange.context.values.get("llm.model").cloned())
         .unwrap_or_else(|| "unknown".to_string());
     let provider = provider.as_str();
+    if exchange.cache_hit {
+        let tokens = exchange.usage.as_ref();
+        let tokens = tokens.map(|u| (u.prompt_tokens, u.completion_tokens));
+        crate::metrics::llm_exchange(provider, &model, &app, exchange.status.as_str(), None);
+        crate::metrics::llm_cache_hit_tokens(provider, &model, &app, tokens);
+        return;
+    }
     crate::metrics::llm_exchange(
         provider,
         &model,

@@ -92,3 +92,76 @@ pub fn gen_ai(e: &GenAi<'_>) {
         histogram!(GEN_AI_TIME_PER_OUTPUT_TOKEN, &labels(None)).record(after / (output - 1) as f64);
     }
 }
+
+const CACHE_LOOKUPS: &str = "microgateway_llm_cache_requests_total";
+const CACHE_HIT_TOKENS: &str = "microgateway_llm_cache_hit_tokens_total";
+const CACHE_BYTES: &str = "microgateway_llm_cache_bytes";
+const CACHE_ENTRIES: &str = "microgateway_llm_cache_entries";
+const CACHE_EVICTIONS: &str = "microgateway_llm_cache_evictions_total";
+const CACHE_SKIPPED: &str = "microgateway_llm_cache_skipped_total";
+
+/// Describes the LLM metrics that have a help text.
+pub(super) fn describe_llm() {
+    metrics::describe_gauge!(
+        LLM_COST,
+        "LLM spend in US dollars by the price table, by provider, model and app (only grows)."
+    );
+    metrics::describe_counter!(
+        CACHE_LOOKUPS,
+        "Requests of cached LLM routes, by route and result (hit, miss, bypass)."
+    );
+    metrics::describe_counter!(
+        CACHE_HIT_TOKENS,
+        "Tokens of answers served from the LLM response cache (not spent at the provider), by provider, model, app and kind."
+    );
+    metrics::describe_gauge!(
+        CACHE_BYTES,
+        "Bytes of answers held by the LLM response cache."
+    );
+    metrics::describe_gauge!(CACHE_ENTRIES, "Answers held by the LLM response cache.");
+    metrics::describe_counter!(
+        CACHE_EVICTIONS,
+        "Answers removed from the LLM response cache, by cause (size, expired, replaced)."
+    );
+    metrics::describe_counter!(
+        CACHE_SKIPPED,
+        "Answers of cache misses not stored, by reason (too_large, incomplete)."
+    );
+}
+
+/// The tokens of an exchange served from the response cache (`prompt`, `completion`).
+pub fn llm_cache_hit_tokens(
+    provider: &'static str,
+    model: &str,
+    app: &str,
+    tokens: Option<(u64, u64)>,
+) {
+    let Some((prompt, completion)) = tokens else {
+        return;
+    };
+    for (kind, n) in [("prompt", prompt), ("completion", completion)] {
+        counter!(CACHE_HIT_TOKENS, "provider" => provider, "model" => model.to_string(), "app" => app.to_string(), "kind" => kind)
+            .increment(n);
+    }
+}
+
+/// One request of a cached route: `hit`, `miss` or `bypass`.
+pub fn llm_cache_lookup(route: &str, result: &'static str) {
+    counter!(CACHE_LOOKUPS, "route" => route.to_string(), "result" => result).increment(1);
+}
+
+/// What the response cache holds now.
+pub fn llm_cache_size(bytes: u64, entries: u64) {
+    gauge!(CACHE_BYTES).set(bytes as f64);
+    gauge!(CACHE_ENTRIES).set(entries as f64);
+}
+
+/// An answer left the cache: `size`, `expired`, `replaced` or `explicit`.
+pub fn llm_cache_eviction(cause: &'static str) {
+    counter!(CACHE_EVICTIONS, "cause" => cause).increment(1);
+}
+
+/// An answer of a miss was not stored: `too_large` or `incomplete`.
+pub fn llm_cache_skipped(reason: &'static str) {
+    counter!(CACHE_SKIPPED, "reason" => reason).increment(1);
+}

@@ -67,6 +67,11 @@ pub struct RequestCtx<'a> {
     pub summary: Option<RequestSummary>,
     /// Bytes of the request body buffered for hooks; 0 when the body streamed.
     pub request_bytes: u64,
+    /// The answer came from the LLM response cache, not the provider.
+    pub cache_hit: bool,
+    /// Token usage already read on the request path (a whole JSON answer), so the
+    /// collect worker need not parse the body again.
+    pub usage: Option<crate::llm::TokenUsage>,
 }
 
 impl<'a> RequestCtx<'a> {
@@ -92,6 +97,8 @@ impl<'a> RequestCtx<'a> {
             path_is_final: false,
             summary: None,
             request_bytes: 0,
+            cache_hit: false,
+            usage: None,
         }
     }
 

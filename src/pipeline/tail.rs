@@ -64,9 +64,9 @@ pub fn attach(
         accumulated: Bytes::new(),
         truncated: false,
         started_at_ms: now_ms - ctx.start.elapsed().as_millis() as i64,
-        usage: None,
+        usage: ctx.usage,
         cost_usd: None,
-        cache_hit: false,
+        cache_hit: ctx.cache_hit,
         first_byte: None,
         streamed: crate::headers::is_event_stream(response.headers()),
     };

@@ -7,6 +7,7 @@ use super::attempt::UPSTREAM_HEADER;
 use super::retry::Trace;
 use crate::body::{self, Body};
 use crate::error::GatewayError;
+use crate::llm::cache::Lookup;
 use crate::loader::PluginSet;
 use crate::pipeline::ctx::RequestCtx;
 use crate::pipeline::request::{self, HookedRequest};
@@ -34,7 +35,8 @@ impl Proxy {
         let (parts, incoming) = req.into_parts();
         // The OpenAI front door translates the body, so it needs it whole.
         let translating = super::front::translates(upstream, &parts);
-        let (buffered, incoming) = if plan.request_body || translating {
+        let caching = self.caches(route, &parts);
+        let (buffered, incoming) = if plan.request_body || translating || caching {
             let bytes = read_body(incoming, self.limits.max_body_bytes).await?;
             (Some(bytes), None)
         } else {
@@ -51,10 +53,60 @@ impl Proxy {
             return Ok(response);
         }
 
-        let (mut parts, mut buffered) = req.into_parts();
+        let (mut parts, buffered) = req.into_parts();
         if super::front::lists_models(route, &parts) {
             return Ok(super::front::models(route, upstream));
         }
+        let cache = self.cache_lookup(route, &mut parts, buffered.as_deref(), ctx);
+        let sent = match &cache {
+            Some((Lookup::Hit(entry), _)) => {
+                ctx.cache_hit = true;
+                Ok(entry.response())
+            }
+            _ => {
+                let req = Request::from_parts(parts, (buffered, incoming));
+                self.exchange(req, translating, route, upstream, ctx, trace)
+                    .await
+            }
+        };
+        // A whole LLM answer says what it cost, and is metered here rather than later.
+        let sent = match sent {
+            Ok(response) if upstream.llm.is_some() => {
+                Ok(super::llm::with_cost(response, ctx).await)
+            }
+            other => other,
+        };
+        let sent = match (sent, cache) {
+            (Ok(response), Some((lookup, ttl))) => Ok(self.cache_store(response, lookup, ttl)),
+            (sent, _) => sent,
+        };
+        match sent {
+            Ok(response) if plan.has_response_hooks() => {
+                // Response hooks may not hide who answered: the value is put back.
+                let answered = response.headers().get(UPSTREAM_HEADER).cloned();
+                let max = self.pipeline.max_response_buffer_bytes;
+                let mut response = response::run(set, response, ctx, max).await?;
+                if let Some(v) = answered {
+                    response.headers_mut().insert(UPSTREAM_HEADER, v);
+                }
+                Ok(response)
+            }
+            other => other,
+        }
+    }
+
+    /// The provider exchange of a hooked request: the front door's translation when it
+    /// applies, the send (with retries and fallback), and the answer translated back.
+    async fn exchange(
+        &self,
+        req: Request<(Option<Bytes>, Option<Body>)>,
+        translating: bool,
+        route: &Route,
+        upstream: &Upstream,
+        ctx: &mut RequestCtx<'_>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (mut parts, (mut buffered, incoming)) = req.into_parts();
         let mut front = None;
         if translating && let Some(bytes) = buffered.take() {
             let (translated, f) = super::front::request(&mut parts, &bytes, route, ctx)?;
@@ -81,22 +133,9 @@ impl Proxy {
         {
             summary.upstream = group.to_string();
         }
-        let sent = match (sent, front) {
+        match (sent, front) {
             (Ok(response), Some(front)) => super::front::response(response, front, upstream).await,
             (sent, _) => sent,
-        };
-        match sent {
-            Ok(response) if plan.has_response_hooks() => {
-                // Response hooks may not hide who answered: the value is put back.
-                let answered = response.headers().get(UPSTREAM_HEADER).cloned();
-                let max = self.pipeline.max_response_buffer_bytes;
-                let mut response = response::run(set, response, ctx, max).await?;
-                if let Some(v) = answered {
-                    response.headers_mut().insert(UPSTREAM_HEADER, v);
-                }
-                Ok(response)
-            }
-            other => other,
         }
     }
 }

@@ -13,10 +13,12 @@ mod attempt;
 mod forward;
 mod front;
 mod hooked;
+mod llm;
 mod replay;
 mod retry;
 
 pub use attempt::UPSTREAM_HEADER;
+pub use llm::COST_HEADER;
 
 use crate::body::{Body, BoxError, ReadTimeoutBody};
 use crate::config::{Config, ConfigError, PipelineConfig, PluginConfig, Resolved};
@@ -83,6 +85,8 @@ pub struct Proxy {
     route_states: Vec<retry::RouteState>,
     /// Per upstream and target: the `x-microgateway-upstream` value, made on first use.
     answered: Vec<Vec<std::sync::OnceLock<Option<HeaderValue>>>>,
+    /// The LLM response cache, when a route caches.
+    cache: Option<Arc<crate::llm::cache::Store>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -171,6 +175,7 @@ impl Proxy {
             pipeline: config.pipeline.clone(),
             route_states,
             answered,
+            cache: llm::store_for(config),
         })
     }
 
@@ -294,8 +299,13 @@ impl Proxy {
         let accumulate = self.pipeline.stream_accumulate_bytes;
         let response = tail::attach(response, ctx, &self.collector, accumulate);
         // Outside the tail record, which meters the usage chunk the client never sees.
+        // The stripped stream is shorter than the provider's: its length no longer holds.
         match strip_usage {
-            true => response.map(crate::llm::strip::without_usage_chunk),
+            true => {
+                let (mut parts, body) = response.into_parts();
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                Response::from_parts(parts, crate::llm::strip::without_usage_chunk(body))
+            }
             false => response,
         }
     }
@@ -334,7 +344,7 @@ impl Proxy {
         ctx.upstream = Some(upstream);
         // One snapshot per request, used to the end (including the tail hooks).
         let set = self.plugins.load_full();
-        if set.plan(route.index).is_empty() && upstream.llm.is_none() {
+        if set.plan(route.index).is_empty() && upstream.llm.is_none() && route.llm.is_none() {
             ctx.plugins = Some(set);
             return self.send(req, route, upstream, ctx, trace).await;
         }

@@ -138,6 +138,11 @@ fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) ->
         None if key == "upstreams[].max_pending" => {
             (format!("max_connections = 1\n{line}"), String::new())
         }
+        // A route's `[routes.llm]` needs an LLM upstream.
+        None if key.starts_with("routes[].llm.") => (
+            String::new(),
+            "[upstreams.llm]\nprovider = \"openai\"\napi_keys_env = [\"HOME\"]\n".to_string(),
+        ),
         None => (only("upstreams").to_string(), String::new()),
     };
     doc.push_str(&format!(
@@ -162,6 +167,10 @@ fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) ->
         if section == name {
             doc.push_str(&format!("\n[{name}]\n{line}"));
         }
+    }
+    // `llm.cache.max_bytes` and its siblings live in a subtable of `[llm]`.
+    if let Some(table) = key.strip_prefix("llm.").and_then(|k| k.rsplit_once('.')) {
+        doc.push_str(&format!("\n[llm.{}]\n{line}", table.0));
     }
     doc
 }

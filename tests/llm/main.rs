@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 pub mod common;
 
+mod cache;
 mod fallback;
 mod keys;
 mod provider;

@@ -41,7 +41,7 @@ pub async fn setup_with(policy: &str, collector: bool) -> Setup {
     std::fs::write(dir.path().join("openai.key"), format!("{OPENAI_KEY}\n")).unwrap();
     std::fs::write(dir.path().join("anthropic.key"), ANTHROPIC_KEY).unwrap();
     let mut plugins = PluginEntry::new("client-keys", "builtin://api_key", "auth")
-        .extra(r#"config = { keys = [{ key = "client-a", identity = "alice", app_id = "app-a" }, { key = "client-b", identity = "bob", app_id = "app-b" }, { key = "client-c", identity = "carol", app_id = "app-c" }, { key = "client-d", identity = "dave", app_id = "app-metrics" }, { key = "client-e", identity = "erin", app_id = "app-cost" }] }"#)
+        .extra(r#"config = { keys = [{ key = "client-a", identity = "alice", app_id = "app-a" }, { key = "client-b", identity = "bob", app_id = "app-b" }, { key = "client-c", identity = "carol", app_id = "app-c" }, { key = "client-d", identity = "dave", app_id = "app-metrics" }, { key = "client-e", identity = "erin", app_id = "app-cost" }, { key = "client-f", identity = "frank", app_id = "app-cache" }, { key = "client-g", identity = "grace", app_id = "app-cache-2" }] }"#)
         .toml()
         + &PluginEntry::new("policy", "builtin://llm_policy", "post_auth")
             .extra(&format!("config = {policy}"))
@@ -75,6 +75,21 @@ name = "front"
 path_prefix = "/front"
 upstream = "anthropic"
 llm = {{ models = ["claude-3-5-haiku"], model_map = {{ "fast" = "anthropic/claude-3-5-haiku" }} }}
+[[routes]]
+name = "cached"
+path_prefix = "/cached"
+upstream = "openai"
+llm = {{ cache = {{ ttl = "1m" }} }}
+[[routes]]
+name = "cached-stream"
+path_prefix = "/cstream"
+upstream = "openai"
+llm = {{ cache = {{}} }}
+[[routes]]
+name = "cached-front"
+path_prefix = "/cfront"
+upstream = "anthropic"
+llm = {{ cache = {{ scope = "global" }} }}
 [[routes]]
 name = "openai"
 path_prefix = "/v1"

@@ -24,6 +24,15 @@ fn full() -> Config {
         key_auth_cooldown: Duration::from_secs(600),
         key_cooldown_max: Duration::from_secs(900),
     });
+    // A cached LLM route, so the `routes[].llm.*` keys have values too.
+    config.routes[0].llm = Some(crate::config::RouteLlmConfig {
+        cache: Some(crate::config::RouteCacheConfig {
+            ttl: Duration::from_secs(300),
+            scope: crate::config::CacheScope::App,
+            tool_results: false,
+        }),
+        ..Default::default()
+    });
     config
 }
 

@@ -25,7 +25,7 @@ const HANDLED: &[&str] = &[
 ];
 
 /// OpenAI chat request body (parsed) -> Anthropic /v1/messages body bytes.
-pub fn request(chat: &Value, default_max_tokens: u32) -> Result<Bytes, TranslateError> {
+pub fn request(chat: &Value, default_max_tokens: u64) -> Result<Bytes, TranslateError> {
     let chat = chat.as_object().ok_or_else(|| TranslateError::Invalid {
         param: None,
         message: "the request body must be a JSON object".into(),
@@ -40,7 +40,7 @@ pub fn request(chat: &Value, default_max_tokens: u32) -> Result<Bytes, Translate
         .filter(|v| !v.is_null())
         .or_else(|| chat.get("max_tokens").filter(|v| !v.is_null()))
     {
-        None => u64::from(default_max_tokens),
+        None => default_max_tokens,
         Some(v) => v
             .as_u64()
             .filter(|&n| n > 0)
