@@ -1,11 +1,24 @@
-//! Criterion benchmarks of LLM streaming through the gateway vs directly to a local fake
-//! provider (OpenAI-style SSE, 20 events, no artificial gaps):
+//! Criterion benchmarks of LLM traffic through the gateway against a local fake provider
+//! (OpenAI- and Anthropic-style SSE of 20 events, JSON answers with usage, no gaps).
 //!
+//! Wall time of a whole exchange, provider direct against the gateway:
 //! - `first_event/{direct,gateway}`: request sent → first SSE event received.
-//! - `stream_20_events/{direct,gateway}`: request sent → whole stream received.
+//! - `stream_20_events/{direct,gateway,translated,cache_hit}`: request sent → whole
+//!   stream received; `translated` is an OpenAI request on the front door to an
+//!   Anthropic stream, `cache_hit` a stream replayed from the response cache.
 //!
-//! The gateway route has an LLM upstream (key injection, usage metering), API-key auth
-//! and the `llm_policy` built-in, as in production.
+//! Gateway CPU per exchange (`gateway_cpu/*`): the run time of every thread of this
+//! process except the client's (this thread) and the provider's (named `provider`),
+//! from `/proc/self/task/*/schedstat`, so the number is what the gateway spent:
+//! - `stream/{openai,translated,cache_hit}`: the added CPU of translation per event is
+//!   (translated − openai) / 20; the goal for a cached 20-event stream is < 50 µs.
+//! - `json/{plain,llm,llm_policy}`: a plain route, an LLM route (key injection, the
+//!   cost header, usage metering) and the same with `llm_policy`; the goal for the
+//!   last two over the plain route is ≤ 10 µs.
+//!
+//! In process (`cost/*`, `translate/*`): reading usage and pricing a JSON answer, and
+//! translating one Anthropic event. A summary with PASS/MISS is printed at the end.
+//! The routes of the production-like cases have API-key auth and `llm_policy`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,35 +36,77 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 const EVENTS: usize = 20;
 
+fn openai_events() -> Vec<Bytes> {
+    let mut events: Vec<Bytes> = (0..EVENTS - 2)
+        .map(|i| {
+            Bytes::from(format!(
+                "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"token{i}\"}}}}]}}\n\n"
+            ))
+        })
+        .collect();
+    events.push(Bytes::from_static(b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":18,\"total_tokens\":27}}\n\n"));
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
+fn anthropic_events() -> Vec<Bytes> {
+    let mut events = vec![Bytes::from_static(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-3-5-haiku\",\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n")];
+    for i in 0..EVENTS - 3 {
+        events.push(Bytes::from(format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"token{i}\"}}}}\n\n")));
+    }
+    events.push(Bytes::from_static(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":17}}\n\n"));
+    events.push(Bytes::from_static(
+        b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    ));
+    events
+}
+
+const JSON_ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
+
+type ProviderBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// The fake provider: Anthropic SSE on `/v1/messages`, else OpenAI SSE when the request
+/// streams and a JSON answer when it does not.
 async fn provider() -> SocketAddr {
     serve::http1(|req: hyper::Request<hyper::body::Incoming>| async move {
-        let _ = req.into_body().collect().await;
-        let frames = (0..EVENTS).map(|i| {
-            let e = format!("data: {{\"model\":\"m\",\"choices\":[{{\"delta\":{{\"content\":\"token{i}\"}}}}]}}\n\n");
-            Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(e)))
-        });
-        let mut r = hyper::Response::new(StreamBody::new(futures_util::stream::iter(frames)));
-        r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+        let anthropic = req.uri().path() == "/v1/messages";
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let stream = memchr_stream(&body);
+        let mut r: hyper::Response<ProviderBody> = if stream {
+            let events = if anthropic {
+                anthropic_events()
+            } else {
+                openai_events()
+            };
+            let frames = events.into_iter().map(|e| Ok(hyper::body::Frame::data(e)));
+            let mut r =
+                hyper::Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
+            r.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            r
+        } else {
+            let mut r =
+                hyper::Response::new(Full::new(Bytes::from_static(JSON_ANSWER.as_bytes())).boxed());
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            r
+        };
+        r.headers_mut()
+            .insert("x-provider", "fake".parse().unwrap());
         r
     })
     .await
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("key"), "sk-bench").unwrap();
-    let (direct, gateway, client) = rt.block_on(async {
-        let up = provider().await;
-        let toml = format!(
-            r#"
+fn memchr_stream(body: &[u8]) -> bool {
+    body.windows(13).any(|w| w == b"\"stream\":true")
+}
+
+const CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:0"
 [admin]
@@ -60,51 +115,193 @@ data_dir = "{dir}"
 [log]
 level = "error"
 [[upstreams]]
+name = "plain"
+targets = ["http://{up}"]
+[[upstreams]]
 name = "llm"
 targets = ["http://{up}"]
-llm = {{ provider = "openai", api_key_file = "{dir}/key" }}
+llm = { provider = "openai", api_key_file = "{dir}/key" }
+[[upstreams]]
+name = "anthropic"
+targets = ["http://{up}"]
+llm = { provider = "anthropic", api_key_file = "{dir}/key" }
+[[routes]]
+name = "plain"
+path_prefix = "/plain"
+upstream = "plain"
+[[routes]]
+name = "bare-llm"
+path_prefix = "/bare"
+upstream = "llm"
+[[routes]]
+name = "policy-only"
+path_prefix = "/policy"
+upstream = "llm"
 [[routes]]
 name = "llm"
+path_prefix = "/v1"
 upstream = "llm"
+[[routes]]
+name = "front"
+path_prefix = "/front"
+upstream = "anthropic"
+[[routes]]
+name = "cached"
+path_prefix = "/cached"
+upstream = "llm"
+llm = { cache = { ttl = "1h" } }
 [[plugins]]
 name = "keys"
 command = "builtin://api_key"
 hook_type = "auth"
-config = {{ keys = [{{ key = "client", identity = "bench", app_id = "bench" }}] }}
+routes = ["llm", "front", "cached"]
+config = { keys = [{ key = "client", identity = "bench", app_id = "bench" }] }
 [[plugins]]
 name = "policy"
 command = "builtin://llm_policy"
 hook_type = "post_auth"
-config = {{ models = ["m"] }}
-"#,
-            dir = dir.path().display()
-        );
-        let gw = microgateway::start(microgateway::Config::from_toml(&toml).unwrap())
+routes = ["llm", "front", "cached", "policy-only"]
+config = { models = ["m", "gpt-4o-mini", "claude-3-5-haiku"] }
+"#;
+
+/// Nanoseconds run by every thread of this process but the current one and the
+/// provider's threads.
+fn gateway_cpu_ns() -> u64 {
+    let me = std::fs::read_link("/proc/thread-self").unwrap();
+    let me = me.file_name().unwrap().to_owned();
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        if task.file_name() == me {
+            continue;
+        }
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("provider") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+fn client() -> Client {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Full<Bytes>>(connector)
+}
+
+const STREAM_BODY: &str =
+    r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+const FRONT_BODY: &str =
+    r#"{"model":"claude-3-5-haiku","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+const JSON_BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+
+/// One exchange: POST `body` to `addr` + `path`, read the whole answer.
+async fn exchange(client: &Client, addr: SocketAddr, path: &str, body: &'static str) {
+    let req = hyper::Request::post(format!("http://{addr}{path}"))
+        .header("authorization", "Bearer client")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    black_box(resp.into_body().collect().await.unwrap());
+}
+
+/// The cases measured for gateway CPU, as (name, path, body).
+const CPU_CASES: [(&str, &str, &str); 6] = [
+    ("stream/openai", "/v1/chat/completions", STREAM_BODY),
+    (
+        "stream/translated",
+        "/front/v1/chat/completions",
+        FRONT_BODY,
+    ),
+    (
+        "stream/cache_hit",
+        "/cached/v1/chat/completions",
+        STREAM_BODY,
+    ),
+    ("json/plain", "/plain/v1/chat/completions", JSON_BODY),
+    ("json/llm", "/bare/v1/chat/completions", JSON_BODY),
+    ("json/llm_policy", "/policy/v1/chat/completions", JSON_BODY),
+];
+
+fn bench(c: &mut Criterion) {
+    // The gateway's runtime; the provider has its own, with named threads.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("gateway")
+        .enable_all()
+        .build()
+        .unwrap();
+    let provider_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("provider")
+        .enable_all()
+        .build()
+        .unwrap();
+    // The client runs on this thread only.
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "sk-bench").unwrap();
+    let direct = provider_rt.block_on(provider());
+    let toml = CONFIG
+        .replace("{dir}", &dir.path().display().to_string())
+        .replace("{up}", &direct.to_string());
+    let gateway = rt.block_on(async {
+        microgateway::start(microgateway::Config::from_toml(&toml).unwrap())
             .await
-            .unwrap();
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_nodelay(true);
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build::<_, Full<Bytes>>(connector);
-        (up, gw, client)
-    });
-    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let request = move |addr: SocketAddr| {
-        hyper::Request::post(format!("http://{addr}/v1/chat/completions"))
-            .header("authorization", "Bearer client")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
             .unwrap()
-    };
+    });
+    let addr = gateway.proxy_addr;
+    let client = client_rt.block_on(async { client() });
+    // The first request of the cached route stores the answer.
+    client_rt.block_on(exchange(
+        &client,
+        addr,
+        "/cached/v1/chat/completions",
+        STREAM_BODY,
+    ));
+
     for (group, whole) in [("first_event", false), ("stream_20_events", true)] {
         let mut g = c.benchmark_group(group);
-        for (label, addr) in [("direct", direct), ("gateway", gateway.proxy_addr)] {
+        let mut cases = vec![
+            ("direct", direct, "/v1/chat/completions", STREAM_BODY),
+            ("gateway", addr, "/v1/chat/completions", STREAM_BODY),
+        ];
+        if whole {
+            cases.push(("translated", addr, "/front/v1/chat/completions", FRONT_BODY));
+            cases.push((
+                "cache_hit",
+                addr,
+                "/cached/v1/chat/completions",
+                STREAM_BODY,
+            ));
+        }
+        for (label, to, path, body) in cases {
             g.bench_function(label, |b| {
-                b.to_async(&rt).iter(|| {
+                b.to_async(&client_rt).iter(|| {
                     let client = client.clone();
                     async move {
-                        let resp = client.request(request(addr)).await.unwrap();
+                        let req = hyper::Request::post(format!("http://{to}{path}"))
+                            .header("authorization", "Bearer client")
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(body.as_bytes())))
+                            .unwrap();
+                        let resp = client.request(req).await.unwrap();
                         let mut body = resp.into_body();
                         if whole {
                             black_box(body.collect().await.unwrap());
@@ -117,8 +314,86 @@ config = {{ models = ["m"] }}
         }
         g.finish();
     }
+
+    let mut g = c.benchmark_group("gateway_cpu");
+    for (name, path, body) in CPU_CASES {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                client_rt.block_on(async {
+                    let before = gateway_cpu_ns();
+                    for _ in 0..iters {
+                        exchange(&client, addr, path, body).await;
+                    }
+                    Duration::from_nanos(gateway_cpu_ns() - before)
+                })
+            })
+        });
+    }
+    g.finish();
+
+    in_process(c);
+
+    // The summary: a long fixed run of each case, then the goals.
+    let n = 3000u32;
+    let mut per = std::collections::HashMap::new();
+    for (name, path, body) in CPU_CASES {
+        let micros = client_rt.block_on(async {
+            for _ in 0..200 {
+                exchange(&client, addr, path, body).await;
+            }
+            let before = gateway_cpu_ns();
+            for _ in 0..n {
+                exchange(&client, addr, path, body).await;
+            }
+            (gateway_cpu_ns() - before) as f64 / 1000.0 / f64::from(n)
+        });
+        per.insert(name, micros);
+    }
+    let mark = |ok: bool| if ok { "PASS" } else { "MISS" };
+    println!("\ngateway CPU per exchange ({n} sequential exchanges each, keep-alive):");
+    for (name, _, _) in CPU_CASES {
+        println!("  {name:<20} {:>8.1} µs", per[name]);
+    }
+    let per_event = (per["stream/translated"] - per["stream/openai"]) / EVENTS as f64;
+    println!("translation, added per event: {per_event:.2} µs");
+    let hit = per["stream/cache_hit"];
+    println!(
+        "cache hit of a {EVENTS}-event stream: {hit:.1} µs (goal < 50 µs) {}",
+        mark(hit < 50.0)
+    );
+    let metering = per["json/llm"] - per["json/plain"];
+    let with_policy = per["json/llm_policy"] - per["json/plain"];
+    println!(
+        "LLM route over plain: {metering:.1} µs; with llm_policy {with_policy:.1} µs (goal <= 10 µs) {}",
+        mark(with_policy <= 10.0)
+    );
     gateway.shutdown();
     rt.block_on(gateway.wait());
+}
+
+/// The pieces of the LLM path in process.
+fn in_process(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cost");
+    g.bench_function("usage_and_price_of_a_json_answer", |b| {
+        b.iter(|| {
+            let mut meter = microgateway::llm::usage::Meter::default();
+            meter.json(black_box(JSON_ANSWER.as_bytes()));
+            let usage = meter.usage().unwrap();
+            black_box(microgateway::llm::price::current().cost(&usage))
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("translate");
+    let events = anthropic_events();
+    g.bench_function("one_anthropic_event", |b| {
+        let mut out = Vec::with_capacity(4);
+        b.iter(|| {
+            let mut stream = microgateway::llm::translate::Stream::new("gpt-x", true);
+            stream.event(black_box(&events[1]), &mut out);
+            out.clear();
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

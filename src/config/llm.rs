@@ -106,10 +106,11 @@ pub struct RouteLlmConfig {
     /// names). Empty: the listing has only the `model_map` names.
     #[serde(default)]
     pub models: Vec<String>,
-    /// Client model name → `provider/model` (or a bare model name): the model name sent
-    /// to the provider; the answer names the client's.
+    /// Client model name → `provider/model` (or a bare model name), or a list of them:
+    /// the model name sent to the provider, and with a list, the providers in the order
+    /// they are tried (cross-family fallback). The answer names the client's model.
     #[serde(default)]
-    pub model_map: std::collections::BTreeMap<String, String>,
+    pub model_map: std::collections::BTreeMap<String, ModelTargets>,
     /// `max_tokens` sent to Anthropic when an OpenAI-shaped request names none
     /// (Anthropic requires it).
     #[serde(default = "default_max_tokens")]
@@ -118,6 +119,26 @@ pub struct RouteLlmConfig {
     /// same request. Absent: nothing is cached.
     #[serde(default)]
     pub cache: Option<RouteCacheConfig>,
+}
+
+/// A `model_map` value: one `provider/model` name or several, in the order tried.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ModelTargets {
+    /// One name.
+    One(String),
+    /// Several names, the first preferred.
+    Many(Vec<String>),
+}
+
+impl ModelTargets {
+    /// The names, in order.
+    pub fn names(&self) -> &[String] {
+        match self {
+            ModelTargets::One(name) => std::slice::from_ref(name),
+            ModelTargets::Many(names) => names,
+        }
+    }
 }
 
 impl Default for RouteLlmConfig {

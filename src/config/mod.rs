@@ -25,8 +25,8 @@ pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
 pub use allowlist::Allowlist;
 pub use balance::{Balance, HashOn, HealthCheckConfig};
 pub use llm::{
-    CacheConfig, CacheScope, LlmConfig, LlmUpstreamConfig, Price, Provider, RouteCacheConfig,
-    RouteLlmConfig,
+    CacheConfig, CacheScope, LlmConfig, LlmUpstreamConfig, ModelTargets, Price, Provider,
+    RouteCacheConfig, RouteLlmConfig,
 };
 pub use plugins::{
     AutoMtls, GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginContract,

@@ -185,8 +185,8 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
 }
 
 /// The fallback groups of route `i` (primary group `primary`) as upstream indices: each
-/// must exist, differ from the primary and the others, and for an LLM route be of the
-/// primary's provider family.
+/// must exist, differ from the primary and the others, and be an LLM upstream exactly
+/// when the primary is; a `model_map` entry may name only families the route has.
 fn validate_fallback(
     config: &Config,
     upstream_names: &HashMap<&str, usize>,
@@ -216,14 +216,16 @@ fn validate_fallback(
                 format!("upstream {name:?} is already the route's upstream or an earlier fallback"),
             ));
         }
-        if provider(index) != provider(primary) {
+        // LLM groups of another family are fine: an OpenAI chat request is translated
+        // for each (and other requests skip them); a plain group and an LLM group are
+        // not interchangeable.
+        if provider(index).is_some() != provider(primary).is_some() {
             let show = |p: Option<super::Provider>| p.map_or("no LLM provider", |p| p.as_str());
             return Err(ConfigError::invalid(
                 key,
                 format!(
-                    "upstream {name:?} ({}) is not of the family of the route's upstream {:?} ({}); \
-                     fallbacks stay within one provider family until OpenAI→Anthropic \
-                     translation comes with the issue \"LLM gateway: one OpenAI-compatible front door\"",
+                    "upstream {name:?} ({}) cannot stand in for the route's upstream {:?} ({}): \
+                     a fallback of an LLM route must be an LLM upstream, and of a plain route a plain one",
                     show(provider(index)),
                     route.upstream,
                     show(provider(primary)),
@@ -231,6 +233,37 @@ fn validate_fallback(
             ));
         }
         out.push(index);
+    }
+    if let Some(llm) = &route.llm {
+        let families: Vec<_> = std::iter::once(primary)
+            .chain(out.iter().copied())
+            .filter_map(provider)
+            .collect();
+        for (client, targets) in &llm.model_map {
+            let key = format!("routes[{i}].llm.model_map.{client:?}");
+            if targets.names().is_empty() {
+                return Err(ConfigError::invalid(key, "names no model"));
+            }
+            for name in targets.names() {
+                let (family, model) = crate::llm::targets::split(name);
+                if model.is_empty() {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("{name:?} names no model"),
+                    ));
+                }
+                if let Some(f) = family.filter(|f| !families.contains(f)) {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!(
+                            "{name:?} is for {}, and the route has no {} upstream",
+                            f.as_str(),
+                            f.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
     }
     if route.retry.on.is_empty() && !route.fallback.is_empty() {
         return Err(ConfigError::invalid(

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod price;
 pub mod sse;
 pub mod strip;
+pub mod targets;
 pub mod translate;
 pub mod usage;
 

@@ -125,6 +125,10 @@ impl<'a> RequestCtx<'a> {
 
     /// The LLM provider of the route's upstream, when it has one.
     pub fn provider(&self) -> Option<crate::llm::Provider> {
+        // The group that answered (a fallback of another family included) once known.
+        if let Some(provider) = self.summary.as_ref().and_then(|s| s.llm) {
+            return Some(provider);
+        }
         self.upstream?.llm.as_ref().map(|l| l.provider)
     }
 }

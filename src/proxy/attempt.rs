@@ -54,8 +54,37 @@ impl Proxy {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        self.send_planned(req, None, route, upstream, ctx, trace)
+            .await
+    }
+
+    /// [`Proxy::send`] of a chat request planned per provider family (`chat`), whose
+    /// attempts take their group's body and path from the plan and try its groups in
+    /// its order.
+    pub(super) async fn send_planned<B>(
+        &self,
+        req: Request<B>,
+        chat: Option<Arc<super::front::Chat>>,
+        route: &Route,
+        upstream: &Upstream,
+        ctx: &RequestCtx<'_>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, GatewayError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let (parts, incoming) = req.into_parts();
-        let prepared = self.prepare(parts, route, ctx);
+        let mut prepared = self.prepare(parts, route, ctx);
+        if chat.is_some() {
+            // Each family's body has its own length, set from the body itself.
+            prepared.headers.remove(http::header::CONTENT_LENGTH);
+            prepared.headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        prepared.chat = chat;
         let tripped = Arc::new(AtomicBool::new(false));
         let limited = body::LimitBody::new(incoming, self.limits.max_body_bytes, tripped.clone());
         let policy = &route.retry;
@@ -100,15 +129,9 @@ impl<'p> Run<'p, '_> {
         let mut slot: Option<Retrying<'_>> = None;
         let mut last: Option<Attempted> = None;
         let mut answered: Option<&'p Upstream> = None;
-        let fallbacks = self
-            .route
-            .fallback
-            .iter()
-            .map(|&i| self.proxy.upstreams.get(i));
-        let groups = std::iter::once(Some(primary)).chain(fallbacks);
+        let order = self.order(primary);
         let mut retries = 0u32;
-        for (g, group) in groups.enumerate() {
-            let Some(group) = group else { break };
+        for (g, (position, group)) in order.into_iter().enumerate() {
             if g > 0 && !self.may_continue(last.as_ref(), &mut slot, state) {
                 break;
             }
@@ -138,10 +161,10 @@ impl<'p> Run<'p, '_> {
                 } else if g > 0 {
                     retries += 1;
                 }
-                let attempted = self.attempt(g, group, &mut tried, &mut n).await;
+                let attempted = self.attempt(group, &mut tried, &mut n).await;
                 drop(slot.take());
                 if let Some(s) = state {
-                    s.count(g, attempted.kind);
+                    s.count(position, attempted.kind);
                 }
                 self.trace.push(attempted.kind);
                 let retryable = attempted.kind.class().is_some();
@@ -160,6 +183,36 @@ impl<'p> Run<'p, '_> {
         self.finish(last, answered)
     }
 
+    /// The groups to try, each with its position among the route's groups (0 is the
+    /// route's own): a planned chat request's order; else the route's group and its
+    /// fallbacks, leaving out LLM groups of another provider family than the route's
+    /// own, which only a planned chat request can be translated for.
+    fn order(&self, primary: &'p Upstream) -> Vec<(usize, &'p Upstream)> {
+        let upstreams = &self.proxy.upstreams;
+        let positions =
+            std::iter::once(self.route.upstream).chain(self.route.fallback.iter().copied());
+        let position = |i: usize| positions.clone().position(|p| p == i).unwrap_or(0);
+        if let Some(chat) = &self.prepared.chat {
+            return chat
+                .order
+                .iter()
+                .filter_map(|&i| Some((position(i), upstreams.get(i)?)))
+                .collect();
+        }
+        let family = |u: &Upstream| u.llm.as_ref().map(|l| l.provider);
+        let own = family(primary);
+        let fallbacks = self
+            .route
+            .fallback
+            .iter()
+            .enumerate()
+            .filter_map(|(j, &i)| {
+                let group = upstreams.get(i)?;
+                (family(group) == own).then_some((j + 1, group))
+            });
+        std::iter::once((0, primary)).chain(fallbacks).collect()
+    }
+
     /// Whether another attempt may follow `last`: its class is in `retry.on`, the body
     /// can be sent again, and (except after a connect failure, which reached no upstream)
     /// the budget has a slot, which `slot` then holds until the next attempt ends.
@@ -172,7 +225,8 @@ impl<'p> Run<'p, '_> {
         let Some(class) = last.and_then(|a| a.kind.class()) else {
             return false;
         };
-        if !self.may_retry || !self.route.retry.retries(class) || !self.replay.replayable() {
+        let replayable = self.prepared.chat.is_some() || self.replay.replayable();
+        if !self.may_retry || !self.route.retry.retries(class) || !replayable {
             return false;
         }
         // A failed connect reached no upstream, and a target that passive health has
@@ -187,11 +241,10 @@ impl<'p> Run<'p, '_> {
         slot.is_some()
     }
 
-    /// One attempt on a target of `group` (the `g`-th group of the route) not among
-    /// the first `n` of `tried`, which it joins.
+    /// One attempt on a target of `group` not among the first `n` of `tried`, which it
+    /// joins.
     async fn attempt(
         &mut self,
-        g: usize,
         group: &'p Upstream,
         tried: &mut [usize; TRIED],
         n: &mut usize,
@@ -210,9 +263,22 @@ impl<'p> Run<'p, '_> {
             *slot = index;
         }
         *n += 1;
-        let Some(body) = self.replay.attempt() else {
-            pick.report(Outcome::Neutral);
-            return neutral(GatewayError::Internal("request body already sent".into()));
+        // A planned chat request has a body per provider family, sent whole each time.
+        let family = group.llm.as_ref().map(|l| l.provider);
+        let planned = self
+            .prepared
+            .chat
+            .as_ref()
+            .and_then(|c| c.for_family(family));
+        let (body, path) = match planned {
+            Some((bytes, path)) => (body::full(bytes), path),
+            None => match self.replay.attempt() {
+                Some(body) => (body, None),
+                None => {
+                    pick.report(Outcome::Neutral);
+                    return neutral(GatewayError::Internal("request body already sent".into()));
+                }
+            },
         };
         // The only attempt of a request that cannot retry takes the headers; any other
         // keeps them for the next one.
@@ -228,7 +294,7 @@ impl<'p> Run<'p, '_> {
             headers.insert(ATTEMPT_HEADER, v);
         }
         let target = pick.target();
-        let req = match self.prepared.request(target, headers, body) {
+        let req = match self.prepared.request(target, headers, body, path) {
             Ok(req) => req,
             Err(e) => {
                 pick.report(Outcome::Neutral);
@@ -304,10 +370,12 @@ impl<'p> Run<'p, '_> {
             }
         }
         let result = result.map(|mut response| {
-            let upstream = match g {
-                0 => self.route.upstream,
-                _ => self.route.fallback.get(g - 1).copied().unwrap_or_default(),
-            };
+            let upstream = self
+                .proxy
+                .upstreams
+                .iter()
+                .position(|u| std::ptr::eq(u, group))
+                .unwrap_or(self.route.upstream);
             if let Some(v) = self.proxy.answered(upstream, index, group, target) {
                 response.headers_mut().insert(UPSTREAM_HEADER, v);
             }

@@ -70,6 +70,9 @@ pub(super) struct Prepared {
     authority: Option<String>,
     host: Option<HeaderValue>,
     pub(super) headers: http::HeaderMap,
+    /// An OpenAI chat request planned per provider family (`front::plan`): each
+    /// attempt takes its group's body and path from it.
+    pub(super) chat: Option<std::sync::Arc<super::front::Chat>>,
 }
 
 impl Proxy {
@@ -128,20 +131,23 @@ impl Proxy {
             authority,
             host,
             headers: parts.headers,
+            chat: None,
         }
     }
 }
 
 impl Prepared {
     /// The request of one attempt on `target` with `headers` (the shared ones, with the
-    /// attempt's provider key) and `body`.
+    /// attempt's provider key) and `body`, to `path` when the attempt's family has its
+    /// own (Anthropic's messages API), else to the route's rewrite of the client's path.
     pub(super) fn request(
         &self,
         target: &Target,
         mut headers: http::HeaderMap,
         body: Body,
+        path: Option<&str>,
     ) -> Result<Request<Body>, GatewayError> {
-        let path = self.rewritten.as_deref().unwrap_or(self.uri.path());
+        let path = path.unwrap_or(self.rewritten.as_deref().unwrap_or(self.uri.path()));
         let uri = target
             .uri(path, self.uri.query(), self.authority.as_deref())
             .map_err(|e| GatewayError::BadRequest(format!("cannot build upstream URI: {e}")))?;

@@ -33,10 +33,11 @@ impl Proxy {
     ) -> Result<Response<Body>, GatewayError> {
         let plan = set.plan(route.index);
         let (parts, incoming) = req.into_parts();
-        // The OpenAI front door translates the body, so it needs it whole.
-        let translating = super::front::translates(upstream, &parts);
+        // A chat request planned per provider family (the front door, `model_map`)
+        // and a cached one need the body whole.
+        let planning = super::front::plans(route, &self.upstreams, &parts);
         let caching = self.caches(route, &parts);
-        let (buffered, incoming) = if plan.request_body || translating || caching {
+        let (buffered, incoming) = if plan.request_body || planning || caching {
             let bytes = read_body(incoming, self.limits.max_body_bytes).await?;
             (Some(bytes), None)
         } else {
@@ -65,7 +66,7 @@ impl Proxy {
             }
             _ => {
                 let req = Request::from_parts(parts, (buffered, incoming));
-                self.exchange(req, translating, route, upstream, ctx, trace)
+                self.exchange(req, planning, route, upstream, ctx, trace)
                     .await
             }
         };
@@ -95,47 +96,58 @@ impl Proxy {
         }
     }
 
-    /// The provider exchange of a hooked request: the front door's translation when it
-    /// applies, the send (with retries and fallback), and the answer translated back.
+    /// The provider exchange of a hooked request: a chat request planned per provider
+    /// family when `planning` (the front door, `model_map`), the send with retries and
+    /// fallback, and an Anthropic group's answer translated back for an OpenAI client.
     async fn exchange(
         &self,
         req: Request<(Option<Bytes>, Option<Body>)>,
-        translating: bool,
+        planning: bool,
         route: &Route,
         upstream: &Upstream,
         ctx: &mut RequestCtx<'_>,
         trace: &mut Trace,
     ) -> Result<Response<Body>, GatewayError> {
-        let (mut parts, (mut buffered, incoming)) = req.into_parts();
-        let mut front = None;
-        if translating && let Some(bytes) = buffered.take() {
-            let (translated, f) = super::front::request(&mut parts, &bytes, route, ctx)?;
-            buffered = Some(translated);
-            front = Some(f);
-        }
+        let (parts, (buffered, incoming)) = req.into_parts();
+        let chat = match (planning, &buffered) {
+            (true, Some(bytes)) => Some(Arc::new(super::front::plan(
+                bytes,
+                route,
+                &self.upstreams,
+                ctx,
+            )?)),
+            _ => None,
+        };
         let body = match (buffered, incoming) {
             (Some(bytes), _) => body::full(bytes),
             (None, Some(stream)) => stream,
             (None, None) => body::empty(),
         };
+        let req = Request::from_parts(parts, body);
         let sent = self
-            .send(
-                Request::from_parts(parts, body),
-                route,
-                upstream,
-                ctx,
-                trace,
-            )
+            .send_planned(req, chat.clone(), route, upstream, ctx, trace)
             .await;
-        // The exchange is recorded under the group that answered, a fallback included.
-        if let (Ok(_), Some(summary), Some(group)) = (&sent, ctx.summary.as_mut(), trace.answered())
-            && group != summary.upstream
-        {
-            summary.upstream = group.to_string();
+        let answered = trace
+            .answered()
+            .and_then(|name| self.upstreams.iter().find(|u| *u.name == *name));
+        // The exchange is recorded under the group that answered, a fallback included,
+        // and metered as its provider's.
+        if let (Ok(_), Some(summary), Some(group)) = (&sent, ctx.summary.as_mut(), answered) {
+            if *group.name != *summary.upstream {
+                summary.upstream = group.name.to_string();
+            }
+            summary.llm = group.llm.as_ref().map(|l| l.provider);
         }
-        match (sent, front) {
-            (Ok(response), Some(front)) => super::front::response(response, front, upstream).await,
-            (sent, _) => sent,
+        let anthropic = |g: &Upstream| {
+            g.llm
+                .as_ref()
+                .is_some_and(|l| l.provider == crate::llm::Provider::Anthropic)
+        };
+        match (sent, chat, answered) {
+            (Ok(response), Some(chat), Some(group)) if anthropic(group) => {
+                super::front::response(response, &chat.model, group).await
+            }
+            (sent, _, _) => sent,
         }
     }
 }

@@ -185,7 +185,7 @@ async fn the_front_door_caches_across_apps_under_global_scope_but_never_errors()
             .to_string();
     for _ in 0..2 {
         let r = post_raw(&s, path, "client-a", &overloaded, &[]).await;
-        assert_eq!(r.status, 529);
+        assert_eq!(r.status, 529, "{}", r.text());
         assert_eq!(r.header("x-microgateway-cache"), Some("miss"));
     }
     assert_eq!(sent(&s), 3);

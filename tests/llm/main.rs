@@ -13,6 +13,7 @@
 pub mod common;
 
 mod cache;
+mod cross;
 mod fallback;
 mod keys;
 mod provider;

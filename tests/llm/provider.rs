@@ -46,6 +46,7 @@ fn sse(events: Vec<String>) -> Response<Body> {
 
 async fn handle(req: Request<Incoming>, seen: Arc<Seen>) -> Response<Body> {
     let path = req.uri().path().to_string();
+
     let headers = req.headers().clone();
     let body: serde_json::Value =
         serde_json::from_slice(&req.into_body().collect().await.unwrap().to_bytes())

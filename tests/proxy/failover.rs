@@ -58,9 +58,31 @@ fn fallbacks_are_validated_by_key() {
     );
     let e = refuse("upstream = \"a\"\nfallback = [\"a\"]");
     assert!(e.contains("routes[0].fallback[0]"), "{e}");
-    let e = refuse("upstream = \"c\"\nfallback = [\"b\"]");
+    // A plain group cannot stand in for an LLM group, nor the other way round.
+    let e = refuse("upstream = \"a\"\nfallback = [\"b\"]");
     assert!(
-        e.contains("routes[0].fallback[0]") && e.contains("translation"),
+        e.contains("routes[0].fallback[0]") && e.contains("cannot stand in"),
+        "{e}"
+    );
+    let e = refuse("upstream = \"c\"\nfallback = [\"a\"]");
+    assert!(e.contains("cannot stand in"), "{e}");
+    // Another provider family is fine (chat requests are translated for it), but a
+    // `model_map` entry may name only families the route has.
+    let accepted =
+        format!("{base}[[routes]]\nname = \"r\"\nupstream = \"c\"\nfallback = [\"b\"]\n");
+    assert!(microgateway::Config::from_toml(&accepted).is_ok());
+    let e = refuse(
+        "upstream = \"c\"\nllm = { model_map = { \"m\" = [\"openai/x\", \"anthropic/y\"] } }",
+    );
+    assert!(
+        e.contains("routes[0].llm.model_map") && e.contains("no anthropic upstream"),
+        "{e}"
+    );
+    let e = refuse("upstream = \"c\"\nllm = { model_map = { \"m\" = [] } }");
+    assert!(e.contains("names no model"), "{e}");
+    let e = refuse("upstream = \"a\"\nllm = { models = [\"m\"] }");
+    assert!(
+        e.contains("routes[0].llm") && e.contains("needs an LLM upstream"),
         "{e}"
     );
     let e = refuse("upstream = \"a\"\nretry = { attempts = 11 }");
