@@ -21,6 +21,12 @@ MODELS = {"json": "bench-json", "sse": "bench-sse"}
 # (BerriAI/litellm#24518); they are refused whatever --litellm-version says.
 LITELLM_BAD = {"1.82.7", "1.82.8"}
 
+# @portkey-ai/gateway asks for @hono/node-server ^1.3.3, and npm picks the newest 1.x. From
+# 1.14.2 on, node-server's Response keeps the upstream fetch's immutable Headers, and
+# Portkey's updateHeaders then fails every request with `TypeError: immutable` (a 500;
+# Portkey-AI/gateway#1389). 1.14.1 is the last release that copies them.
+PORTKEY_OVERRIDES = {"@hono/node-server": "1.14.1"}
+
 
 def chat_completion():
     """The non-streaming answer: an OpenAI chat.completion with usage (~330 bytes)."""
@@ -131,25 +137,32 @@ def install_litellm(peers_dir, version, log):
 
 def install_portkey(peers_dir, version, log):
     """``npm install @portkey-ai/gateway@version`` (no install scripts) in a scratch
-    directory under ``peers_dir``, reused when present. Returns (start-server.js, version)."""
+    directory under ``peers_dir``, reused when present. Returns (start-server.js, version,
+    the versions of the Hono packages it runs on)."""
     for tool in ("node", "npm"):
         if not shutil.which(tool):
             raise RuntimeError(f"{tool} not found (apt-get install nodejs npm)")
     root = os.path.join(peers_dir, f"portkey-{version}")
     pkg = os.path.join(root, "node_modules", "@portkey-ai", "gateway")
     entry = os.path.join(pkg, "build", "start-server.js")
-    if not os.path.exists(entry):
-        log(f"== installing @portkey-ai/gateway@{version} into {root} (npm)")
-        os.makedirs(root, exist_ok=True)
-        with open(os.path.join(root, "package.json"), "w") as f:
-            f.write('{"private": true}\n')
+    manifest = json.dumps({"private": True, "overrides": PORTKEY_OVERRIDES}, indent=1) + "\n"
+    manifest_path = os.path.join(root, "package.json")
+    current = open(manifest_path).read() if os.path.exists(manifest_path) else None
+    if not os.path.exists(entry) or current != manifest:
+        log(f"== installing @portkey-ai/gateway@{version} into {root} (npm, with {PORTKEY_OVERRIDES})")
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(root)
+        with open(manifest_path, "w") as f:
+            f.write(manifest)
         res = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts",
                               f"@portkey-ai/gateway@{version}"], cwd=root, capture_output=True, text=True)
         if res.returncode != 0 or not os.path.exists(entry):
             raise RuntimeError(f"npm install @portkey-ai/gateway@{version} failed: {res.stderr.strip()[-800:]}")
-    with open(os.path.join(pkg, "package.json")) as f:
-        installed = json.load(f)["version"]
-    return entry, installed
+    versions = []
+    for name in ("@portkey-ai/gateway", "@hono/node-server", "hono"):
+        with open(os.path.join(root, "node_modules", name, "package.json")) as f:
+            versions.append(json.load(f)["version"])
+    return entry, versions[0], f"@hono/node-server {versions[1]}, hono {versions[2]}"
 
 
 # --- configurations and command lines (inside the namespace) -------------------------

@@ -47,6 +47,7 @@ group and is ended on exit, SIGINT, SIGTERM and SIGHUP.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -292,6 +293,8 @@ def report(targets, args, state, netlog, load_before):
     out = []
     w = out.append
     direct = targets[0]
+    w(f"`{state['command']}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    w("")
     w(f"`wrk -t{args.threads} -c{args.connections} -d{args.duration}s` for req/s, CPU per request and RSS; "
       f"`wrk -t1 -c1 -d{args.c1_duration}s` for p50 and p99; median of {args.rounds} interleaved rounds; "
       f"{os.cpu_count()} CPUs shared by wrk, the fake provider and the gateway under test; load average "
@@ -409,7 +412,9 @@ def outer(args):
         sys.exit(f"--peers-dir {peers_dir} is inside the repository; pick a scratch directory")
     os.makedirs(peers_dir, exist_ok=True)
     binary = build(args) if {"microgateway", "microgateway-bare"} & set(args.only) else None
-    state = {"netns": netns, "binary": binary, "skipped": {}, "versions": {}}
+    command = " ".join(["python3", os.path.relpath(os.path.abspath(__file__), os.getcwd())]
+                       + [shlex.quote(a) for a in sys.argv[1:]])
+    state = {"netns": netns, "binary": binary, "skipped": {}, "versions": {}, "command": command}
     if binary:
         state["versions"]["microgateway"] = tool_version([binary, "--version"])
     if "litellm" in args.only:
@@ -422,9 +427,10 @@ def outer(args):
             log(f"== LiteLLM skipped: {e}")
     if "portkey" in args.only:
         try:
-            entry, version = peers.install_portkey(peers_dir, args.portkey_version, log)
+            entry, version, hono = peers.install_portkey(peers_dir, args.portkey_version, log)
             state["portkey"] = {"entry": entry, "version": version}
-            state["versions"]["Portkey"] = f"@portkey-ai/gateway {version}, node {tool_version(['node', '--version'])}"
+            state["versions"]["Portkey"] = (f"@portkey-ai/gateway {version} ({hono}), "
+                                            f"node {tool_version(['node', '--version'])}")
         except (RuntimeError, OSError) as e:
             state["skipped"]["Portkey"] = str(e)
             log(f"== Portkey skipped: {e}")

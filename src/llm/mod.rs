@@ -157,6 +157,16 @@ pub fn app_in(context: &crate::plugin::RequestContext) -> Option<&str> {
         })
 }
 
+/// Settles a finished exchange: its usage (read on the way, else parsed from the bytes
+/// kept), its price, and the accounting.
+pub fn settle(provider: Provider, exchange: &mut crate::plugin::CompletedExchange) {
+    if exchange.usage.is_none() && !exchange.accumulated.is_empty() {
+        exchange.usage = usage::parse(&exchange.accumulated);
+    }
+    price(exchange);
+    account(provider, exchange);
+}
+
 /// Prices the usage of `exchange` by the current price table (`cost_usd`). An answer
 /// from the response cache cost the provider nothing: zero.
 pub fn price(exchange: &mut crate::plugin::CompletedExchange) {

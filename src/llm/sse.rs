@@ -54,6 +54,27 @@ impl Splitter {
         events
     }
 
+    /// Like [`Splitter::push`], but hands each completed event to `f` without copying
+    /// it out of `data` when it lies there whole (the usage meter reads, never keeps).
+    pub fn each(&mut self, data: &[u8], mut f: impl FnMut(&[u8])) {
+        if self.pending.is_empty() {
+            let mut rest = data;
+            while let Some(end) = event_end(rest) {
+                f(&rest[..end]);
+                rest = &rest[end..];
+            }
+            self.pending.extend_from_slice(rest);
+        } else {
+            self.pending.extend_from_slice(data);
+            while let Some(end) = event_end(&self.pending) {
+                f(&self.pending.split_to(end));
+            }
+        }
+        if self.pending.len() > MAX_EVENT_BYTES {
+            f(&self.pending.split());
+        }
+    }
+
     /// What is left when the stream ends: an event without its blank line, if any.
     pub fn finish(&mut self) -> Option<Bytes> {
         (!self.pending.is_empty()).then(|| self.pending.split().freeze())
@@ -113,5 +134,20 @@ mod tests {
         assert_eq!(data(&events[1]).as_deref(), Some("x\ny"));
         assert_eq!(s.finish().as_deref(), Some(&b"data: tail"[..]));
         assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn each_sees_the_same_events_as_push() {
+        let frames: [&[u8]; 3] = [b"data: a\n\ndata: b", b"b\n\n", b"data: c\n\ndata: tail"];
+        let (mut pushed, mut each) = (Splitter::default(), Splitter::default());
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for f in frames {
+            a.extend(pushed.push(f));
+            each.each(f, |e| b.push(Bytes::copy_from_slice(e)));
+        }
+        assert_eq!(a, b);
+        assert_eq!(b.len(), 3);
+        assert_eq!(pushed.finish(), each.finish());
     }
 }

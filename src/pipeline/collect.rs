@@ -81,12 +81,7 @@ async fn worker(mut rx: mpsc::Receiver<Job>, busy: Arc<AtomicUsize>) {
         };
         busy.store(1, Ordering::Release);
         if let Some(provider) = job.provider {
-            // A whole JSON answer was read on the request path already.
-            if job.exchange.usage.is_none() {
-                job.exchange.usage = crate::llm::usage::parse(&job.exchange.accumulated);
-            }
-            crate::llm::price(&mut job.exchange);
-            crate::llm::account(provider, &job.exchange);
+            crate::llm::settle(provider, &mut job.exchange);
         }
         let plan = job.set.plan(job.route);
         for instance in &plan.stream_complete {

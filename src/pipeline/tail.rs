@@ -5,6 +5,8 @@
 use super::collect::{Collector, Job};
 use super::ctx::RequestCtx;
 use crate::body::{Body, BoxError};
+use crate::llm::sse::Splitter;
+use crate::llm::usage::Meter;
 use crate::plugin::CompletedExchange;
 use bytes::{Bytes, BytesMut};
 use http::Response;
@@ -41,11 +43,20 @@ pub fn attach(
     if !plan.has_tail() && provider.is_none() {
         return response;
     }
-    let limit = if plan.stream_complete.is_empty() && provider.is_none() {
+    let streamed = crate::headers::is_event_stream(response.headers());
+    // Usage of an LLM stream is read event by event as it passes; a whole JSON answer's
+    // was read on the request path (`ctx.usage`). Bytes are kept only for
+    // stream-complete hooks, or for an LLM answer neither of those reads.
+    let meter = (provider.is_some() && streamed && ctx.usage.is_none())
+        .then(|| Box::new((Splitter::default(), Meter::default())));
+    let unread = provider.is_some() && meter.is_none() && ctx.usage.is_none();
+    let limit = if plan.stream_complete.is_empty() && !unread {
         0
     } else {
         accumulate_bytes
     };
+    // Without tail hooks the exchange is accounted where its body ends: no queue hop.
+    let inline = !plan.has_tail();
     let (Some(set), Some(route), Some(summary)) = (ctx.plugins, ctx.route, ctx.summary) else {
         return response;
     };
@@ -68,7 +79,7 @@ pub fn attach(
         cost_usd: None,
         cache_hit: ctx.cache_hit,
         first_byte: None,
-        streamed: crate::headers::is_event_stream(response.headers()),
+        streamed,
     };
     let state = TailState {
         job: Some(Job {
@@ -81,6 +92,8 @@ pub fn attach(
         started: ctx.start,
         limit,
         acc: BytesMut::new(),
+        meter,
+        inline,
     };
     response.map(|inner| http_body_util::BodyExt::boxed_unsync(TailBody { inner, state }))
 }
@@ -95,6 +108,10 @@ struct TailState {
     /// Bytes of the body to keep for stream-complete hooks and usage (0 keeps none).
     limit: usize,
     acc: BytesMut,
+    /// Reads the usage of an LLM stream as it passes.
+    meter: Option<Box<(Splitter, Meter)>>,
+    /// No tail hook needs the record: account it here instead of queueing it.
+    inline: bool,
 }
 
 impl TailState {
@@ -111,6 +128,10 @@ impl TailState {
             exchange.truncated |= self.limit > 0;
         }
         self.acc.extend_from_slice(&data[..data.len().min(room)]);
+        if let Some(meter) = self.meter.as_mut() {
+            let (splitter, meter) = &mut **meter;
+            splitter.each(data, |event| meter.event(event));
+        }
     }
 
     fn finish(&mut self) {
@@ -119,7 +140,18 @@ impl TailState {
         };
         job.exchange.duration = self.started.elapsed();
         job.exchange.accumulated = self.acc.split().freeze();
-        self.collector.submit(job);
+        if let Some(meter) = self.meter.take() {
+            let (mut splitter, mut meter) = *meter;
+            if let Some(rest) = splitter.finish() {
+                meter.event(&rest);
+            }
+            job.exchange.usage = meter.usage();
+        }
+        match (self.inline, job.provider) {
+            (true, Some(provider)) => crate::llm::settle(provider, &mut job.exchange),
+            (true, None) => {}
+            (false, _) => self.collector.submit(job),
+        }
     }
 }
 
@@ -146,12 +178,17 @@ impl http_body::Body for TailBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.state.record(data);
+                }
+                // hyper stops polling a body that says it ended (a whole body does), so
+                // the record is finished here, before the last bytes are written.
+                if this.inner.is_end_stream() {
+                    this.state.finish();
                 }
             }
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.state.finish(),
