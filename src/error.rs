@@ -55,6 +55,14 @@ pub enum GatewayError {
         /// Which limit (`max_requests`, `max_pending`, `max_connections`).
         limit: &'static str,
     },
+    /// The route has `upgraded.max_connections` upgraded connections open already.
+    #[error("route {route} has {max} upgraded connections open, its upgraded.max_connections")]
+    TooManyUpgraded {
+        /// Route name.
+        route: String,
+        /// The route's limit.
+        max: usize,
+    },
     /// The gateway is draining and accepts no new requests.
     #[error("gateway is shutting down")]
     ShuttingDown,
@@ -102,6 +110,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::UpstreamOverloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::TooManyUpgraded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::PluginFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -122,6 +131,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable { .. } => "upstream_unavailable",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
             GatewayError::UpstreamOverloaded { .. } => "upstream_overloaded",
+            GatewayError::TooManyUpgraded { .. } => "too_many_upgraded_connections",
             GatewayError::ShuttingDown => "shutting_down",
             GatewayError::PluginFailed { .. } => "plugin_unavailable",
             GatewayError::Unauthorized(_) => "unauthorized",

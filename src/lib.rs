@@ -50,6 +50,7 @@ pub mod sdnotify;
 pub mod server;
 pub mod target;
 pub mod task;
+pub mod upgrade;
 pub mod upstream;
 pub mod worker;
 

@@ -154,6 +154,7 @@ fn describe() {
     );
     metrics::describe_counter!(CONNECTIONS_TOTAL, "Accepted client connections.");
     llm::describe_llm();
+    upgrade::describe_upgrade();
 }
 
 /// Records a finished request.
@@ -386,6 +387,8 @@ pub fn llm_exchange(
 }
 
 mod llm;
+mod upgrade;
 mod upstream;
 pub use llm::*;
+pub use upgrade::*;
 pub use upstream::*;

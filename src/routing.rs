@@ -62,6 +62,12 @@ pub struct Route {
     pub fallback: Vec<usize>,
     /// `[routes.llm]`: the models listed and the front door's defaults.
     pub llm: Option<Arc<crate::config::RouteLlmConfig>>,
+    /// Upgrade protocols passed upstream, lower case.
+    pub upgrade: Vec<String>,
+    /// Limits of the route's upgraded connections.
+    pub upgraded: crate::config::UpgradedConfig,
+    /// One permit per upgraded connection open (`upgraded.max_connections`).
+    pub upgrade_slots: Arc<tokio::sync::Semaphore>,
     host: HostMatch,
     prefix: String,
     replacement: Option<String>,
@@ -98,6 +104,18 @@ impl Route {
             retry: RetryPolicy::new(config),
             fallback: Vec::new(),
             llm: config.llm.clone().map(Arc::new),
+            upgrade: config
+                .upgrade
+                .iter()
+                .map(|p| p.to_ascii_lowercase())
+                .collect(),
+            upgraded: config.upgraded.clone(),
+            upgrade_slots: Arc::new(tokio::sync::Semaphore::new(
+                config
+                    .upgraded
+                    .max_connections
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             host,
             prefix,
             replacement,
@@ -271,6 +289,8 @@ mod tests {
                 retry_non_idempotent: false,
                 fallback: Vec::new(),
                 llm: None,
+                upgrade: Vec::new(),
+                upgraded: Default::default(),
             },
             0,
             0,

@@ -145,15 +145,18 @@ def install_portkey(peers_dir, version, log):
     root = os.path.join(peers_dir, f"portkey-{version}")
     pkg = os.path.join(root, "node_modules", "@portkey-ai", "gateway")
     entry = os.path.join(pkg, "build", "start-server.js")
-    manifest = json.dumps({"private": True, "overrides": PORTKEY_OVERRIDES}, indent=1) + "\n"
     manifest_path = os.path.join(root, "package.json")
-    current = open(manifest_path).read() if os.path.exists(manifest_path) else None
-    if not os.path.exists(entry) or current != manifest:
+    try:
+        with open(manifest_path) as f:
+            current = json.load(f).get("overrides")
+    except (OSError, ValueError):
+        current = None
+    if not os.path.exists(entry) or current != PORTKEY_OVERRIDES:
         log(f"== installing @portkey-ai/gateway@{version} into {root} (npm, with {PORTKEY_OVERRIDES})")
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(root)
         with open(manifest_path, "w") as f:
-            f.write(manifest)
+            json.dump({"private": True, "overrides": PORTKEY_OVERRIDES}, f)
         res = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts",
                               f"@portkey-ai/gateway@{version}"], cwd=root, capture_output=True, text=True)
         if res.returncode != 0 or not os.path.exists(entry):

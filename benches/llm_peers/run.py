@@ -13,16 +13,19 @@ gateway in turn, and wrk POSTs chat completions (a Lua script sets the body) to:
                      `builtin://llm_policy` in `post_auth` (allowlist, request size,
                      request and token budgets per app), as in benches/llm.rs
   microgateway-bare  the same upstream with no plugins (the bare LLM route)
-  litellm            LiteLLM proxy (PyPI `litellm[proxy]`, --litellm-workers uvicorn
-                     workers, the master key as the client key, no database)
-  portkey            Portkey's gateway (npm `@portkey-ai/gateway`, one Node process; the
-                     provider and its address come in `x-portkey-*` headers, no client auth)
+  litellm            LiteLLM proxy (PyPI `litellm[proxy]`, pinned by --litellm-version;
+                     --litellm-workers workers, under gunicorn when more than one, as
+                     LiteLLM advises; the master key as the client key, no database)
+  portkey            Portkey's gateway (npm `@portkey-ai/gateway`, one Node process, with
+                     @hono/node-server pinned to 1.14.1, see peers.py; the provider and
+                     its address come in `x-portkey-*` headers, no client auth)
 
 for each of two answers, `json` (a non-streaming completion) and `sse` (`"stream": true`).
 For every gateway and answer it reports req/s at `wrk -t2 -c32` (--connections), the CPU
 time of the gateway's whole process tree (utime + stime from /proc, workers included)
 per request at that load, its peak RSS, and p50 and p99 at `wrk -t1 -c1` with what the
-gateway adds to the direct figures. Runs are interleaved (each round runs every gateway
+gateway adds to the direct figures; also each gateway's CPU use while idle, which CPU
+per request includes. Runs are interleaved (each round runs every gateway
 once per answer and load) and each figure is the median over --rounds rounds. It prints a
 markdown table.
 
@@ -41,7 +44,8 @@ reach the network (the package registries). Everything else runs in a new networ
 namespace that has nothing but loopback (`unshare --net`), so no gateway can phone home;
 the report counts the packets that were refused for having no route (--no-netns runs on
 the host's network instead, still all on 127.0.0.1). Every child runs in its own process
-group and is ended on exit, SIGINT, SIGTERM and SIGHUP.
+group and is ended on exit, SIGINT, SIGTERM and SIGHUP. The exit status is 1 when a
+request failed (a non-2xx answer or a socket error).
 """
 
 import argparse
@@ -57,6 +61,7 @@ import tempfile
 import time
 import urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ in the repository (here or in benches/load)
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "benches", "load"))
@@ -67,7 +72,6 @@ import peers  # noqa: E402
 
 GATEWAYS = ["microgateway", "microgateway-bare", "litellm", "portkey"]
 MODES = ("json", "sse")
-MODE_LABEL = {"json": "JSON (non-streaming)", "sse": "SSE stream (20 events)"}
 
 
 def log(msg):
@@ -87,6 +91,7 @@ class Target:
         self.runs = {m: [] for m in MODES}
         self.c1_runs = {m: [] for m in MODES}
         self.sample = {}
+        self.idle_cpu = 0.0
 
     def url(self, mode):
         port = self.port[mode] if isinstance(self.port, dict) else self.port
@@ -222,8 +227,15 @@ def start_all(work, args, state, children, netlog):
         yaml = peers.litellm_yaml(work, providers)
         cmd = [state["litellm"]["exe"], "--config", yaml, "--host", "127.0.0.1", "--port", str(port),
                "--num_workers", str(args.litellm_workers), "--telemetry", "False"]
+        if args.litellm_workers > 1:
+            # LiteLLM's multi-worker mode: gunicorn with uvicorn workers and the app preloaded.
+            # Plain uvicorn workers get 5 s to answer the supervisor's health check; an import
+            # of LiteLLM takes longer than that on a busy 2-CPU machine, so uvicorn kills and
+            # restarts them in a loop, and the restarts' CPU would count against LiteLLM.
+            cmd.append("--run_gunicorn")
         proc = children.spawn("litellm", cmd, f"{work}/litellm.log", env=peers.litellm_env(work))
-        label = f"LiteLLM {state['litellm']['version']} ({args.litellm_workers} workers)"
+        label = (f"LiteLLM {state['litellm']['version']} ({args.litellm_workers} gunicorn workers)"
+                 if args.litellm_workers > 1 else f"LiteLLM {state['litellm']['version']} (1 uvicorn process)")
         targets.append(Target("litellm", label, [proc], port,
                               {m: [f"Authorization: Bearer {peers.CLIENT_KEY}"] for m in MODES}))
     if "portkey" in wanted and state.get("portkey"):
@@ -245,7 +257,19 @@ def start_all(work, args, state, children, netlog):
     return targets
 
 
+def idle_cpu(targets, seconds=5.0):
+    """CPU each target's process tree uses while nothing is sent (background tasks), as a
+    share of one CPU; measured for all targets at once, after they answered once."""
+    before = {t.name: cpu_ticks(t.pids()) for t in targets}
+    time.sleep(seconds)
+    tck = os.sysconf("SC_CLK_TCK")
+    for t in targets:
+        t.idle_cpu = (cpu_ticks(t.pids()) - before[t.name]) / tck / seconds
+
+
 def measure(targets, args, lua):
+    log("== idle CPU: 5 s with no traffic")
+    idle_cpu(targets)
     log(f"== warm-up: 2 s per gateway and answer at -c{args.connections}")
     for mode in MODES:
         for t in targets:
@@ -261,6 +285,8 @@ def measure(targets, args, lua):
 
 
 def fmt_ms(ms):
+    if abs(ms) < 0.1:
+        return f"{ms * 1000:.1f} µs"
     return f"{ms * 1000:.0f} µs" if abs(ms) < 1 else f"{ms:.2f} ms"
 
 
@@ -300,7 +326,8 @@ def report(targets, args, state, netlog, load_before):
       f"{os.cpu_count()} CPUs shared by wrk, the fake provider and the gateway under test; load average "
       f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.")
     w("")
-    w("| gateway | answer | req/s (-c32) | CPU/req | peak RSS | p50 (-c1) | added p50 | p99 (-c1) | added p99 | errors |")
+    w(f"| gateway | answer | req/s (-c{args.connections}) | CPU/req | peak RSS | p50 (-c1) | added p50 "
+      "| p99 (-c1) | added p99 | errors |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = {}
     for mode in MODES:
@@ -309,14 +336,16 @@ def report(targets, args, state, netlog, load_before):
             s = summary(t, mode)
             results.setdefault(t.name, {})[mode] = s
             added = t is not direct
-            cpu = f"{s['cpu_us']:.1f} µs" if s["cpu_us"] is not None else "-"
+            cpu = fmt_ms(s["cpu_us"] / 1000) if s["cpu_us"] is not None else "-"
             w(f"| {t.label} | {mode} | {s['rps']:.0f} | {cpu} | {s['rss_kib'] / 1024:.0f} MiB "
               f"| {fmt_ms(s['p50'])} | {fmt_added(s['p50'] - base['p50']) if added else '—'} "
               f"| {fmt_ms(s['p99'])} | {fmt_added(s['p99'] - base['p99']) if added else '—'} | {s['errors']} |")
     w("")
     w("CPU/req and peak RSS are those of the gateway's process tree (for `direct`, the fake provider's nginx). "
       "What each client received: " + "; ".join(
-          f"{t.name}: {t.sample.get('sse', '-')}" for t in targets) + ".")
+          f"{t.name}: {t.sample.get('sse', '-')}" for t in targets) + ". CPU while idle (5 s without "
+      "requests, which CPU/req includes at the same rate): " + ", ".join(
+          f"{t.name} {t.idle_cpu * 100:.1f} %" for t in targets) + " of one CPU.")
     skipped = [f"{k}: {v}" for k, v in state.get("skipped", {}).items()]
     if skipped:
         w("")
@@ -327,13 +356,15 @@ def report(targets, args, state, netlog, load_before):
     where = "in a network namespace with only loopback" if state["netns"] else "on the host network (--no-netns)"
     print(f"\nrun {where}; packets refused for having no route: {blocked}"
           + (f" ({', '.join(f'{k}: {v}' for k, v in netlog.items() if v)})" if blocked else ""))
-    print(f"binary: {state['binary']}")
+    if state["binary"]:
+        print(f"binary: {state['binary']}")
     for k, v in state["versions"].items():
         print(f"{k}: {v}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": {k: v for k, v in vars(args).items() if k != "inner"}, "state": state,
                        "no_route_packets": netlog, "results": results,
+                       "idle_cpu": {t.name: t.idle_cpu for t in targets},
                        "runs": {t.name: {"c32": t.runs, "c1": t.c1_runs} for t in targets}}, f, indent=2)
     return not any(s["errors"] for r in results.values() for s in r.values())
 
@@ -364,6 +395,11 @@ def inner(args):
             raise
         finally:
             children.stop()
+            if args.logs:
+                os.makedirs(args.logs, exist_ok=True)
+                for name in os.listdir(work):
+                    if name.endswith((".log", ".toml", ".yaml", ".conf")):
+                        shutil.copy(os.path.join(work, name), args.logs)
     return 0 if report(targets, args, state, netlog, load_before) else 1
 
 
@@ -383,7 +419,9 @@ def build(args):
     binary = args.binary or os.path.join(target_dir, "release", "microgateway")
     if not args.no_build and not args.binary:
         log(f"== cargo build --release --locked --bin microgateway (target dir {target_dir})")
-        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "microgateway"], cwd=ROOT, check=True)
+        res = subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "microgateway"], cwd=ROOT)
+        if res.returncode != 0:
+            sys.exit(f"cargo build failed (exit {res.returncode}); fix the build or use --no-build / --binary")
     if not os.access(binary, os.X_OK):
         sys.exit(f"no gateway binary at {binary} (build it, or give --binary)")
     return os.path.abspath(binary)
@@ -487,6 +525,7 @@ def parse_args():
     parser.add_argument("--no-netns", action="store_true",
                         help="measure on the host network instead of a loopback-only network namespace")
     parser.add_argument("--json", help="also write every figure and run as JSON to this file")
+    parser.add_argument("--logs", help="copy every child's log and configuration to this directory at the end")
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.c1_duration = args.c1_duration or args.duration
@@ -494,8 +533,8 @@ def parse_args():
     unknown = set(args.only) - set(GATEWAYS)
     if unknown:
         parser.error(f"unknown gateway(s): {', '.join(sorted(unknown))}")
-    if args.json:
-        args.json = os.path.abspath(args.json)
+    args.json = args.json and os.path.abspath(args.json)
+    args.logs = args.logs and os.path.abspath(args.logs)
     return args
 
 

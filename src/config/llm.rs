@@ -131,6 +131,20 @@ pub enum ModelTargets {
     Many(Vec<String>),
 }
 
+/// `openai/gpt-4o` → (`Openai`, `gpt-4o`); a name without a known family prefix is
+/// (`None`, the name): `meta-llama/Llama-3` stays one name.
+pub fn split_family(name: &str) -> (Option<Provider>, &str) {
+    for provider in [Provider::Openai, Provider::Anthropic] {
+        if let Some(model) = name
+            .strip_prefix(provider.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            return (Some(provider), model);
+        }
+    }
+    (None, name)
+}
+
 impl ModelTargets {
     /// The names, in order.
     pub fn names(&self) -> &[String] {

@@ -18,6 +18,7 @@ mod resolved;
 mod retry;
 mod sandbox;
 mod types;
+mod upgrade;
 mod validate;
 
 pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
@@ -26,7 +27,7 @@ pub use allowlist::Allowlist;
 pub use balance::{Balance, HashOn, HealthCheckConfig};
 pub use llm::{
     CacheConfig, CacheScope, LlmConfig, LlmUpstreamConfig, ModelTargets, Price, Provider,
-    RouteCacheConfig, RouteLlmConfig,
+    RouteCacheConfig, RouteLlmConfig, split_family,
 };
 pub use plugins::{
     AutoMtls, GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginContract,
@@ -35,6 +36,7 @@ pub use plugins::{
 pub use resolved::Resolved;
 pub use retry::{RetryConfig, RetryOn};
 pub use sandbox::{DEFAULT_ENV_ALLOWLIST, SandboxConfig, env_refusal};
+pub use upgrade::UpgradedConfig;
 
 pub use types::{
     AdminConfig, Config, LogConfig, LogFormat, RouteConfig, Secret, ServerConfig, TlsConfig,

@@ -157,6 +157,17 @@ pub const RANGES: &[Range] = &[
     count("routes[].retry.budget_min", 0, 100_000),
     duration("routes[].retry.retry_after_max", Duration::ZERO, HOUR),
     bytes("routes[].retry.max_body_bytes", 0, 64 * MIB),
+    duration(
+        "routes[].upgraded.idle_timeout",
+        Duration::from_secs(1),
+        DAY,
+    ),
+    duration(
+        "routes[].upgraded.max_duration",
+        Duration::from_secs(1),
+        Duration::from_secs(30 * 24 * 3600),
+    ),
+    count("routes[].upgraded.max_connections", 1, 1_000_000),
     count("routes[].llm.default_max_tokens", 1, 10_000_000),
     duration(
         "routes[].llm.cache.ttl",

@@ -346,6 +346,13 @@ pub struct RouteConfig {
     /// LLM front door settings: model listing and mapping, defaults, response cache.
     #[serde(default)]
     pub llm: Option<super::RouteLlmConfig>,
+    /// Upgrade protocols passed to the upstream (`Upgrade: websocket`, or HTTP/2
+    /// extended CONNECT with `:protocol`); `[]` passes none.
+    #[serde(default = "super::upgrade::default_upgrade")]
+    pub upgrade: Vec<String>,
+    /// Limits of the route's upgraded connections.
+    #[serde(default)]
+    pub upgraded: super::UpgradedConfig,
 }
 
 fn default_prefix() -> String {

@@ -245,7 +245,7 @@ fn validate_fallback(
                 return Err(ConfigError::invalid(key, "names no model"));
             }
             for name in targets.names() {
-                let (family, model) = crate::llm::targets::split(name);
+                let (family, model) = super::split_family(name);
                 if model.is_empty() {
                     return Err(ConfigError::invalid(
                         key,

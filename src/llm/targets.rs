@@ -15,19 +15,7 @@ pub struct Target {
     pub model: String,
 }
 
-/// `openai/gpt-4o` → (`Openai`, `gpt-4o`); a name without a known family prefix is
-/// (`None`, the name).
-pub fn split(name: &str) -> (Option<Provider>, &str) {
-    for provider in [Provider::Openai, Provider::Anthropic] {
-        if let Some(model) = name
-            .strip_prefix(provider.as_str())
-            .and_then(|rest| rest.strip_prefix('/'))
-        {
-            return (Some(provider), model);
-        }
-    }
-    (None, name)
-}
+pub use crate::config::split_family as split;
 
 /// The targets of `model` by `map`, in order; never empty.
 pub fn targets(map: Option<&BTreeMap<String, ModelTargets>>, model: &str) -> Vec<Target> {

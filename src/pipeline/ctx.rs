@@ -69,6 +69,11 @@ pub struct RequestCtx<'a> {
     pub request_bytes: u64,
     /// The answer came from the LLM response cache, not the provider.
     pub cache_hit: bool,
+    /// The upgrade the client asked for and the route allows (WebSocket, extended
+    /// CONNECT); `None` for every other request.
+    pub upgrade: Option<crate::upgrade::Requested>,
+    /// The route's slot for the upgraded connection, held until it ends.
+    pub upgrade_slot: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Token usage already read on the request path (a whole JSON answer), so the
     /// collect worker need not parse the body again.
     pub usage: Option<crate::llm::TokenUsage>,
@@ -98,6 +103,8 @@ impl<'a> RequestCtx<'a> {
             summary: None,
             request_bytes: 0,
             cache_hit: false,
+            upgrade: None,
+            upgrade_slot: None,
             usage: None,
         }
     }

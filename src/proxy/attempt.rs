@@ -271,6 +271,8 @@ impl<'p> Run<'p, '_> {
             .as_ref()
             .and_then(|c| c.for_family(family));
         let (body, path) = match planned {
+            // An upgrade request has no body: after the switch the connection is the tunnel.
+            _ if self.prepared.upgrades() => (body::empty(), None),
             Some((bytes, path)) => (body::full(bytes), path),
             None => match self.replay.attempt() {
                 Some(body) => (body, None),

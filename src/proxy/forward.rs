@@ -73,6 +73,9 @@ pub(super) struct Prepared {
     /// An OpenAI chat request planned per provider family (`front::plan`): each
     /// attempt takes its group's body and path from it.
     pub(super) chat: Option<std::sync::Arc<super::front::Chat>>,
+    /// The upgrade passed upstream: an HTTP/1.1 `Upgrade` whichever way the client
+    /// asked (an HTTP/2 extended CONNECT becomes a GET with `Upgrade`).
+    upgrade: Option<crate::upgrade::Requested>,
 }
 
 impl Proxy {
@@ -132,11 +135,17 @@ impl Proxy {
             host,
             headers: parts.headers,
             chat: None,
+            upgrade: ctx.upgrade.clone(),
         }
     }
 }
 
 impl Prepared {
+    /// Whether the request asks the upstream to switch protocols.
+    pub(super) fn upgrades(&self) -> bool {
+        self.upgrade.is_some()
+    }
+
     /// The request of one attempt on `target` with `headers` (the shared ones, with the
     /// attempt's provider key) and `body`, to `path` when the attempt's family has its
     /// own (Anthropic's messages API), else to the route's rewrite of the client's path.
@@ -158,8 +167,23 @@ impl Prepared {
         if let Some(h) = host {
             headers.insert(header::HOST, h);
         }
+        let mut method = self.method.clone();
+        if let Some(upgrade) = &self.upgrade {
+            // Stripped as hop-by-hop with the rest; the upstream leg is HTTP/1.1.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(v) = upgrade.header() {
+                headers.insert(header::UPGRADE, v);
+            }
+            if upgrade.h2 {
+                method = http::Method::GET;
+                let key = http::HeaderName::from_static("sec-websocket-key");
+                if upgrade.protocol == "websocket" && !headers.contains_key(&key) {
+                    headers.insert(key, crate::upgrade::websocket_key());
+                }
+            }
+        }
         let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
+        *req.method_mut() = method;
         *req.uri_mut() = uri;
         // The pooled client negotiates HTTP/2 per connection; requests always start as HTTP/1.1.
         *req.version_mut() = Version::HTTP_11;
@@ -178,7 +202,17 @@ pub(super) fn downstream(
     stalled: impl FnOnce() + Send + Sync + 'static,
 ) -> Response<Body> {
     let (mut parts, incoming) = response.into_parts();
+    // A switch of protocols keeps the two headers that say so.
+    let switched = (parts.status == http::StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| parts.headers.get(header::UPGRADE).cloned())
+        .flatten();
     headers::strip_hop_by_hop(&mut parts.headers);
+    if let Some(upgrade) = switched {
+        parts.headers.insert(header::UPGRADE, upgrade);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     parts.version = Version::HTTP_11;
     let incoming = body::StallBody::new(incoming, body_timeout, stalled);
     Response::from_parts(parts, body::boxed(incoming))

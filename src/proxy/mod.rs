@@ -16,6 +16,7 @@ mod hooked;
 mod llm;
 mod replay;
 mod retry;
+mod upgraded;
 
 pub use attempt::UPSTREAM_HEADER;
 pub use llm::COST_HEADER;
@@ -87,6 +88,8 @@ pub struct Proxy {
     answered: Vec<Vec<std::sync::OnceLock<Option<HeaderValue>>>>,
     /// The LLM response cache, when a route caches.
     cache: Option<Arc<crate::llm::cache::Store>>,
+    /// Upgraded connections in flight.
+    upgrades: crate::upgrade::Upgrades,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -176,6 +179,7 @@ impl Proxy {
             route_states,
             answered,
             cache: llm::store_for(config),
+            upgrades: crate::upgrade::Upgrades::default(),
         })
     }
 
@@ -252,7 +256,7 @@ impl Proxy {
     }
 
     /// Handles one request end to end; always produces a response.
-    pub async fn handle<B>(&self, req: Request<B>, conn: ConnInfo) -> Response<Body>
+    pub async fn handle<B>(&self, mut req: Request<B>, conn: ConnInfo) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -262,6 +266,9 @@ impl Proxy {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let mut ctx = RequestCtx::new(start, conn, request_id, method, path);
+        // An upgrade request: the client's side of the connection, once it switches.
+        ctx.upgrade = crate::upgrade::requested(req.method(), req.headers(), req.extensions());
+        let client_upgrade = ctx.upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let stalled = Arc::new(AtomicBool::new(false));
         let timeout = self.limits.body_read_timeout;
         let req = req.map(|b| ReadTimeoutBody::new(b, timeout, stalled.clone()));
@@ -284,6 +291,7 @@ impl Proxy {
                 err.into_response(ctx.request_id_str())
             }
         };
+        self.upgraded(&mut response, &mut ctx, client_upgrade);
         let status = response.status();
         response
             .headers_mut()
@@ -342,6 +350,7 @@ impl Proxy {
         })?;
         let upstream = self.upstream_of(route)?;
         ctx.upstream = Some(upstream);
+        self.admit_upgrade(route, ctx)?;
         // One snapshot per request, used to the end (including the tail hooks).
         let set = self.plugins.load_full();
         if set.plan(route.index).is_empty() && upstream.llm.is_none() && route.llm.is_none() {

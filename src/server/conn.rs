@@ -75,7 +75,9 @@ impl ConnShared {
             .max_local_error_reset_streams(Some(1024))
             .max_header_list_size(list_size)
             .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
+            .keep_alive_timeout(Duration::from_secs(20))
+            // RFC 8441: WebSockets over HTTP/2 streams (`CONNECT` with `:protocol`).
+            .enable_connect_protocol();
         ConnShared {
             proxy,
             builder,
@@ -148,7 +150,8 @@ where
             Ok::<_, Infallible>(response.map(|b| TrackedBody::new(b, guard)))
         }
     });
-    let conn = shared.builder.serve_connection(io, service);
+    // Upgrades (WebSocket) hand the connection to the proxy's splice once switched.
+    let conn = shared.builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     let idle = shared.idle_timeout;
     let mut closing = false;

@@ -247,8 +247,19 @@ pub async fn start_full(
         vec![workers::spawn_shared(listener, &workers)?]
     };
     let stop = graceful.clone();
+    let grace = config.server.shutdown_timeout;
     let task = crate::task::spawn(async move {
         stop.cancelled().await;
+        // Upgraded connections get close frames now and the same grace as requests.
+        let upgrades = shared.proxy().clone();
+        let upgrades = crate::task::spawn(async move {
+            if !upgrades.upgrades().shutdown(grace).await {
+                tracing::warn!(
+                    open = upgrades.upgrades().open(),
+                    "upgraded connections still open after the shutdown timeout; dropping them"
+                );
+            }
+        });
         // Readiness turns to draining once no listener accepts any more, so a client
         // that sees 503 on /readyz also finds the proxy port closed.
         let mut drained = Vec::with_capacity(done.len());
@@ -261,6 +272,7 @@ pub async fn start_full(
         for worker in drained {
             let _ = worker.await;
         }
+        let _ = upgrades.await;
         if !shared
             .proxy()
             .flush_collectors(Duration::from_secs(5))
@@ -339,9 +351,22 @@ async fn accept_loop(
 }
 
 /// Waits for connections to finish, then forces the remainder closed after `grace`.
-async fn drain(tracker: &TaskTracker, hard: &CancellationToken, grace: Duration) {
+/// Upgraded connections run on the runtime of the connection they came from, so it
+/// also waits (within the same `grace`) for those to end.
+async fn drain(
+    tracker: &TaskTracker,
+    hard: &CancellationToken,
+    grace: Duration,
+    upgrades: &crate::upgrade::Upgrades,
+) {
+    let started = tokio::time::Instant::now();
     tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    let upgraded = async {
+        tracker.wait().await;
+        let left = grace.saturating_sub(started.elapsed());
+        let _ = tokio::time::timeout(left, upgrades.wait()).await;
+    };
+    if tokio::time::timeout(grace, upgraded).await.is_err() {
         tracing::warn!(
             remaining = tracker.len(),
             "shutdown timeout reached; closing remaining connections"

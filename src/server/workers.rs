@@ -147,6 +147,12 @@ async fn serve(listener: tokio::net::TcpListener, shared: &WorkerShared, report:
     )
     .await;
     let _ = report.closed.send(());
-    drain(&tracker, &shared.hard, shared.grace).await;
+    drain(
+        &tracker,
+        &shared.hard,
+        shared.grace,
+        shared.conn.proxy().upgrades(),
+    )
+    .await;
     let _ = report.done.send(());
 }

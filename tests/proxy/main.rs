@@ -28,3 +28,4 @@ mod shutdown;
 mod stall;
 mod streaming;
 mod timeouts;
+mod websocket;

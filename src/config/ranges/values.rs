@@ -113,6 +113,21 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
             (k("retry_after_max"), d(retry.retry_after_max)),
             (k("max_body_bytes"), u(retry.max_body_bytes)),
         ]);
+        let up = &route.upgraded;
+        out.extend([
+            (
+                format!("routes[{i}].upgraded.idle_timeout"),
+                d(up.idle_timeout),
+            ),
+            (
+                format!("routes[{i}].upgraded.max_duration"),
+                d(up.max_duration),
+            ),
+            (
+                format!("routes[{i}].upgraded.max_connections"),
+                n(up.max_connections),
+            ),
+        ]);
         if let Some(llm) = &route.llm {
             out.push((
                 format!("routes[{i}].llm.default_max_tokens"),

@@ -1,0 +1,353 @@
+//! WebSockets through the gateway, with the PyPI `websockets` package on both ends (an
+//! echo server as the upstream, a client): text, a 2 MiB message, fragmentation,
+//! ping/pong and the close handshake over HTTP/1.1 Upgrade; the same echo over an
+//! HTTP/2 extended CONNECT stream (RFC 8441) from hyper's client; an auth plugin
+//! refusing the upgrade; a plugin reload and a gateway shutdown with sessions open; the
+//! idle timeout and the per-route connection cap.
+
+use crate::common::{GatewayConfig, PluginEntry};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const ECHO: &str = r#"
+import asyncio, websockets
+async def echo(ws):
+    try:
+        async for m in ws:
+            await ws.send(m)
+    except websockets.ConnectionClosed:
+        pass
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", 0, max_size=None, ping_interval=None) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"#;
+
+/// The echo server, killed when dropped.
+struct Echo {
+    port: u16,
+    _child: tokio::process::Child,
+}
+
+async fn echo() -> Echo {
+    let mut child = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(ECHO)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with the websockets package (pip install websockets)");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = lines.next_line().await.unwrap().expect("echo server port");
+    Echo {
+        port: port.trim().parse().unwrap(),
+        _child: child,
+    }
+}
+
+/// A gateway with route `route` (metrics are per process: each test has its own name)
+/// to the echo server.
+fn gateway(echo: &Echo, route: &str, route_extra: &str) -> GatewayConfig {
+    GatewayConfig::new()
+        .upstream_urls("ws", &[format!("http://127.0.0.1:{}", echo.port)], "")
+        .route(route, "ws", route_extra)
+}
+
+/// Runs a Python client script with `url` as its argument; returns its JSON output.
+async fn client(script: &str, url: &str) -> serde_json::Value {
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(url)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
+const TALK: &str = r#"
+import asyncio, json, os, sys, websockets
+async def main():
+    out = {}
+    async with websockets.connect(sys.argv[1], max_size=None, ping_interval=None) as ws:
+        await ws.send("hello")
+        out["text"] = await ws.recv()
+        # Random, so permessage-deflate cannot shrink it on the wire.
+        big = os.urandom(2 * 1024 * 1024)
+        await ws.send(big)
+        out["big"] = (await ws.recv()) == big
+        await ws.send(["frag", "ment", "ed"])
+        out["fragmented"] = await ws.recv()
+        pong = await ws.ping()
+        await asyncio.wait_for(pong, 5)
+        out["pong"] = True
+    out["close_code"] = ws.close_code
+    print(json.dumps(out))
+asyncio.run(main())
+"#;
+
+async fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
+    let text = crate::common::get(admin, "/metrics").await.text();
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_echoes_text_large_fragmented_and_pings_over_http1() {
+    let echo = echo().await;
+    let gw = gateway(&echo, "echo", "").start().await;
+    let url = format!("ws://{}/chat", gw.proxy_addr);
+    let out = client(TALK, &url).await;
+    assert_eq!(out["text"], "hello");
+    assert_eq!(out["big"], true, "the 2 MiB message came back intact");
+    assert_eq!(out["fragmented"], "fragmented");
+    assert_eq!(out["pong"], true);
+    assert_eq!(out["close_code"], 1000);
+    let up = r#"microgateway_upgraded_bytes_total{route="echo",direction="to_upstream"}"#;
+    let down = r#"microgateway_upgraded_bytes_total{route="echo",direction="to_client"}"#;
+    let closed = r#"microgateway_upgraded_closed_total{route="echo",reason="client_close"}"#;
+    let mut settled = false;
+    for _ in 0..100 {
+        settled = metric(gw.admin_addr, closed).await == 1.0;
+        if settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = crate::common::get(gw.admin_addr, "/metrics").await.text();
+    assert!(
+        settled,
+        "the close was not counted: {}",
+        all.lines()
+            .filter(|l| l.contains("upgraded_closed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        metric(gw.admin_addr, up).await > 2.0 * 1024.0 * 1024.0,
+        "{}",
+        all.lines()
+            .filter(|l| l.contains("upgraded"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(metric(gw.admin_addr, down).await > 2.0 * 1024.0 * 1024.0);
+    let open = r#"microgateway_upgraded_connections{route="echo"}"#;
+    assert_eq!(metric(gw.admin_addr, open).await, 0.0);
+}
+
+/// A masked client text frame.
+fn text_frame(text: &str) -> Vec<u8> {
+    let key = [1u8, 2, 3, 4];
+    let mut f = vec![0x81, 0x80 | text.len() as u8];
+    f.extend_from_slice(&key);
+    f.extend(text.bytes().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_extended_connect_becomes_an_http1_upgrade_upstream() {
+    let echo = echo().await;
+    let gw = gateway(&echo, "h2", "").start().await;
+    let mut h2 = crate::common::client::h2c(gw.proxy_addr).await;
+    let mut req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{}/chat", gw.proxy_addr))
+        .header("sec-websocket-version", "13")
+        .body(crate::common::client::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "extended CONNECT answered {:?}",
+        resp.status()
+    );
+    assert!(resp.headers().get("sec-websocket-accept").is_none());
+    let upgraded = hyper::upgrade::on(resp).await.unwrap();
+    let mut io = hyper_util::rt::TokioIo::new(upgraded);
+    io.write_all(&text_frame("over h2")).await.unwrap();
+    let mut head = [0u8; 2];
+    io.read_exact(&mut head).await.unwrap();
+    assert_eq!(head, [0x81, 7], "an unmasked text frame of 7 bytes");
+    let mut text = [0u8; 7];
+    io.read_exact(&mut text).await.unwrap();
+    assert_eq!(&text, b"over h2");
+}
+
+const REFUSED: &str = r#"
+import asyncio, json, sys, websockets
+async def main():
+    try:
+        async with websockets.connect(sys.argv[1]) as ws:
+            print(json.dumps({"status": 101}))
+    except websockets.exceptions.InvalidStatus as e:
+        print(json.dumps({"status": e.response.status_code}))
+asyncio.run(main())
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auth_plugin_refuses_the_upgrade_before_it_switches() {
+    let echo = echo().await;
+    let keys = PluginEntry::new("keys", "builtin://api_key", "auth")
+        .extra(r#"config = { keys = [{ key = "k1", identity = "a" }] }"#);
+    let gw = gateway(&echo, "auth", "").plugin(keys).start().await;
+    let out = client(REFUSED, &format!("ws://{}/chat", gw.proxy_addr)).await;
+    assert_eq!(out["status"], 401);
+}
+
+const HOLD: &str = r#"
+import asyncio, json, sys, websockets
+async def main():
+    out = {}
+    async with websockets.connect(sys.argv[1], ping_interval=None) as ws:
+        await ws.send("before")
+        out["before"] = await ws.recv()
+        print("ready", flush=True)
+        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        if line.strip() == "talk":
+            await ws.send("after")
+            out["after"] = await ws.recv()
+        else:
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except websockets.ConnectionClosed:
+                pass
+    out["close_code"] = ws.close_code
+    print(json.dumps(out), flush=True)
+asyncio.run(main())
+"#;
+
+/// A client that holds its session open until told `talk` (send once more) or
+/// `wait` (wait for the gateway to close it).
+struct Held {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+async fn hold(url: &str) -> Held {
+    let mut child = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(HOLD)
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+    Held { child, lines }
+}
+
+impl Held {
+    async fn finish(mut self, say: &str) -> serde_json::Value {
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{say}\n").as_bytes())
+            .await
+            .unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+            .await
+            .expect("the client finished")
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_reload_never_cuts_an_open_session() {
+    let echo = echo().await;
+    let headers = PluginEntry::new("h", "builtin://headers", "pre_auth")
+        .extra(r#"config = { set = { x-one = "1" } }"#);
+    let gw = gateway(&echo, "reload", "").plugin(headers).start().await;
+    let session = hold(&format!("ws://{}/chat", gw.proxy_addr)).await;
+    // The set the session started with is replaced and retired (after a short drain).
+    gw.proxy()
+        .reload_plugins(&[], Duration::from_millis(50))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = session.finish("talk").await;
+    assert_eq!(out["before"], "before");
+    assert_eq!(out["after"], "after");
+    assert_eq!(out["close_code"], 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_open_sessions_with_1001() {
+    let echo = echo().await;
+    let gw = gateway(&echo, "shutdown", "")
+        .server("shutdown_timeout = \"10s\"")
+        .start()
+        .await;
+    let session = hold(&format!("ws://{}/chat", gw.proxy_addr)).await;
+    gw.shutdown();
+    let out = session.finish("wait").await;
+    assert_eq!(out["close_code"], 1001);
+    tokio::time::timeout(Duration::from_secs(15), gw.wait())
+        .await
+        .expect("the gateway stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_closed_and_the_route_caps_its_sessions() {
+    let echo = echo().await;
+    let gw = gateway(
+        &echo,
+        "idle",
+        "[routes.upgraded]\nidle_timeout = \"1s\"\nmax_connections = 1\n",
+    )
+    .start()
+    .await;
+    let url = format!("ws://{}/chat", gw.proxy_addr);
+    let session = hold(&url).await;
+    // The one slot is taken: the next upgrade is refused.
+    let out = client(REFUSED, &url).await;
+    assert_eq!(out["status"], 503);
+    let out = session.finish("wait").await;
+    assert_eq!(out["close_code"], 1001, "closed by the idle timeout");
+    let idle = r#"microgateway_upgraded_closed_total{route="idle",reason="idle_timeout"}"#;
+    assert_eq!(metric(gw.admin_addr, idle).await, 1.0);
+    let refused = r#"microgateway_upgrade_refused_total{route="idle",reason="max_connections"}"#;
+    assert_eq!(metric(gw.admin_addr, refused).await, 1.0);
+    // The slot is free again.
+    let out = client(TALK, &url).await;
+    assert_eq!(out["text"], "hello");
+}
+
+#[tokio::test]
+async fn a_plain_request_to_the_route_is_unchanged() {
+    let echo = echo().await;
+    let gw = gateway(&echo, "plain", "").start().await;
+    // `Connection: upgrade` without `Upgrade` asks for nothing: forwarded as it is (the
+    // websockets server answers a plain GET with 426).
+    let req = http::Request::get(format!("http://{}/chat", gw.proxy_addr))
+        .header("connection", "upgrade")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(gw.proxy_addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 426);
+    let _ = resp.into_body().collect().await;
+}
