@@ -350,7 +350,7 @@ impl Proxy {
         })?;
         let upstream = self.upstream_of(route)?;
         ctx.upstream = Some(upstream);
-        self.admit_upgrade(route, ctx)?;
+        self.admit_upgrade(route, req.headers(), ctx)?;
         // One snapshot per request, used to the end (including the tail hooks).
         let set = self.plugins.load_full();
         if set.plan(route.index).is_empty() && upstream.llm.is_none() && route.llm.is_none() {

@@ -20,15 +20,28 @@ impl Proxy {
 
     /// Takes a slot of `route` for the upgrade `ctx` asks for, or forgets the upgrade
     /// when the route does not pass its protocol: an HTTP/1.1 request then goes on as a
-    /// plain one (without `Upgrade`), an extended CONNECT is refused.
+    /// plain one (without `Upgrade`), an extended CONNECT is refused. An HTTP/1.1
+    /// upgrade request with a body is refused (400).
     pub(super) fn admit_upgrade(
         &self,
         route: &Route,
+        headers: &http::HeaderMap,
         ctx: &mut RequestCtx<'_>,
     ) -> Result<(), GatewayError> {
         let Some(asked) = &ctx.upgrade else {
             return Ok(());
         };
+        // After the switch the connection is the tunnel: bytes sent as a body would be
+        // neither a body nor frames.
+        let with_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        if with_body && !asked.h2 {
+            return Err(GatewayError::BadRequest(
+                "an upgrade request has no body".into(),
+            ));
+        }
         if !route.upgrade.contains(&asked.protocol) {
             if asked.h2 {
                 return Err(GatewayError::BadRequest(format!(

@@ -27,3 +27,4 @@ mod slow;
 mod smuggling;
 mod support;
 mod traffic;
+mod upgrade;
