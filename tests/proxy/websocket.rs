@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const ECHO: &str = r#"
-import asyncio, websockets
+import asyncio, ssl, sys, websockets
 async def echo(ws):
     try:
         async for m in ws:
@@ -21,7 +21,11 @@ async def echo(ws):
     except websockets.ConnectionClosed:
         pass
 async def main():
-    async with websockets.serve(echo, "127.0.0.1", 0, max_size=None, ping_interval=None) as server:
+    tls = None
+    if len(sys.argv) > 2:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(sys.argv[1], sys.argv[2])
+    async with websockets.serve(echo, "127.0.0.1", 0, max_size=None, ping_interval=None, ssl=tls) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
 asyncio.run(main())
@@ -34,9 +38,15 @@ struct Echo {
 }
 
 async fn echo() -> Echo {
+    echo_with(&[]).await
+}
+
+/// The echo server with `args` (a certificate and key file: TLS).
+async fn echo_with(args: &[&std::path::Path]) -> Echo {
     let mut child = tokio::process::Command::new("python3")
         .arg("-c")
         .arg(ECHO)
+        .args(args)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -59,10 +69,16 @@ fn gateway(echo: &Echo, route: &str, route_extra: &str) -> GatewayConfig {
 
 /// Runs a Python client script with `url` as its argument; returns its JSON output.
 async fn client(script: &str, url: &str) -> serde_json::Value {
+    client_with(script, url, &[]).await
+}
+
+/// [`client`] with environment variables (`SSL_CERT_FILE` for a test CA).
+async fn client_with(script: &str, url: &str, env: &[(&str, &str)]) -> serde_json::Value {
     let out = tokio::process::Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(url)
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();
@@ -147,6 +163,36 @@ async fn a_websocket_echoes_text_large_fragmented_and_pings_over_http1() {
     assert!(metric(gw.admin_addr, down).await > 2.0 * 1024.0 * 1024.0);
     let open = r#"microgateway_upgraded_connections{route="echo"}"#;
     assert_eq!(metric(gw.admin_addr, open).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_over_tls_on_both_legs() {
+    let pki = crate::common::pki::TestPki::new();
+    let echo = echo_with(&[&pki.cert_path, &pki.key_path]).await;
+    let upstream = format!(
+        "ca_file = {}\nprotocol = \"http1\"",
+        crate::common::gateway::toml_path(&pki.ca_path)
+    );
+    let gw = GatewayConfig::new()
+        .server(&format!(
+            "[server.tls]\ncert = {}\nkey = {}",
+            crate::common::gateway::toml_path(&pki.cert_path),
+            crate::common::gateway::toml_path(&pki.key_path)
+        ))
+        .upstream_urls(
+            "wss",
+            &[format!("https://127.0.0.1:{}", echo.port)],
+            &upstream,
+        )
+        .route("tls", "wss", "")
+        .start()
+        .await;
+    let url = format!("wss://localhost:{}/chat", gw.proxy_addr.port());
+    let ca = pki.ca_path.display().to_string();
+    let out = client_with(TALK, &url, &[("SSL_CERT_FILE", &ca)]).await;
+    assert_eq!(out["text"], "hello");
+    assert_eq!(out["big"], true);
+    assert_eq!(out["close_code"], 1000);
 }
 
 /// A masked client text frame.
