@@ -44,6 +44,7 @@ impl HookType {
                 Hook::OnResponseBody,
                 Hook::OnResponseChunk,
                 Hook::OnStreamComplete,
+                Hook::WebsocketMessage,
             ],
             HookType::DataCollection => &[Hook::Collect],
         }
@@ -69,11 +70,13 @@ pub enum Hook {
     OnStreamComplete,
     /// `Collect` RPC (`data_collection`): the finished exchange, from the bounded queue.
     Collect,
+    /// Each text or binary message of an upgraded WebSocket (in-process plugins).
+    WebsocketMessage,
 }
 
 impl Hook {
     /// All hooks, in pipeline order.
-    pub const ALL: [Hook; 8] = [
+    pub const ALL: [Hook; 9] = [
         Hook::PreAuth,
         Hook::Auth,
         Hook::PostAuth,
@@ -82,6 +85,7 @@ impl Hook {
         Hook::OnResponseChunk,
         Hook::OnStreamComplete,
         Hook::Collect,
+        Hook::WebsocketMessage,
     ];
 
     /// Snake-case name used in metric labels.
@@ -95,6 +99,7 @@ impl Hook {
             Hook::OnResponseChunk => "on_response_chunk",
             Hook::OnStreamComplete => "on_stream_complete",
             Hook::Collect => "collect",
+            Hook::WebsocketMessage => "websocket_message",
         }
     }
 

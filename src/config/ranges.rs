@@ -168,6 +168,7 @@ pub const RANGES: &[Range] = &[
         Duration::from_secs(30 * 24 * 3600),
     ),
     count("routes[].upgraded.max_connections", 1, 1_000_000),
+    bytes("routes[].upgraded.max_message_bytes", KIB, GIB),
     count("routes[].llm.default_max_tokens", 1, 10_000_000),
     duration(
         "routes[].llm.cache.ttl",

@@ -32,6 +32,10 @@ pub struct UpgradedConfig {
     /// Upgraded connections of the route open at once; one more is refused with 503.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// The largest WebSocket message (frames reassembled) when the route has message
+    /// hooks; a larger one closes the session with 1009. Unused without hooks.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
 }
 
 impl Default for UpgradedConfig {
@@ -40,6 +44,7 @@ impl Default for UpgradedConfig {
             idle_timeout: default_idle_timeout(),
             max_duration: default_max_duration(),
             max_connections: default_max_connections(),
+            max_message_bytes: default_max_message_bytes(),
         }
     }
 }
@@ -50,6 +55,10 @@ fn default_idle_timeout() -> Duration {
 
 fn default_max_duration() -> Duration {
     Duration::from_secs(24 * 3600)
+}
+
+fn default_max_message_bytes() -> usize {
+    16 * 1024 * 1024
 }
 
 fn default_max_connections() -> usize {

@@ -137,6 +137,8 @@ pub struct RoutePlan {
     pub stream_complete: Vec<Arc<Instance>>,
     /// Instances whose `Collect` runs from the collect queue.
     pub collect: Vec<Arc<Instance>>,
+    /// Instances that see every message of the route's upgraded WebSockets, in order.
+    pub websocket_messages: Vec<Arc<Instance>>,
     /// Some request hook needs the request body.
     pub request_body: bool,
 }
@@ -334,6 +336,7 @@ fn add_to_plan(plan: &mut RoutePlan, instance: &Arc<Instance>) {
     }
     push(&mut plan.stream_complete, Hook::OnStreamComplete);
     push(&mut plan.collect, Hook::Collect);
+    push(&mut plan.websocket_messages, Hook::WebsocketMessage);
     let request_hook = [Hook::PreAuth, Hook::Auth, Hook::PostAuth]
         .iter()
         .any(|&h| instance.runs(h));

@@ -8,7 +8,7 @@
 
 use super::types::{
     BodyMutations, ChunkAction, ChunkView, CompletedExchange, Decision, HookType, Manifest,
-    PluginError, RequestView, ResponseMutations, ResponseView,
+    MessageAction, MessageView, PluginError, RequestView, ResponseMutations, ResponseView,
 };
 use crate::config::PluginConfig;
 use bytes::Bytes;
@@ -98,6 +98,16 @@ pub trait Plugin: Send + Sync + 'static {
     fn collect<'a>(&'a self, record: &'a CompletedExchange) -> HookFuture<'a, ()> {
         let _ = record;
         HookFuture::ok(())
+    }
+
+    /// `WebsocketMessage`: one whole text or binary message of an upgraded WebSocket,
+    /// to pass, replace or drop.
+    fn on_websocket_message<'a>(
+        &'a self,
+        message: &'a MessageView<'a>,
+    ) -> HookFuture<'a, MessageAction> {
+        let _ = message;
+        HookFuture::ok(MessageAction::Pass)
     }
 
     /// Current lifecycle state; in-process plugins are always ready.

@@ -149,6 +149,32 @@ pub struct Mutations {
     pub auth: Option<AuthResult>,
 }
 
+/// One whole message of an upgraded WebSocket, as a message hook sees it.
+#[derive(Debug)]
+pub struct MessageView<'a> {
+    /// The request id of the upgrade request.
+    pub request_id: &'a str,
+    /// Matched route name.
+    pub route: &'a str,
+    /// True when the client sent it (to the upstream), false for the upstream's.
+    pub from_client: bool,
+    /// A text message (UTF-8); otherwise binary.
+    pub text: bool,
+    /// The message, reassembled from its frames.
+    pub payload: &'a Bytes,
+}
+
+/// What a message hook does with a WebSocket message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageAction {
+    /// Passed on unchanged.
+    Pass,
+    /// Passed on as this payload instead (a text message must stay UTF-8).
+    Replace(Bytes),
+    /// Not passed on.
+    Drop,
+}
+
 /// A response produced by a plugin instead of the upstream.
 #[derive(Debug, Clone)]
 pub struct ImmediateResponse {

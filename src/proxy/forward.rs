@@ -174,6 +174,9 @@ impl Prepared {
             if let Some(v) = upgrade.header() {
                 headers.insert(header::UPGRADE, v);
             }
+            if upgrade.inspect {
+                headers.remove(http::HeaderName::from_static("sec-websocket-extensions"));
+            }
             if upgrade.h2 {
                 method = http::Method::GET;
                 let key = http::HeaderName::from_static("sec-websocket-key");

@@ -350,9 +350,9 @@ impl Proxy {
         })?;
         let upstream = self.upstream_of(route)?;
         ctx.upstream = Some(upstream);
-        self.admit_upgrade(route, req.headers(), ctx)?;
         // One snapshot per request, used to the end (including the tail hooks).
         let set = self.plugins.load_full();
+        self.admit_upgrade(route, &set, req.headers(), ctx)?;
         if set.plan(route.index).is_empty() && upstream.llm.is_none() && route.llm.is_none() {
             ctx.plugins = Some(set);
             return self.send(req, route, upstream, ctx, trace).await;

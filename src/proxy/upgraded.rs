@@ -6,11 +6,19 @@
 use super::Proxy;
 use crate::body::Body;
 use crate::error::GatewayError;
+use crate::hook::Hook;
+use crate::loader::PluginSet;
 use crate::pipeline::ctx::RequestCtx;
+use crate::pipeline::invoke;
+use crate::plugin::{MessageAction, MessageView};
 use crate::routing::Route;
 use crate::upgrade::{self, Limits};
+use bytes::Bytes;
 use http::{HeaderName, Response, StatusCode, header};
 use hyper::upgrade::OnUpgrade;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 impl Proxy {
     /// The upgraded connections in flight.
@@ -25,6 +33,7 @@ impl Proxy {
     pub(super) fn admit_upgrade(
         &self,
         route: &Route,
+        set: &PluginSet,
         headers: &http::HeaderMap,
         ctx: &mut RequestCtx<'_>,
     ) -> Result<(), GatewayError> {
@@ -51,6 +60,10 @@ impl Proxy {
             }
             ctx.upgrade = None;
             return Ok(());
+        }
+        let hooked = !set.plan(route.index).websocket_messages.is_empty();
+        if let Some(asked) = ctx.upgrade.as_mut() {
+            asked.inspect = hooked;
         }
         match route.upgrade_slots.clone().try_acquire_owned() {
             Ok(slot) => {
@@ -99,13 +112,79 @@ impl Proxy {
         };
         let hold = (ctx.plugins.clone(), ctx.upgrade_slot.take());
         let stop = self.upgrades.stop_token();
+        // Message hooks make the splice read messages; without them bytes pass unread.
+        let filter = ctx
+            .plugins
+            .clone()
+            .filter(|set| !set.plan(route.index).websocket_messages.is_empty())
+            .map(|set| {
+                let hooks = MessageHooks {
+                    set,
+                    route: route.index,
+                    route_name: route.name.clone(),
+                    request_id: ctx.request_id_str().to_string(),
+                };
+                let boxed: Box<dyn upgrade::Filter + Send> = Box::new(hooks);
+                (boxed, route.upgraded.max_message_bytes)
+            });
         self.upgrades.spawn(upgrade::run(
             client,
             upstream,
             route.name.clone(),
             limits,
             stop,
+            filter,
             hold,
         ));
+    }
+}
+
+/// The route's message hooks over one session, in plan order: the first that drops a
+/// message ends its way; a replacement is what the next hook sees.
+struct MessageHooks {
+    set: Arc<PluginSet>,
+    route: usize,
+    route_name: Arc<str>,
+    request_id: String,
+}
+
+impl upgrade::Filter for MessageHooks {
+    fn filter<'a>(
+        &'a self,
+        direction: upgrade::Direction,
+        text: bool,
+        payload: Bytes,
+    ) -> Pin<Box<dyn Future<Output = upgrade::Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            let mut current = payload;
+            let mut changed = false;
+            for instance in &self.set.plan(self.route).websocket_messages {
+                let view = MessageView {
+                    request_id: &self.request_id,
+                    route: &self.route_name,
+                    from_client: direction == upgrade::Direction::ToUpstream,
+                    text,
+                    payload: &current,
+                };
+                let action = invoke(instance, Hook::WebsocketMessage, || {
+                    instance.plugin.on_websocket_message(&view)
+                })
+                .await;
+                match action {
+                    // A fail_open hook that failed is skipped.
+                    Ok(None) | Ok(Some(MessageAction::Pass)) => {}
+                    Ok(Some(MessageAction::Replace(b))) => {
+                        current = b;
+                        changed = true;
+                    }
+                    // A fail_closed hook that failed lets nothing through.
+                    Ok(Some(MessageAction::Drop)) | Err(_) => return upgrade::Verdict::Drop,
+                }
+            }
+            match changed {
+                true => upgrade::Verdict::Replace(current),
+                false => upgrade::Verdict::Pass,
+            }
+        })
     }
 }

@@ -6,8 +6,10 @@
 //! close frames and wait for them.
 
 mod frames;
+pub mod messages;
 mod splice;
 
+pub use messages::{Filter, Verdict};
 pub use splice::{CLOSE_GRACE, Direction, Limits, Reason};
 
 use http::{HeaderMap, HeaderValue, Method, header};
@@ -25,6 +27,9 @@ pub struct Requested {
     /// An HTTP/2 extended CONNECT: the client gets `200`, not `101`, and the upstream
     /// leg is made an HTTP/1.1 upgrade.
     pub h2: bool,
+    /// Message hooks read the messages: no extension (permessage-deflate) may be
+    /// negotiated, since the gateway could not read what it changes.
+    pub inspect: bool,
 }
 
 impl Requested {
@@ -47,6 +52,7 @@ pub fn requested(
         return Some(Requested {
             protocol: protocol.as_str().to_ascii_lowercase(),
             h2: true,
+            inspect: false,
         });
     }
     let connection_upgrade = headers
@@ -64,6 +70,7 @@ pub fn requested(
     (!first.is_empty()).then_some(Requested {
         protocol: first,
         h2: false,
+        inspect: false,
     })
 }
 
@@ -118,6 +125,7 @@ pub async fn run<H: Send>(
     route: std::sync::Arc<str>,
     limits: Limits,
     stop: CancellationToken,
+    filter: Option<(Box<dyn Filter + Send>, usize)>,
     hold: H,
 ) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
@@ -131,14 +139,14 @@ pub async fn run<H: Send>(
     let open = crate::metrics::UpgradedOpen::new(&route);
     let counters = crate::metrics::UpgradedBytes::new(&route);
     let count = |d: Direction, n: u64| counters.add(d == Direction::ToUpstream, n);
-    let reason = splice::splice(
-        TokioIo::new(client),
-        TokioIo::new(upstream),
-        limits,
-        &stop,
-        &count,
-    )
-    .await;
+    let (client, upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    let reason = match &filter {
+        // Message hooks: the legs are read as messages.
+        Some((filter, max)) => {
+            messages::splice(client, upstream, limits, *max, &stop, &**filter, &count).await
+        }
+        None => splice::splice(client, upstream, limits, &stop, &count).await,
+    };
     crate::metrics::upgraded_closed(&route, reason.as_str());
     tracing::debug!(route = %route, reason = reason.as_str(), "upgraded connection closed");
     drop(open);

@@ -397,3 +397,81 @@ async fn a_plain_request_to_the_route_is_unchanged() {
     assert_eq!(resp.status(), 426);
     let _ = resp.into_body().collect().await;
 }
+
+/// A message hook: `secret` becomes `******` in text either way; a message that says
+/// `drop-me` is not passed on.
+struct Redact(microgateway::plugin::Manifest);
+
+impl microgateway::plugin::Plugin for Redact {
+    fn manifest(&self) -> &microgateway::plugin::Manifest {
+        &self.0
+    }
+    fn on_websocket_message<'a>(
+        &'a self,
+        message: &'a microgateway::plugin::MessageView<'a>,
+    ) -> microgateway::plugin::HookFuture<'a, microgateway::plugin::MessageAction> {
+        use microgateway::plugin::{HookFuture, MessageAction};
+        let text = String::from_utf8_lossy(message.payload);
+        if !message.text {
+            return HookFuture::ok(MessageAction::Pass);
+        }
+        if text.contains("drop-me") {
+            return HookFuture::ok(MessageAction::Drop);
+        }
+        match text.contains("secret") {
+            true => HookFuture::ok(MessageAction::Replace(Bytes::from(
+                text.replace("secret", "******"),
+            ))),
+            false => HookFuture::ok(MessageAction::Pass),
+        }
+    }
+}
+
+const GUARDED: &str = r#"
+import asyncio, json, os, sys, websockets
+async def main():
+    out = {}
+    async with websockets.connect(sys.argv[1], max_size=None, ping_interval=None) as ws:
+        await ws.send("my secret key")
+        out["redacted"] = await ws.recv()
+        await ws.send("drop-me please")
+        await ws.send("after")
+        out["next"] = await ws.recv()
+        big = os.urandom(300000)
+        await ws.send(big)
+        out["binary"] = (await ws.recv()) == big
+        await ws.send(["sec", "ret in ", "fragments"])
+        out["fragmented"] = await ws.recv()
+    out["close_code"] = ws.close_code
+    print(json.dumps(out))
+asyncio.run(main())
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_hook_redacts_and_drops_messages() {
+    let echo = echo().await;
+    let mut registry = microgateway::loader::Registry::with_builtins();
+    registry.register("redact", |_| {
+        let manifest = microgateway::plugin::Manifest {
+            name: "redact".into(),
+            hooks: vec![microgateway::hook::Hook::WebsocketMessage],
+            ..Default::default()
+        };
+        Ok(std::sync::Arc::new(Redact(manifest)))
+    });
+    let gw = gateway(&echo, "guarded", "")
+        .plugin(PluginEntry::new(
+            "redact",
+            "builtin://redact",
+            "on_response",
+        ))
+        .start_with(registry)
+        .await;
+    let out = client(GUARDED, &format!("ws://{}/chat", gw.proxy_addr)).await;
+    // Redacted on the way up, and again (already redacted) on the way back.
+    assert_eq!(out["redacted"], "my ****** key");
+    assert_eq!(out["next"], "after", "the dropped message never came back");
+    assert_eq!(out["binary"], true);
+    assert_eq!(out["fragmented"], "****** in fragments");
+    assert_eq!(out["close_code"], 1000);
+}
