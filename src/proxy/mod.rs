@@ -14,6 +14,7 @@ mod forward;
 mod front;
 mod hooked;
 mod llm;
+mod path;
 mod replay;
 mod retry;
 mod upgraded;
@@ -340,7 +341,7 @@ impl Proxy {
         // Before any plugin sees the request and before the route rewrite: whether an
         // encoded slash may pass is the matched route's choice; traversal never passes,
         // with or without a route.
-        forward::check_path(
+        path::check_path(
             req.uri().path(),
             route.is_some_and(|r| r.allow_encoded_slashes),
         )?;
