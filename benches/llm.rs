@@ -109,6 +109,9 @@ fn memchr_stream(body: &[u8]) -> bool {
 const CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:0"
+# Longer than any pause between benchmarks, so the client never reuses a connection
+# the gateway is closing.
+idle_timeout = "1h"
 [admin]
 listen = "127.0.0.1:0"
 data_dir = "{dir}"
@@ -389,6 +392,49 @@ fn in_process(c: &mut Criterion) {
             meter.json(black_box(JSON_ANSWER.as_bytes()));
             let usage = meter.usage().unwrap();
             black_box(microgateway::llm::price::current().cost(&usage))
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("cache");
+    let store = microgateway::llm::cache::Store::new(&microgateway::config::CacheConfig::default())
+        .unwrap();
+    let route_cache = microgateway::config::RouteCacheConfig {
+        ttl: Duration::from_secs(3600),
+        scope: microgateway::config::CacheScope::Global,
+        tool_results: false,
+    };
+    let headers = http::HeaderMap::new();
+    let key = store
+        .lookup(0, &route_cache, &headers, STREAM_BODY.as_bytes(), None)
+        .store_key()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let frames = openai_events()
+            .into_iter()
+            .map(|e| Ok::<_, Infallible>(hyper::body::Frame::data(e)));
+        let body = microgateway::body::boxed(StreamBody::new(futures_util::stream::iter(frames)));
+        let stored = store.capture(key, route_cache.ttl, hyper::Response::new(body));
+        stored.into_body().collect().await.unwrap();
+    });
+    // The cache's own work on a hit: the key of the request, the lookup, and the 20
+    // events handed out again.
+    g.bench_function("hit_of_a_20_event_stream", |b| {
+        b.iter(|| {
+            let lookup = store.lookup(
+                0,
+                &route_cache,
+                &headers,
+                black_box(STREAM_BODY.as_bytes()),
+                None,
+            );
+            let microgateway::llm::cache::Lookup::Hit(entry) = lookup else {
+                panic!("not stored");
+            };
+            let body = entry.response().into_body();
+            rt.block_on(async { black_box(body.collect().await.unwrap()) })
         })
     });
     g.finish();
