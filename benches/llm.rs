@@ -199,7 +199,11 @@ type Client = hyper_util::client::legacy::Client<
 fn client() -> Client {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_nodelay(true);
+    // Idle connections are dropped well before the gateway closes them (it closes a
+    // keep-alive connection that waits longer than `server.header_read_timeout` for
+    // the next request), so a POST never meets a connection that is going away.
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_millis(500))
         .build::<_, Full<Bytes>>(connector)
 }
 
