@@ -127,6 +127,10 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
                 format!("routes[{i}].upgraded.max_connections"),
                 n(up.max_connections),
             ),
+            (
+                format!("routes[{i}].upgraded.max_message_bytes"),
+                n(up.max_message_bytes),
+            ),
         ]);
         if let Some(llm) = &route.llm {
             out.push((
