@@ -1,6 +1,8 @@
 //! The two legs of an upgraded connection joined both ways: each direction reads into
 //! one buffer of its own and writes it out before reading more, so a slow reader slows
-//! its writer (back-pressure) and nothing is kept per message. The directions run
+//! its writer (back-pressure) and nothing is kept per message. A quiet direction reads
+//! with 1 KiB inside the task; a busy one (a read filled that) with 16 KiB on the heap
+//! until a read is small again, so idle sessions stay small. The directions run
 //! concurrently, so one blocked on a full socket never stalls the other.
 //!
 //! The splice ends when both sides have closed, or when it is stopped: by the idle
@@ -19,8 +21,12 @@ use tokio_util::sync::CancellationToken;
 /// How long the peers get to answer the close frames of a stopped splice.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// Bytes read per direction before they are written on.
+/// Bytes read per direction before they are written on, while the direction is busy.
 const BUFFER: usize = 16 * 1024;
+
+/// The buffer a quiet direction reads with: an idle session holds two of these and no
+/// heap buffer. A read that fills it brings the large one back.
+const SMALL: usize = 1024;
 
 /// The limits of one upgraded connection.
 #[derive(Debug, Clone, Copy)]
@@ -190,7 +196,9 @@ async fn pump<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; BUFFER];
+    let mut small = [0u8; SMALL];
+    // Allocated while the direction moves full reads, dropped when it quiets down.
+    let mut large: Vec<u8> = Vec::new();
     let mut frames = Tracker::default();
     let mut closed = false;
     let own = match direction {
@@ -212,7 +220,7 @@ async fn pump<R, W>(
                     let _ = dst.flush().await;
                 }
             }
-            read = src.read(&mut buf) => match read {
+            read = src.read(if large.is_empty() { &mut small[..] } else { &mut large[..] }) => match read {
                 Ok(0) | Err(_) => {
                     shared.ended(if read.is_ok() { own } else { Reason::Error });
                     let _ = dst.shutdown().await;
@@ -225,7 +233,8 @@ async fn pump<R, W>(
                     if closed {
                         continue;
                     }
-                    let data = &buf[..n];
+                    let using_large = !large.is_empty();
+                    let data = if using_large { &large[..n] } else { &small[..n] };
                     let was_closed = frames.closed;
                     frames.feed(data);
                     if frames.closed && !was_closed {
@@ -235,6 +244,11 @@ async fn pump<R, W>(
                     if dst.write_all(data).await.is_err() {
                         shared.ended(Reason::Error);
                         return;
+                    }
+                    match (using_large, n) {
+                        (false, SMALL) => large = vec![0u8; BUFFER],
+                        (true, n) if n <= SMALL => large = Vec::new(),
+                        _ => {}
                     }
                 }
             },
