@@ -126,7 +126,9 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
             ));
         };
         route_upstreams.push(upstream);
-        route_fallbacks.push(validate_fallback(config, &upstream_names, i, upstream)?);
+        let fallbacks = validate_fallback(config, &upstream_names, i, upstream)?;
+        validate_model_map(config, i, upstream, &fallbacks)?;
+        route_fallbacks.push(fallbacks);
         // The route's LLM offer (models, the front door, the cache) is about a provider.
         let llm_upstream = config
             .upstreams
@@ -184,9 +186,54 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
     })
 }
 
+/// The provider family of upstream `u`, when it is an LLM upstream.
+fn provider_of(config: &Config, u: usize) -> Option<super::Provider> {
+    config.upstreams.get(u)?.llm.as_ref().map(|l| l.provider)
+}
+
+/// Every `model_map` entry of route `i` names at least one model, and a `provider/`
+/// name only a family among the route's groups (`primary` and `fallbacks`).
+fn validate_model_map(
+    config: &Config,
+    i: usize,
+    primary: usize,
+    fallbacks: &[usize],
+) -> Result<(), ConfigError> {
+    let Some(llm) = &config.routes[i].llm else {
+        return Ok(());
+    };
+    let families: Vec<_> = std::iter::once(primary)
+        .chain(fallbacks.iter().copied())
+        .filter_map(|u| provider_of(config, u))
+        .collect();
+    for (client, targets) in &llm.model_map {
+        let key = format!("routes[{i}].llm.model_map.{client:?}");
+        if targets.names().is_empty() {
+            return Err(ConfigError::invalid(key, "names no model"));
+        }
+        for name in targets.names() {
+            let (family, model) = super::split_family(name);
+            if model.is_empty() {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{name:?} names no model"),
+                ));
+            }
+            if let Some(f) = family.filter(|f| !families.contains(f)) {
+                let f = f.as_str();
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{name:?} is for {f}, and the route has no {f} upstream"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The fallback groups of route `i` (primary group `primary`) as upstream indices: each
 /// must exist, differ from the primary and the others, and be an LLM upstream exactly
-/// when the primary is; a `model_map` entry may name only families the route has.
+/// when the primary is.
 fn validate_fallback(
     config: &Config,
     upstream_names: &HashMap<&str, usize>,
@@ -194,13 +241,7 @@ fn validate_fallback(
     primary: usize,
 ) -> Result<Vec<usize>, ConfigError> {
     let route = &config.routes[i];
-    let provider = |u: usize| {
-        config
-            .upstreams
-            .get(u)
-            .and_then(|u| u.llm.as_ref())
-            .map(|l| l.provider)
-    };
+    let provider = |u: usize| provider_of(config, u);
     let mut out = Vec::with_capacity(route.fallback.len());
     for (j, name) in route.fallback.iter().enumerate() {
         let key = format!("routes[{i}].fallback[{j}]");
@@ -233,37 +274,6 @@ fn validate_fallback(
             ));
         }
         out.push(index);
-    }
-    if let Some(llm) = &route.llm {
-        let families: Vec<_> = std::iter::once(primary)
-            .chain(out.iter().copied())
-            .filter_map(provider)
-            .collect();
-        for (client, targets) in &llm.model_map {
-            let key = format!("routes[{i}].llm.model_map.{client:?}");
-            if targets.names().is_empty() {
-                return Err(ConfigError::invalid(key, "names no model"));
-            }
-            for name in targets.names() {
-                let (family, model) = super::split_family(name);
-                if model.is_empty() {
-                    return Err(ConfigError::invalid(
-                        key,
-                        format!("{name:?} names no model"),
-                    ));
-                }
-                if let Some(f) = family.filter(|f| !families.contains(f)) {
-                    return Err(ConfigError::invalid(
-                        key,
-                        format!(
-                            "{name:?} is for {}, and the route has no {} upstream",
-                            f.as_str(),
-                            f.as_str()
-                        ),
-                    ));
-                }
-            }
-        }
     }
     if route.retry.on.is_empty() && !route.fallback.is_empty() {
         return Err(ConfigError::invalid(

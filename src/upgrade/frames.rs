@@ -121,11 +121,6 @@ mod tests {
         t.feed(&f);
         assert!(t.at_boundary() && t.closed);
     }
-}
-
-#[cfg(test)]
-mod long_frames {
-    use super::*;
 
     #[test]
     fn follows_a_masked_frame_with_a_64_bit_length() {

@@ -163,7 +163,8 @@ where
     count(direction, message.len() as u64);
     let out = match message {
         Message::Text(text) => {
-            let payload = Bytes::from(text.as_bytes().to_vec());
+            // The text's bytes are shared with the hook, not copied.
+            let payload = Bytes::from(text.clone());
             match filter.filter(direction, true, payload).await {
                 Verdict::Pass => Some(Message::Text(text)),
                 Verdict::Replace(b) => match String::from_utf8(b.to_vec()) {
