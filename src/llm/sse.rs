@@ -112,6 +112,103 @@ fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a str> {
     std::str::from_utf8(rest).ok()
 }
 
+/// What an SSE body wrapper does with each whole event of the stream it wraps.
+pub trait Rewrite: Send + 'static {
+    /// One whole event; what goes to the client is pushed to `out`.
+    fn event(&mut self, event: Bytes, out: &mut Vec<Bytes>);
+
+    /// What was left after the last blank line when the stream ended; by default an
+    /// event like the others.
+    fn rest(&mut self, rest: Bytes, out: &mut Vec<Bytes>) {
+        self.event(rest, out);
+    }
+
+    /// The end of the stream, after [`Rewrite::rest`]; anything more for the client is
+    /// pushed to `out`.
+    fn finish(&mut self, out: &mut Vec<Bytes>) {
+        let _ = out;
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body rewritten event by event by `R`; trailers pass after the last
+    /// event.
+    struct Rewritten<R> {
+        #[pin]
+        inner: crate::body::Body,
+        splitter: Splitter,
+        rewrite: R,
+        out: std::collections::VecDeque<Bytes>,
+        trailers: Option<http::HeaderMap>,
+        done: bool,
+    }
+}
+
+/// Wraps `body` so each of its events goes through `rewrite`, never more than one
+/// incomplete event held.
+pub fn rewrite<R: Rewrite>(body: crate::body::Body, rewrite: R) -> crate::body::Body {
+    http_body_util::BodyExt::boxed_unsync(Rewritten {
+        inner: body,
+        splitter: Splitter::default(),
+        rewrite,
+        out: std::collections::VecDeque::new(),
+        trailers: None,
+        done: false,
+    })
+}
+
+impl<R: Rewrite> http_body::Body for Rewritten<R> {
+    type Data = Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use http_body::Frame;
+        use std::task::Poll;
+        let mut this = self.project();
+        loop {
+            if let Some(event) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(event))));
+            }
+            if *this.done {
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            let mut produced = Vec::new();
+            let ended = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => true,
+                Poll::Ready(Some(Err(e))) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        for event in this.splitter.push(&data) {
+                            this.rewrite.event(event, &mut produced);
+                        }
+                        false
+                    }
+                    // Trailers end the body: what the splitter holds goes first.
+                    Err(other) => {
+                        *this.trailers = other.into_trailers().ok();
+                        true
+                    }
+                },
+            };
+            if ended {
+                *this.done = true;
+                if let Some(rest) = this.splitter.finish() {
+                    this.rewrite.rest(rest, &mut produced);
+                }
+                this.rewrite.finish(&mut produced);
+            }
+            this.out.extend(produced);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,14 +7,8 @@
 //! removes that chunk from what the client receives; the gateway reads usage before it
 //! (the tail record sees the stream as the provider sent it).
 
-use super::sse::Splitter;
-use crate::body::{Body, BoxError};
+use crate::body::Body;
 use bytes::Bytes;
-use http_body::Frame;
-use pin_project_lite::pin_project;
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// The context value `llm_policy` sets when it asked the provider for usage itself.
 pub const USAGE_ADDED: &str = "llm.usage_added";
@@ -37,77 +31,32 @@ pub fn is_usage_chunk(event: &[u8]) -> bool {
         && v.get("usage").is_some_and(serde_json::Value::is_object)
 }
 
-pin_project! {
-    /// A response body with the usage chunk removed, passed on event by event.
-    struct WithoutUsage {
-        #[pin]
-        inner: Body,
-        splitter: Splitter,
-        out: VecDeque<Bytes>,
-        // Trailers wait until every event before them has been passed on.
-        trailers: Option<http::HeaderMap>,
-        done: bool,
+/// Drops the usage chunk; everything else passes as it is.
+struct WithoutUsage;
+
+impl super::sse::Rewrite for WithoutUsage {
+    fn event(&mut self, event: Bytes, out: &mut Vec<Bytes>) {
+        if !is_usage_chunk(&event) {
+            out.push(event);
+        }
+    }
+
+    /// An unterminated rest is not a whole event: it passes as it is.
+    fn rest(&mut self, rest: Bytes, out: &mut Vec<Bytes>) {
+        out.push(rest);
     }
 }
 
 /// Wraps an SSE `body` so the usage chunk never reaches the client.
 pub fn without_usage_chunk(body: Body) -> Body {
-    http_body_util::BodyExt::boxed_unsync(WithoutUsage {
-        inner: body,
-        splitter: Splitter::default(),
-        out: VecDeque::new(),
-        trailers: None,
-        done: false,
-    })
-}
-
-impl http_body::Body for WithoutUsage {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        loop {
-            if let Some(event) = this.out.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(event))));
-            }
-            if *this.done {
-                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
-            }
-            match this.inner.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    *this.done = true;
-                    this.out.extend(this.splitter.finish());
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    *this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        let events = this.splitter.push(&data);
-                        this.out
-                            .extend(events.into_iter().filter(|e| !is_usage_chunk(e)));
-                    }
-                    // Trailers end the body: what the splitter holds goes first.
-                    Err(other) => {
-                        *this.done = true;
-                        this.out.extend(this.splitter.finish());
-                        *this.trailers = other.into_trailers().ok();
-                    }
-                },
-            }
-        }
-    }
+    super::sse::rewrite(body, WithoutUsage)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::BoxError;
+    use http_body::Frame;
     use http_body_util::BodyExt;
 
     #[test]

@@ -3,92 +3,22 @@
 
 use super::Stream;
 use crate::body::{Body, BoxError};
-use crate::llm::sse::Splitter;
 use bytes::Bytes;
-use http_body::Frame;
-use pin_project_lite::pin_project;
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-pin_project! {
-    struct Translated {
-        #[pin]
-        inner: Body,
-        splitter: Splitter,
-        stream: Stream,
-        out: VecDeque<Bytes>,
-        // Trailers wait until every event before them has been passed on.
-        trailers: Option<http::HeaderMap>,
-        done: bool,
-    }
-}
 
 /// Wraps an Anthropic SSE `body` so it reads as an OpenAI `chat.completion.chunk` stream.
 pub fn stream_body(body: Body, stream: Stream) -> Body {
-    http_body_util::BodyExt::boxed_unsync(Translated {
-        inner: body,
-        splitter: Splitter::default(),
-        stream,
-        out: VecDeque::new(),
-        trailers: None,
-        done: false,
-    })
+    crate::llm::sse::rewrite(body, stream)
 }
 
-impl http_body::Body for Translated {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        loop {
-            if let Some(event) = this.out.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(event))));
-            }
-            if *this.done {
-                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
-            }
-            let mut produced = Vec::new();
-            match this.inner.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    *this.done = true;
-                    finish(this.splitter, this.stream, &mut produced);
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    *this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        for event in this.splitter.push(&data) {
-                            this.stream.event(&event, &mut produced);
-                        }
-                    }
-                    // Trailers end the body: the translated end of the stream goes first.
-                    Err(other) => {
-                        *this.done = true;
-                        finish(this.splitter, this.stream, &mut produced);
-                        *this.trailers = other.into_trailers().ok();
-                    }
-                },
-            }
-            this.out.extend(produced);
-        }
+impl crate::llm::sse::Rewrite for Stream {
+    fn event(&mut self, event: Bytes, out: &mut Vec<Bytes>) {
+        Stream::event(self, &event, out);
     }
-}
 
-/// The end of the upstream stream: the event the splitter still holds, then the
-/// translated ending (the usage chunk and `[DONE]`).
-fn finish(splitter: &mut Splitter, stream: &mut Stream, produced: &mut Vec<Bytes>) {
-    if let Some(rest) = splitter.finish() {
-        stream.event(&rest, produced);
+    /// The translated ending: the usage chunk and `[DONE]`.
+    fn finish(&mut self, out: &mut Vec<Bytes>) {
+        Stream::finish(self, out);
     }
-    stream.finish(produced);
 }
 
 /// Reads a whole upstream body of at most `max` bytes.
@@ -101,6 +31,8 @@ pub async fn collect(body: Body, max: usize) -> Result<Bytes, BoxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::BoxError;
+    use http_body::Frame;
     use http_body_util::BodyExt;
 
     #[tokio::test]
