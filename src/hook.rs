@@ -70,7 +70,7 @@ pub enum Hook {
     OnStreamComplete,
     /// `Collect` RPC (`data_collection`): the finished exchange, from the bounded queue.
     Collect,
-    /// Each text or binary message of an upgraded WebSocket (in-process plugins).
+    /// `OnWebsocketMessage` RPC: each text or binary message of an upgraded WebSocket.
     WebsocketMessage,
 }
 

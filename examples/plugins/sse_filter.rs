@@ -1,8 +1,10 @@
-//! Example plugin: SSE content filter.
+//! Example plugin: SSE and WebSocket content filter.
 //!
-//! Sees each complete SSE event of `text/event-stream` responses: replaces every
-//! configured `redact` word with `[redacted]` and drops events containing any
-//! `drop_if_contains` marker. `OnStreamComplete` logs how many events passed.
+//! Sees each complete SSE event of `text/event-stream` responses and each text message
+//! of a route's upgraded WebSockets (both ways): replaces every configured `redact`
+//! word with `[redacted]` and drops events and messages containing any
+//! `drop_if_contains` marker. Binary messages pass unread. `OnStreamComplete` logs how
+//! many events passed.
 //!
 //! Config: `{ redact = ["secret"], drop_if_contains = ["[internal]"] }`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -24,13 +26,46 @@ struct Settings {
 #[derive(Default)]
 struct Filter(RwLock<Settings>);
 
+/// What the settings make of one event or message.
+enum Verdict {
+    Pass,
+    Replace(Bytes),
+    Drop,
+}
+
+impl Filter {
+    fn judge(&self, data: &[u8]) -> Verdict {
+        let settings = self.0.read().unwrap();
+        let text = String::from_utf8_lossy(data);
+        if settings
+            .drop_if_contains
+            .iter()
+            .any(|m| text.contains(m.as_str()))
+        {
+            return Verdict::Drop;
+        }
+        let mut out = text.to_string();
+        for word in &settings.redact {
+            out = out.replace(word.as_str(), "[redacted]");
+        }
+        match out == text {
+            true => Verdict::Pass,
+            false => Verdict::Replace(Bytes::from(out)),
+        }
+    }
+}
+
 impl Handler for Filter {
     fn manifest(&self) -> pb::Manifest {
         pb::Manifest {
             response_body: pb::BodyMode::SseEvents as i32,
             ..sdk::manifest(
                 "sse-filter",
-                &[pb::Hook::OnResponseChunk, pb::Hook::OnStreamComplete],
+                &[
+                    pb::Hook::OnResponseChunk,
+                    pb::Hook::OnStreamComplete,
+                    pb::Hook::WebsocketMessage,
+                ],
             )
         }
     }
@@ -47,27 +82,30 @@ impl Handler for Filter {
 
     async fn on_response_chunk(&self, req: pb::ChunkRequest) -> Result<pb::ChunkResponse, Status> {
         use pb::chunk_response::Action;
-        let settings = self.0.read().unwrap();
-        let text = String::from_utf8_lossy(&req.data);
-        if settings
-            .drop_if_contains
-            .iter()
-            .any(|m| text.contains(m.as_str()))
-        {
-            return Ok(pb::ChunkResponse {
-                action: Some(Action::Drop(true)),
-            });
-        }
-        let mut out = text.to_string();
-        for word in &settings.redact {
-            out = out.replace(word.as_str(), "[redacted]");
-        }
-        let action = if out == text {
-            Action::Pass(true)
-        } else {
-            Action::Replace(Bytes::from(out))
+        let action = match self.judge(&req.data) {
+            Verdict::Pass => Action::Pass(true),
+            Verdict::Replace(b) => Action::Replace(b),
+            Verdict::Drop => Action::Drop(true),
         };
         Ok(pb::ChunkResponse {
+            action: Some(action),
+        })
+    }
+
+    async fn on_websocket_message(
+        &self,
+        req: pb::WebsocketMessageRequest,
+    ) -> Result<pb::WebsocketMessageResponse, Status> {
+        use pb::websocket_message_response::Action;
+        let action = match req.text {
+            false => Action::Pass(true),
+            true => match self.judge(&req.payload) {
+                Verdict::Pass => Action::Pass(true),
+                Verdict::Replace(b) => Action::Replace(b),
+                Verdict::Drop => Action::Drop(true),
+            },
+        };
+        Ok(pb::WebsocketMessageResponse {
             action: Some(action),
         })
     }

@@ -269,7 +269,12 @@ impl Proxy {
         let mut ctx = RequestCtx::new(start, conn, request_id, method, path);
         // An upgrade request: the client's side of the connection, once it switches.
         ctx.upgrade = crate::upgrade::requested(req.method(), req.headers(), req.extensions());
-        let client_upgrade = ctx.upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let client_upgrade = ctx.upgrade.is_some().then(|| {
+            let hold = req
+                .extensions_mut()
+                .remove::<crate::upgrade::ConnectionHold>();
+            (hyper::upgrade::on(&mut req), hold)
+        });
         let stalled = Arc::new(AtomicBool::new(false));
         let timeout = self.limits.body_read_timeout;
         let req = req.map(|b| ReadTimeoutBody::new(b, timeout, stalled.clone()));

@@ -82,14 +82,16 @@ impl Proxy {
 
     /// When the upstream switched protocols for the upgrade `ctx` asked for, answers
     /// the client in its protocol's terms and starts joining the two connections; the
-    /// splice holds the request's plugin-set snapshot and the route's slot.
+    /// splice holds the request's plugin-set snapshot, the route's slot and, over
+    /// HTTP/2, the client connection's busy mark.
     pub(super) fn upgraded(
         &self,
         response: &mut Response<Body>,
         ctx: &mut RequestCtx<'_>,
-        client: Option<OnUpgrade>,
+        client: Option<(OnUpgrade, Option<upgrade::ConnectionHold>)>,
     ) {
-        let (Some(asked), Some(client), Some(route)) = (ctx.upgrade.as_ref(), client, ctx.route)
+        let (Some(asked), Some((client, connection)), Some(route)) =
+            (ctx.upgrade.as_ref(), client, ctx.route)
         else {
             return;
         };
@@ -110,7 +112,7 @@ impl Proxy {
             idle_timeout: route.upgraded.idle_timeout,
             max_duration: route.upgraded.max_duration,
         };
-        let hold = (ctx.plugins.clone(), ctx.upgrade_slot.take());
+        let hold = (ctx.plugins.clone(), ctx.upgrade_slot.take(), connection);
         let stop = self.upgrades.stop_token();
         // Message hooks make the splice read messages; without them bytes pass unread.
         let filter = ctx

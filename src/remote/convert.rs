@@ -7,8 +7,9 @@
 use crate::plugin::proto as pb;
 use crate::plugin::{
     AuthInfo, AuthResult, BodyMode, BodyMutations, ChunkAction, ChunkView, CompletedExchange,
-    Decision, HeaderMutations, Hook, ImmediateResponse, Manifest, Mutations, PluginError,
-    RequestContext, RequestSummary, RequestView, ResponseMutations, ResponseView,
+    Decision, HeaderMutations, Hook, ImmediateResponse, Manifest, MessageAction, MessageView,
+    Mutations, PluginError, RequestContext, RequestSummary, RequestView, ResponseMutations,
+    ResponseView,
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -105,6 +106,27 @@ pub fn chunk_to_pb(chunk: &ChunkView<'_>) -> pb::ChunkRequest {
         index: chunk.index,
         data: chunk.data.clone(),
         sse_event: chunk.sse_event,
+    }
+}
+
+/// One WebSocket message for `OnWebsocketMessage`; the payload is shared, not copied.
+pub fn message_to_pb(message: &MessageView<'_>) -> pb::WebsocketMessageRequest {
+    pb::WebsocketMessageRequest {
+        request_id: message.request_id.to_string(),
+        route: message.route.to_string(),
+        from_client: message.from_client,
+        text: message.text,
+        payload: message.payload.clone(),
+    }
+}
+
+/// What the plugin does with the message; an empty answer passes it.
+pub fn message_action_from_pb(r: pb::WebsocketMessageResponse) -> MessageAction {
+    use pb::websocket_message_response::Action;
+    match r.action {
+        Some(Action::Replace(b)) => MessageAction::Replace(b),
+        Some(Action::Drop(true)) => MessageAction::Drop,
+        _ => MessageAction::Pass,
     }
 }
 
@@ -268,6 +290,7 @@ pub fn manifest_from_pb(m: pb::Manifest) -> Manifest {
             pb::Hook::OnResponseChunk => Some(Hook::OnResponseChunk),
             pb::Hook::OnStreamComplete => Some(Hook::OnStreamComplete),
             pb::Hook::Collect => Some(Hook::Collect),
+            pb::Hook::WebsocketMessage => Some(Hook::WebsocketMessage),
             pb::Hook::Unspecified => None,
         })
         .collect();

@@ -41,8 +41,8 @@ pub use process::{COOKIE_KEY, COOKIE_VALUE};
 use crate::config::{PluginConfig, PluginRuntimeConfig};
 use crate::plugin::{
     BodyMutations, ChunkAction, ChunkView, CompletedExchange, Decision, HealthState, HookFuture,
-    HookType, Manifest, Plugin, PluginError, PluginHealth, RequestView, ResponseMutations,
-    ResponseView,
+    HookType, Manifest, MessageAction, MessageView, Plugin, PluginError, PluginHealth, RequestView,
+    ResponseMutations, ResponseView,
 };
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -317,6 +317,17 @@ impl Plugin for RemotePlugin {
         match self.contract {
             Contract::Microgateway => native::collect(self, record),
             Contract::Tyk => tyk::collect(self, record),
+        }
+    }
+
+    fn on_websocket_message<'a>(
+        &'a self,
+        message: &'a MessageView<'a>,
+    ) -> HookFuture<'a, MessageAction> {
+        match self.contract {
+            Contract::Microgateway => native::on_websocket_message(self, message),
+            // Tyk's contract has no message hook; its manifest never lists one.
+            Contract::Tyk => HookFuture::ok(MessageAction::Pass),
         }
     }
 

@@ -6,7 +6,7 @@ use super::{RemotePlugin, authcache, convert};
 use crate::plugin::proto::plugin_client::PluginClient;
 use crate::plugin::{
     BodyMutations, ChunkAction, ChunkView, CompletedExchange, Decision, HookFuture, HookType,
-    RequestView, ResponseMutations, ResponseView,
+    MessageAction, MessageView, RequestView, ResponseMutations, ResponseView,
 };
 use bytes::Bytes;
 
@@ -93,6 +93,22 @@ pub(super) fn on_response_chunk<'a>(
             .await
             .map_err(convert::status_error)?;
         Ok(convert::chunk_action_from_pb(r.into_inner()))
+    })
+}
+
+/// `OnWebsocketMessage`.
+pub(super) fn on_websocket_message<'a>(
+    p: &'a RemotePlugin,
+    message: &'a MessageView<'a>,
+) -> HookFuture<'a, MessageAction> {
+    let request = convert::message_to_pb(message);
+    HookFuture::pending(async move {
+        let mut client = Client::new(p.channel().await?);
+        let r = client
+            .on_websocket_message(request)
+            .await
+            .map_err(convert::status_error)?;
+        Ok(convert::message_action_from_pb(r.into_inner()))
     })
 }
 

@@ -126,6 +126,20 @@ pub trait Handler: Send + Sync + 'static {
         let _ = req;
         async { Ok(()) }
     }
+
+    /// `OnWebsocketMessage` (manifest hook `WebsocketMessage`): each text or binary
+    /// message of a route's upgraded WebSockets, to pass, replace or drop.
+    fn on_websocket_message(
+        &self,
+        req: pb::WebsocketMessageRequest,
+    ) -> impl Future<Output = Result<pb::WebsocketMessageResponse, Status>> + Send {
+        let _ = req;
+        async {
+            Ok(pb::WebsocketMessageResponse {
+                action: Some(pb::websocket_message_response::Action::Pass(true)),
+            })
+        }
+    }
 }
 
 /// A manifest with `hooks` and no body access.

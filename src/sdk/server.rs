@@ -303,6 +303,16 @@ impl<H: Handler> PluginService for Adapter<H> {
             .map(|()| Response::new(pb::Empty {}))
     }
 
+    async fn on_websocket_message(
+        &self,
+        req: Request<pb::WebsocketMessageRequest>,
+    ) -> Result<Response<pb::WebsocketMessageResponse>, Status> {
+        self.0
+            .on_websocket_message(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     async fn collect(
         &self,
         req: Request<pb::CollectRequest>,

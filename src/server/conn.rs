@@ -142,9 +142,15 @@ where
     let io = TokioIo::new(ActivityIo::new(io, activity.clone()));
     let proxy = shared.proxy.clone();
     let tracker = activity.clone();
-    let service = service_fn(move |req: hyper::Request<Incoming>| {
+    let service = service_fn(move |mut req: hyper::Request<Incoming>| {
         let proxy = proxy.clone();
         let guard = tracker.begin();
+        // An HTTP/2 stream that may become a tunnel keeps the connection busy while
+        // its session is open (see `ConnectionHold`).
+        if req.method() == http::Method::CONNECT {
+            let hold = crate::upgrade::ConnectionHold::new(tracker.begin());
+            req.extensions_mut().insert(hold);
+        }
         async move {
             let response: hyper::Response<Body> = proxy.handle(req, info).await;
             Ok::<_, Infallible>(response.map(|b| TrackedBody::new(b, guard)))

@@ -74,6 +74,34 @@ pub fn requested(
     })
 }
 
+/// Keeps the client's connection busy for as long as a session it carries is open.
+///
+/// An HTTP/2 connection outlives the extended CONNECT streams it carries, and its
+/// `server.idle_timeout` counts requests in flight; a quiet WebSocket stream is no
+/// request once its `200` went out. The server puts one of these (holding its own
+/// in-flight guard) into the extensions of every CONNECT request, and the session
+/// keeps it, so only the route's `upgraded.idle_timeout` ends a quiet session.
+#[derive(Clone)]
+pub struct ConnectionHold {
+    // Never read: dropping the last clone releases the guard.
+    _guard: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl ConnectionHold {
+    /// Holds `guard` until the last clone is dropped.
+    pub fn new<G: std::any::Any + Send + Sync>(guard: G) -> ConnectionHold {
+        ConnectionHold {
+            _guard: std::sync::Arc::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionHold")
+    }
+}
+
 /// Upgraded connections in flight, tracked so the shutdown can close and await them.
 #[derive(Debug, Default)]
 pub struct Upgrades {

@@ -17,6 +17,7 @@ pub mod pki;
 pub mod process;
 pub mod serve;
 pub mod upstream;
+pub mod websocket;
 
 pub use client::{Reply, get, get_with, request};
 pub use gateway::{GatewayConfig, PluginEntry, closed_port, single, single_with};

@@ -143,6 +143,58 @@ async fn sse_filter_via_grpc() {
     check_sse(&server.url()).await;
 }
 
+const GUARDED: &str = r#"
+import asyncio, json, sys, websockets
+async def main():
+    out = {}
+    async with websockets.connect(sys.argv[1], ping_interval=None) as ws:
+        await ws.send("my secret key")
+        out["redacted"] = await ws.recv()
+        await ws.send("please drop-me")
+        await ws.send(b"secret bytes")
+        out["binary"] = (await ws.recv()).decode()
+        await ws.send(["sec", "ret in ", "fragments"])
+        out["fragmented"] = await ws.recv()
+    out["close_code"] = ws.close_code
+    print(json.dumps(out))
+asyncio.run(main())
+"#;
+
+/// The SSE filter's `WebsocketMessage` hook over the contract: text messages are
+/// redacted both ways and dropped on a marker; binary ones pass unread.
+async fn check_websocket_messages(command: &str) {
+    let echo = crate::common::websocket::echo().await;
+    let entry = PluginEntry::new("filter", command, "on_response")
+        .extra("config = { redact = [\"secret\"], drop_if_contains = [\"drop-me\"] }")
+        .toml();
+    let gw = crate::common::GatewayConfig::new()
+        .upstream_urls("ws", &[format!("http://127.0.0.1:{}", echo.port)], "")
+        .route("guarded", "ws", "")
+        .raw("[plugin_runtime]\nallow_internal_network_access = true\nstart_timeout = \"5s\"\n")
+        .raw(&entry)
+        .start()
+        .await;
+    let url = format!("ws://{}/chat", gw.proxy_addr);
+    let out = crate::common::websocket::client(GUARDED, &url).await;
+    assert_eq!(out["redacted"], "my [redacted] key");
+    // The dropped message never reached the echo server, so the next answer is the
+    // binary message, unchanged.
+    assert_eq!(out["binary"], "secret bytes");
+    assert_eq!(out["fragmented"], "[redacted] in fragments");
+    assert_eq!(out["close_code"], 1000);
+}
+
+#[tokio::test]
+async fn websocket_message_hook_via_file() {
+    check_websocket_messages(&file(SSE_FILTER)).await;
+}
+
+#[tokio::test]
+async fn websocket_message_hook_via_grpc() {
+    let server = PluginServer::start(SSE_FILTER).await;
+    check_websocket_messages(&server.url()).await;
+}
+
 #[tokio::test]
 async fn plugin_refusing_its_config_fails_the_load() {
     let up = TestUpstream::start("up").await;

@@ -29,3 +29,4 @@ mod stall;
 mod streaming;
 mod timeouts;
 mod websocket;
+mod websocket_idle;

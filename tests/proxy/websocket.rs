@@ -5,6 +5,7 @@
 //! refusing the upgrade; a plugin reload and a gateway shutdown with sessions open; the
 //! idle timeout and the per-route connection cap.
 
+use crate::common::websocket::{Echo, client, client_with, echo, echo_with};
 use crate::common::{GatewayConfig, PluginEntry};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -12,83 +13,12 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-const ECHO: &str = r#"
-import asyncio, ssl, sys, websockets
-async def echo(ws):
-    try:
-        async for m in ws:
-            await ws.send(m)
-    except websockets.ConnectionClosed:
-        pass
-async def main():
-    tls = None
-    if len(sys.argv) > 2:
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(sys.argv[1], sys.argv[2])
-    async with websockets.serve(echo, "127.0.0.1", 0, max_size=None, ping_interval=None, ssl=tls) as server:
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await asyncio.Future()
-asyncio.run(main())
-"#;
-
-/// The echo server, killed when dropped.
-struct Echo {
-    port: u16,
-    _child: tokio::process::Child,
-}
-
-async fn echo() -> Echo {
-    echo_with(&[]).await
-}
-
-/// The echo server with `args` (a certificate and key file: TLS).
-async fn echo_with(args: &[&std::path::Path]) -> Echo {
-    let mut child = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(ECHO)
-        .args(args)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 with the websockets package (pip install websockets)");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = lines.next_line().await.unwrap().expect("echo server port");
-    Echo {
-        port: port.trim().parse().unwrap(),
-        _child: child,
-    }
-}
-
 /// A gateway with route `route` (metrics are per process: each test has its own name)
 /// to the echo server.
 fn gateway(echo: &Echo, route: &str, route_extra: &str) -> GatewayConfig {
     GatewayConfig::new()
         .upstream_urls("ws", &[format!("http://127.0.0.1:{}", echo.port)], "")
         .route(route, "ws", route_extra)
-}
-
-/// Runs a Python client script with `url` as its argument; returns its JSON output.
-async fn client(script: &str, url: &str) -> serde_json::Value {
-    client_with(script, url, &[]).await
-}
-
-/// [`client`] with environment variables (`SSL_CERT_FILE` for a test CA).
-async fn client_with(script: &str, url: &str, env: &[(&str, &str)]) -> serde_json::Value {
-    let out = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(url)
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
 }
 
 const TALK: &str = r#"
@@ -246,6 +176,46 @@ async def main():
         print(json.dumps({"status": e.response.status_code}))
 asyncio.run(main())
 "#;
+
+/// Opens a WebSocket on an HTTP/2 extended CONNECT stream of `h2`.
+async fn h2_websocket(
+    h2: &mut hyper::client::conn::http2::SendRequest<crate::common::client::ReqBody>,
+    addr: std::net::SocketAddr,
+) -> hyper_util::rt::TokioIo<hyper::upgrade::Upgraded> {
+    let mut req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{addr}/chat"))
+        .header("sec-websocket-version", "13")
+        .body(crate::common::client::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    hyper_util::rt::TokioIo::new(hyper::upgrade::on(resp).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_http2_session_outlives_the_connection_idle_timeout() {
+    let echo = echo().await;
+    // The connection's idle timeout is 300 ms, the session's the default 60 s.
+    let gw = gateway(&echo, "h2quiet", "")
+        .server("idle_timeout = \"300ms\"")
+        .start()
+        .await;
+    let mut h2 = crate::common::client::h2c(gw.proxy_addr).await;
+    let mut io = h2_websocket(&mut h2, gw.proxy_addr).await;
+    // Quiet for several connection idle timeouts: before, the connection was closed
+    // under the session after two of them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    io.write_all(&text_frame("still here")).await.unwrap();
+    let mut head = [0u8; 2];
+    io.read_exact(&mut head).await.unwrap();
+    assert_eq!(head, [0x81, 10]);
+    let mut text = [0u8; 10];
+    io.read_exact(&mut text).await.unwrap();
+    assert_eq!(&text, b"still here");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auth_plugin_refuses_the_upgrade_before_it_switches() {

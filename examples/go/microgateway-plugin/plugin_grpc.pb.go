@@ -27,6 +27,7 @@ type PluginClient interface {
 	OnResponseChunk(ctx context.Context, in *ChunkRequest, opts ...grpc.CallOption) (*ChunkResponse, error)
 	OnStreamComplete(ctx context.Context, in *StreamCompleteRequest, opts ...grpc.CallOption) (*Empty, error)
 	Collect(ctx context.Context, in *CollectRequest, opts ...grpc.CallOption) (*Empty, error)
+	OnWebsocketMessage(ctx context.Context, in *WebsocketMessageRequest, opts ...grpc.CallOption) (*WebsocketMessageResponse, error)
 	Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error)
 }
 
@@ -128,6 +129,15 @@ func (c *pluginClient) Collect(ctx context.Context, in *CollectRequest, opts ...
 	return out, nil
 }
 
+func (c *pluginClient) OnWebsocketMessage(ctx context.Context, in *WebsocketMessageRequest, opts ...grpc.CallOption) (*WebsocketMessageResponse, error) {
+	out := new(WebsocketMessageResponse)
+	err := c.cc.Invoke(ctx, "/microgateway.plugin.v1.Plugin/OnWebsocketMessage", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *pluginClient) Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error) {
 	out := new(PingResponse)
 	err := c.cc.Invoke(ctx, "/microgateway.plugin.v1.Plugin/Ping", in, out, opts...)
@@ -151,6 +161,7 @@ type PluginServer interface {
 	OnResponseChunk(context.Context, *ChunkRequest) (*ChunkResponse, error)
 	OnStreamComplete(context.Context, *StreamCompleteRequest) (*Empty, error)
 	Collect(context.Context, *CollectRequest) (*Empty, error)
+	OnWebsocketMessage(context.Context, *WebsocketMessageRequest) (*WebsocketMessageResponse, error)
 	Ping(context.Context, *PingRequest) (*PingResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
@@ -188,6 +199,9 @@ func (UnimplementedPluginServer) OnStreamComplete(context.Context, *StreamComple
 }
 func (UnimplementedPluginServer) Collect(context.Context, *CollectRequest) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Collect not implemented")
+}
+func (UnimplementedPluginServer) OnWebsocketMessage(context.Context, *WebsocketMessageRequest) (*WebsocketMessageResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method OnWebsocketMessage not implemented")
 }
 func (UnimplementedPluginServer) Ping(context.Context, *PingRequest) (*PingResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Ping not implemented")
@@ -385,6 +399,24 @@ func _Plugin_Collect_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_OnWebsocketMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WebsocketMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).OnWebsocketMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/microgateway.plugin.v1.Plugin/OnWebsocketMessage",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).OnWebsocketMessage(ctx, req.(*WebsocketMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Plugin_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PingRequest)
 	if err := dec(in); err != nil {
@@ -446,6 +478,10 @@ var _Plugin_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Collect",
 			Handler:    _Plugin_Collect_Handler,
+		},
+		{
+			MethodName: "OnWebsocketMessage",
+			Handler:    _Plugin_OnWebsocketMessage_Handler,
 		},
 		{
 			MethodName: "Ping",
