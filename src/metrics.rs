@@ -367,28 +367,11 @@ pub fn collect_dropped() {
     counter!(COLLECT_DROPPED).increment(1);
 }
 
-/// Records one completed LLM exchange and its token usage: `tokens` is the prompt and
-/// the completion token count, when the response reported them.
-pub fn llm_exchange(
-    provider: &'static str,
-    model: &str,
-    app: &str,
-    status: &str,
-    tokens: Option<(u64, u64)>,
-) {
-    counter!(LLM_REQUESTS, "provider" => provider, "model" => model.to_string(), "app" => app.to_string(), "status" => status.to_string())
-        .increment(1);
-    if let Some((prompt, completion)) = tokens {
-        for (kind, n) in [("prompt", prompt), ("completion", completion)] {
-            counter!(LLM_TOKENS, "provider" => provider, "model" => model.to_string(), "app" => app.to_string(), "kind" => kind)
-                .increment(n);
-        }
-    }
-}
-
+mod exchange;
 mod llm;
 mod upgrade;
 mod upstream;
+pub use exchange::{LlmRecord, llm_settled};
 pub use llm::*;
 pub use upgrade::*;
 pub use upstream::*;

@@ -134,11 +134,6 @@ fn load_keys(config: &LlmUpstreamConfig) -> Result<(&'static str, Vec<String>), 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyUse(pub usize);
 
-/// The app an exchange is accounted to: [`app_in`], else `anonymous`.
-fn app_of(exchange: &crate::plugin::CompletedExchange) -> String {
-    app_in(&exchange.context).unwrap_or("anonymous").to_string()
-}
-
 /// The app of a request's hook state: the one `llm_policy` recorded, else the
 /// authenticated app (or identity); `None` for an unauthenticated request.
 pub fn app_in(context: &crate::plugin::RequestContext) -> Option<&str> {
@@ -185,53 +180,29 @@ pub fn price(exchange: &mut crate::plugin::CompletedExchange) {
 /// response cache spent no provider tokens: its tokens are counted apart
 /// (`microgateway_llm_cache_hit_tokens_total`), never against a budget.
 pub fn account(provider: Provider, exchange: &crate::plugin::CompletedExchange) {
-    let app = app_of(exchange);
+    let app = app_in(&exchange.context).unwrap_or("anonymous");
     let model = exchange
         .usage
         .as_ref()
-        .map(|u| u.model.clone())
+        .map(|u| u.model.as_str())
         .filter(|m| !m.is_empty())
-        .or_else(|| exchange.context.values.get("llm.model").cloned())
-        .unwrap_or_else(|| "unknown".to_string());
-    let provider = provider.as_str();
-    if exchange.cache_hit {
-        let tokens = exchange.usage.as_ref();
-        let tokens = tokens.map(|u| (u.prompt_tokens, u.completion_tokens));
-        crate::metrics::llm_exchange(provider, &model, &app, exchange.status.as_str(), None);
-        crate::metrics::llm_cache_hit_tokens(provider, &model, &app, tokens);
-        return;
-    }
-    crate::metrics::llm_exchange(
-        provider,
-        &model,
-        &app,
-        exchange.status.as_str(),
-        exchange
-            .usage
-            .as_ref()
-            .map(|u| (u.prompt_tokens, u.completion_tokens)),
-    );
-    if let Some(u) = &exchange.usage {
-        let kinds = [
-            ("cached_input", u.cached_input_tokens),
-            ("cache_creation", u.cache_creation_tokens),
-        ];
-        crate::metrics::llm_cache_tokens(provider, &model, &app, kinds);
-    }
-    crate::metrics::gen_ai(&crate::metrics::GenAi {
-        system: provider,
-        model: &model,
-        tokens: exchange
-            .usage
-            .as_ref()
-            .map(|u| (u.prompt_tokens, u.completion_tokens)),
+        .or_else(|| exchange.context.values.get("llm.model").map(String::as_str))
+        .unwrap_or("unknown");
+    let usage = exchange.usage.as_ref();
+    crate::metrics::llm_settled(&crate::metrics::LlmRecord {
+        provider: provider.as_str(),
+        model,
+        app,
+        status: exchange.status.as_str(),
+        cache_hit: exchange.cache_hit,
+        tokens: usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+        cached_input: usage.map_or(0, |u| u.cached_input_tokens),
+        cache_creation: usage.map_or(0, |u| u.cache_creation_tokens),
+        cost_usd: exchange.cost_usd.filter(|_| !exchange.cache_hit),
         duration: exchange.duration,
         first_token: exchange.first_byte.filter(|_| exchange.streamed),
     });
-    if let Some(usd) = exchange.cost_usd {
-        crate::metrics::llm_cost(provider, &model, &app, usd);
-    }
-    if let Some(u) = &exchange.usage {
-        record_usage(&app, u.total(), exchange.cost_usd.unwrap_or_default());
+    if let (Some(u), false) = (usage, exchange.cache_hit) {
+        record_usage(app, u.total(), exchange.cost_usd.unwrap_or_default());
     }
 }

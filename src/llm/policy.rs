@@ -10,6 +10,8 @@
 //! and marks the request so the proxy removes that usage chunk from what the client
 //! receives (`llm::strip`).
 
+mod body;
+
 use super::Budgets;
 use crate::config::PluginConfig;
 use crate::plugin::{
@@ -18,7 +20,6 @@ use crate::plugin::{
 };
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -96,24 +97,6 @@ fn openai_error(
     })
 }
 
-/// Characters of every string in the prompt-bearing fields, divided by four.
-pub fn estimate_tokens(body: &Value) -> u64 {
-    fn chars(v: &Value) -> u64 {
-        match v {
-            Value::String(s) => s.chars().count() as u64,
-            Value::Array(a) => a.iter().map(chars).sum(),
-            Value::Object(o) => o.values().map(chars).sum(),
-            _ => 0,
-        }
-    }
-    let text: u64 = ["messages", "input", "prompt", "system"]
-        .iter()
-        .filter_map(|k| body.get(*k))
-        .map(chars)
-        .sum();
-    text.div_ceil(4)
-}
-
 impl LlmPolicy {
     /// Parses the settings.
     pub fn new(config: &PluginConfig) -> Result<LlmPolicy, PluginError> {
@@ -173,11 +156,8 @@ impl LlmPolicy {
                 }
             })
             .unwrap_or_else(|| "anonymous".to_string());
-        let body: Value = match request
-            .body
-            .filter(|b| !b.is_empty())
-            .map(|b| serde_json::from_slice(b))
-        {
+        let raw = request.body.filter(|b| !b.is_empty());
+        let body = match raw.map(|b| body::Request::read(b)) {
             Some(Ok(v)) => v,
             Some(Err(_)) => {
                 return openai_error(
@@ -190,12 +170,9 @@ impl LlmPolicy {
             }
             None => return Decision::pass(),
         };
-        let rules = self.settings.apps.get(&app).cloned().unwrap_or_default();
-        let model = body
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let no_rules = AppRules::default();
+        let rules = self.settings.apps.get(&app).unwrap_or(&no_rules);
+        let model = body.model.clone();
         let allowed = if rules.models.is_empty() {
             &self.settings.models
         } else {
@@ -211,7 +188,7 @@ impl LlmPolicy {
                 &message,
             );
         }
-        let estimate = estimate_tokens(&body);
+        let estimate = body.estimated_tokens();
         if let Some(max) = self.settings.max_request_tokens
             && estimate > max
         {
@@ -284,15 +261,12 @@ impl LlmPolicy {
         mutations
             .context
             .extend(crate::headers::ratelimit_context(ratelimit));
-        let streaming = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        if self.settings.stream_usage
-            && streaming
-            && body.get("messages").is_some()
-            && body.get("stream_options").is_none()
-        {
-            let mut body = body;
-            body["stream_options"] = serde_json::json!({ "include_usage": true });
-            mutations.body = Some(Bytes::from(body.to_string()));
+        let with_usage =
+            (self.settings.stream_usage && body.stream && body.messages && !body.stream_options)
+                .then(|| raw.and_then(|b| body::with_stream_usage(b)))
+                .flatten();
+        if let Some(changed) = with_usage {
+            mutations.body = Some(Bytes::from(changed));
             // The client did not ask for the usage chunk, so it is taken out again.
             mutations
                 .context
@@ -313,17 +287,5 @@ impl Plugin for LlmPolicy {
         request: &'a RequestView<'a>,
     ) -> HookFuture<'a, Decision> {
         HookFuture::ok(self.decide(request))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::estimate_tokens;
-
-    #[test]
-    fn estimates_prompt_tokens() {
-        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "abcdefgh"}]});
-        // "user" + "abcdefgh" = 12 characters.
-        assert_eq!(estimate_tokens(&body), 3);
     }
 }

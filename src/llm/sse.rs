@@ -12,15 +12,32 @@ pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// Returns the end offset (including the blank line) of the first complete SSE event.
 pub fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 1 < buf.len() {
-        match (buf[i], buf[i + 1]) {
-            (b'\n', b'\n') | (b'\r', b'\r') => return Some(i + 2),
-            (b'\r', b'\n') if buf.get(i + 2..i + 4) == Some(b"\r\n") => return Some(i + 4),
-            _ => i += 1,
+    let mut from = 0;
+    while let Some(at) = memchr::memchr2(b'\n', b'\r', &buf[from..]) {
+        let i = from + at;
+        match (buf[i], buf.get(i + 1)) {
+            (b'\n', Some(b'\n')) | (b'\r', Some(b'\r')) => return Some(i + 2),
+            (b'\r', Some(b'\n')) if buf.get(i + 2..i + 4) == Some(b"\r\n") => return Some(i + 4),
+            _ => from = i + 1,
         }
     }
     None
+}
+
+/// Whether `event` may carry a `usage` object: a `"usage"` key whose value starts
+/// with `{`. Every chunk of an OpenAI stream that asked for usage says
+/// `"usage":null`, and those need no parsing. A yes is only a maybe: the JSON must
+/// still be read.
+pub fn may_have_usage(event: &[u8]) -> bool {
+    let blank = |b: &u8| b.is_ascii_whitespace();
+    memchr::memmem::find_iter(event, b"\"usage\"").any(|at| {
+        let rest = &event[at + 7..];
+        let rest = &rest[rest.iter().take_while(|b| blank(b)).count()..];
+        let Some(rest) = rest.strip_prefix(b":") else {
+            return false;
+        };
+        rest.iter().find(|b| !blank(b)) == Some(&b'{')
+    })
 }
 
 /// Cuts a stream of frames into whole events, keeping at most one incomplete event.
@@ -48,6 +65,25 @@ impl Splitter {
                 events.push(self.pending.split_to(end).freeze());
             }
         }
+        if self.pending.len() > MAX_EVENT_BYTES {
+            events.push(self.pending.split().freeze());
+        }
+        events
+    }
+
+    /// Like [`Splitter::push`] for a frame the caller owns: events that lie in `data`
+    /// whole are slices of it, not copies.
+    pub fn push_shared(&mut self, data: &Bytes) -> Vec<Bytes> {
+        if !self.pending.is_empty() {
+            return self.push(data);
+        }
+        let mut events = Vec::new();
+        let mut start = 0;
+        while let Some(end) = event_end(&data[start..]) {
+            events.push(data.slice(start..start + end));
+            start += end;
+        }
+        self.pending.extend_from_slice(&data[start..]);
         if self.pending.len() > MAX_EVENT_BYTES {
             events.push(self.pending.split().freeze());
         }
@@ -185,7 +221,7 @@ impl<R: Rewrite> http_body::Body for Rewritten<R> {
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        for event in this.splitter.push(&data) {
+                        for event in this.splitter.push_shared(&data) {
                             this.rewrite.event(event, &mut produced);
                         }
                         false
@@ -218,6 +254,37 @@ mod tests {
         assert_eq!(event_end(b"data: a\n\ndata: b"), Some(9));
         assert_eq!(event_end(b"data: a\r\n\r\nx"), Some(11));
         assert_eq!(event_end(b"data: a\n"), None);
+        assert_eq!(event_end(b"a\n\r\n\r\nb"), Some(6));
+        assert_eq!(event_end(b"a\r\rb"), Some(3));
+        assert_eq!(event_end(b"a\r\n\r"), None);
+    }
+
+    #[test]
+    fn knows_which_events_may_carry_usage() {
+        assert!(may_have_usage(
+            b"data: {\"usage\":{\"prompt_tokens\":1}}\n\n"
+        ));
+        assert!(may_have_usage(b"data: {\"usage\" : \n {}}"));
+        assert!(!may_have_usage(
+            b"data: {\"choices\":[],\"usage\":null}\n\n"
+        ));
+        assert!(!may_have_usage(b"data: {\"text\":\"\\\"usage\\\": {\"}"));
+        assert!(!may_have_usage(b"data: {\"usage\""));
+        assert!(may_have_usage(b"{\"usage\":null,\"x\":{\"usage\":{}}}"));
+    }
+
+    #[test]
+    fn shared_pushes_see_the_same_events_as_copies() {
+        let frames: [&[u8]; 3] = [b"data: a\n\ndata: b", b"b\n\n", b"data: c\n\ndata: tail"];
+        let (mut copied, mut shared) = (Splitter::default(), Splitter::default());
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for f in frames {
+            a.extend(copied.push(f));
+            b.extend(shared.push_shared(&Bytes::copy_from_slice(f)));
+        }
+        assert_eq!(a, b);
+        assert_eq!(copied.finish(), shared.finish());
     }
 
     #[test]

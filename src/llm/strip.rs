@@ -15,8 +15,9 @@ pub const USAGE_ADDED: &str = "llm.usage_added";
 
 /// Whether one whole SSE event is OpenAI's usage chunk: `choices` empty, `usage` set.
 pub fn is_usage_chunk(event: &[u8]) -> bool {
-    // Most events are content deltas; only a few bytes are looked at before parsing.
-    if memchr::memmem::find(event, b"\"usage\"").is_none() {
+    // Most events are content deltas (with `"usage":null` when usage was asked for):
+    // only a few bytes are looked at before parsing.
+    if !super::sse::may_have_usage(event) {
         return false;
     }
     let Some(data) = super::sse::data(event) else {

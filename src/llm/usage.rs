@@ -5,32 +5,23 @@
 //! `input_tokens` without its cache reads and writes, so those are added back. The
 //! [`Meter`] reads a stream event by event, so nobody has to keep the whole body.
 
-pub use crate::plugin::TokenUsage;
-use serde_json::Value;
+mod parts;
 
-fn n(v: &Value, key: &str) -> Option<u64> {
-    v.get(key).and_then(Value::as_u64)
-}
+pub use crate::plugin::TokenUsage;
+use parts::Parts;
 
 /// Folds one JSON object (a whole response or one SSE event) into `usage`; says
 /// whether it carried a usage object.
-fn absorb(usage: &mut TokenUsage, v: &Value) -> bool {
+fn absorb(usage: &mut TokenUsage, v: &Parts) -> bool {
     let mut found = false;
     // OpenAI chat/completions and embeddings: usage.{prompt,completion}_tokens.
     // OpenAI responses: usage.{input,output}_tokens, also inside response.completed events.
     // Anthropic: usage.{input,output}_tokens; message_start carries message.usage.
-    for holder in [Some(v), v.get("response"), v.get("message")]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(m) = holder
-            .get("model")
-            .and_then(Value::as_str)
-            .filter(|m| !m.is_empty())
-        {
-            usage.model = m.to_string();
+    for holder in [&v.top, &v.response, &v.message] {
+        if let Some(m) = holder.model.as_ref().filter(|m| !m.is_empty()) {
+            usage.model.clone_from(m);
         }
-        if let Some(u) = holder.get("usage").filter(|u| u.is_object()) {
+        if let Some(u) = &holder.usage {
             found = true;
             absorb_usage(usage, u);
         }
@@ -40,33 +31,35 @@ fn absorb(usage: &mut TokenUsage, v: &Value) -> bool {
 
 /// Folds one `usage` object in. Counts only grow: a stream repeats or completes
 /// earlier counts (Anthropic's `message_delta` carries the final output count).
-fn absorb_usage(usage: &mut TokenUsage, u: &Value) {
+fn absorb_usage(usage: &mut TokenUsage, u: &parts::Usage) {
     // OpenAI: cached tokens are part of prompt_tokens (chat) or input_tokens (responses).
-    let openai_cached = ["prompt_tokens_details", "input_tokens_details"]
-        .iter()
-        .find_map(|d| u.get(*d).and_then(|d| n(d, "cached_tokens")));
+    let openai_cached = u.prompt_cached.or(u.input_cached);
     // Anthropic: cache reads and writes are not part of input_tokens.
-    let read = n(u, "cache_read_input_tokens");
-    let written = n(u, "cache_creation_input_tokens");
+    let read = u.cache_read_input_tokens;
+    let written = u.cache_creation_input_tokens;
     if let Some(c) = openai_cached.or(read) {
         usage.cached_input_tokens = usage.cached_input_tokens.max(c);
     }
     if let Some(w) = written {
         usage.cache_creation_tokens = usage.cache_creation_tokens.max(w);
     }
-    let prompt = n(u, "prompt_tokens")
-        .or_else(|| n(u, "input_tokens").map(|i| i + read.unwrap_or(0) + written.unwrap_or(0)));
+    let prompt = u.prompt_tokens.or_else(|| {
+        u.input_tokens.map(|i| {
+            i.saturating_add(read.unwrap_or(0))
+                .saturating_add(written.unwrap_or(0))
+        })
+    });
     if let Some(p) = prompt {
         usage.prompt_tokens = usage.prompt_tokens.max(p);
     }
-    if let Some(c) = n(u, "completion_tokens").or_else(|| n(u, "output_tokens")) {
+    if let Some(c) = u.completion_tokens.or(u.output_tokens) {
         usage.completion_tokens = usage.completion_tokens.max(c);
     }
 }
 
 /// Whether `needle` occurs in `hay`.
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// Usage read incrementally: feed it each whole SSE event of a stream (or one JSON
@@ -78,12 +71,12 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Reads one whole SSE event. Events that do not mention `usage` (most content
-    /// deltas) are skipped without parsing their JSON, unless they may name the model
-    /// and none was seen yet.
+    /// Reads one whole SSE event. Events without a `usage` object (most content deltas,
+    /// and OpenAI's `"usage":null` chunks) are skipped without parsing their JSON,
+    /// unless they may name the model and none was seen yet.
     pub fn event(&mut self, event: &[u8]) {
-        let wanted =
-            contains(event, b"usage") || (self.usage.model.is_empty() && contains(event, b"model"));
+        let wanted = crate::llm::sse::may_have_usage(event)
+            || (self.usage.model.is_empty() && contains(event, b"model"));
         if !wanted {
             return;
         }
@@ -94,14 +87,14 @@ impl Meter {
         if data.is_empty() || data == "[DONE]" {
             return;
         }
-        if let Ok(v) = serde_json::from_str::<Value>(data) {
+        if let Ok(v) = serde_json::from_str::<Parts>(data) {
             self.found |= absorb(&mut self.usage, &v);
         }
     }
 
     /// Reads a whole JSON response body.
     pub fn json(&mut self, body: &[u8]) {
-        if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        if let Ok(v) = serde_json::from_slice::<Parts>(body) {
             self.found |= absorb(&mut self.usage, &v);
         }
     }
