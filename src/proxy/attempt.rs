@@ -3,6 +3,8 @@
 //! has not tried yet, reports its outcome to the group and the provider key pool, is
 //! counted and recorded, and the answering target is named in `x-microgateway-upstream`.
 
+mod ended;
+
 use super::Proxy;
 use super::forward::{self, Prepared};
 use super::replay::Replay;
@@ -15,9 +17,11 @@ use crate::pipeline::ctx::RequestCtx;
 use crate::routing::Route;
 use crate::upstream::{Affinity, Outcome, Upstream};
 use bytes::Bytes;
+pub(super) use ended::answered_table;
+use ended::{neutral, overloaded};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// On every proxied response: `<upstream>/<target authority>` of who answered.
@@ -389,88 +393,6 @@ impl<'p> Run<'p, '_> {
             retry_after,
             connection,
             gone,
-        }
-    }
-}
-
-/// One empty `x-microgateway-upstream` cell per target of every group.
-pub(super) fn answered_table(upstreams: &[Upstream]) -> Vec<Vec<OnceLock<Option<HeaderValue>>>> {
-    upstreams
-        .iter()
-        .map(|u| (0..u.len()).map(|_| OnceLock::new()).collect())
-        .collect()
-}
-
-impl Proxy {
-    /// The `x-microgateway-upstream` value naming target `index` of upstream `u`, made
-    /// once per target.
-    fn answered(
-        &self,
-        u: usize,
-        index: usize,
-        group: &Upstream,
-        target: &crate::upstream::Target,
-    ) -> Option<HeaderValue> {
-        let make = || HeaderValue::from_str(&format!("{}/{}", group.name, target.authority())).ok();
-        match self.answered.get(u).and_then(|t| t.get(index)) {
-            Some(cell) => cell.get_or_init(make).clone(),
-            None => make(),
-        }
-    }
-}
-
-/// An attempt abandoned before it reached the upstream, for a reason of its own.
-fn neutral(e: GatewayError) -> Attempted {
-    unsent(Kind::Neutral, e)
-}
-
-/// An attempt refused by a circuit-breaker limit of `group`.
-fn overloaded(group: &Upstream, o: crate::upstream::Overloaded) -> Attempted {
-    let e = GatewayError::UpstreamOverloaded {
-        upstream: group.name.to_string(),
-        limit: o.limit,
-    };
-    unsent(Kind::Overloaded, e)
-}
-
-/// An attempt that ended as `kind` before anything reached the upstream.
-fn unsent(kind: Kind, e: GatewayError) -> Attempted {
-    Attempted {
-        kind,
-        result: Err(e),
-        retry_after: None,
-        connection: None,
-        gone: false,
-    }
-}
-
-impl Run<'_, '_> {
-    /// The last attempt's answer, as the client gets it, its body cut when `answered`
-    /// (the group of that attempt) stops sending for the route's `body_timeout`.
-    fn finish(
-        &mut self,
-        last: Option<Attempted>,
-        answered: Option<&Upstream>,
-    ) -> Result<Response<Body>, GatewayError> {
-        let group = answered.map_or_else(|| Arc::from(""), |u| Arc::clone(&u.name));
-        self.trace.answered = answered.map(|u| Arc::clone(&u.name));
-        let stalled = (Arc::clone(&self.route.name), group);
-        let timeout = self.route.body_timeout;
-        match last {
-            Some(a) => {
-                // The connection stays counted until the body ends: the closure lives
-                // as long as the response body.
-                let connection = a.connection;
-                a.result.map(|response| {
-                    forward::downstream(response, timeout, move || {
-                        drop(connection);
-                        crate::metrics::upstream_body_stall(&stalled.0, &stalled.1);
-                    })
-                })
-            }
-            None => Err(GatewayError::Internal(
-                "no upstream attempt was made".into(),
-            )),
         }
     }
 }
