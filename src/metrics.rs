@@ -164,38 +164,58 @@ fn describe() {
 /// allocations and two registry lookups.
 pub fn request_done(route: &str, status: StatusCode, elapsed: Duration) {
     let seconds = elapsed.as_secs_f64();
+    with_cached(
+        &REQUEST_HANDLES,
+        route,
+        MAX_CACHED_ROUTES,
+        |(s, _)| *s == status,
+        || (status, RequestHandles::register(route, status)),
+        |(_, handles)| handles.record(seconds),
+    );
+}
+
+/// The handle sets one thread keeps, by a name (a route, an app), each name's sets told
+/// apart by what they are for (a status; a provider, model and status).
+type HandleCache<V> = RefCell<HashMap<Box<str>, Vec<V>>>;
+
+/// Records with the handle set of `name` that `is` picks from this thread's `cache`,
+/// registering it with `register` on first use.
+///
+/// Before this module's recorder is installed, or while the cache is in use, the set
+/// is registered for this one record and not kept: a handle taken before the recorder
+/// records nothing, ever. Names come from the configuration and from traffic, so past
+/// `max` sets the cache starts over rather than grow without bound.
+fn with_cached<V>(
+    cache: &'static std::thread::LocalKey<HandleCache<V>>,
+    name: &str,
+    max: usize,
+    is: impl Fn(&V) -> bool,
+    register: impl FnOnce() -> V,
+    record: impl FnOnce(&V),
+) {
     if !installed() {
-        let handles = RequestHandles::register(route, status);
-        handles.record(seconds);
+        record(&register());
         return;
     }
-    REQUEST_HANDLES.with(|cache| {
+    cache.with(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else {
-            RequestHandles::register(route, status).record(seconds);
+            record(&register());
             return;
         };
-        if let Some(handles) = cache
-            .get(route)
-            .and_then(|by_status| by_status.iter().find(|(s, _)| *s == status))
-        {
-            handles.1.record(seconds);
+        if let Some(set) = cache.get(name).and_then(|sets| sets.iter().find(|s| is(s))) {
+            record(set);
             return;
         }
-        // Route names come from the configuration, but reloads can rename them: the
-        // cache is emptied rather than grown without bound.
-        if cache.len() >= MAX_CACHED_ROUTES {
+        if cache.values().map(Vec::len).sum::<usize>() >= max {
             cache.clear();
         }
-        let handles = RequestHandles::register(route, status);
-        handles.record(seconds);
-        cache
-            .entry(Box::from(route))
-            .or_default()
-            .push((status, handles));
+        let set = register();
+        record(&set);
+        cache.entry(Box::from(name)).or_default().push(set);
     });
 }
 
-/// Routes whose request handles one thread keeps.
+/// Route and status handle sets one thread keeps.
 const MAX_CACHED_ROUTES: usize = 4096;
 
 /// The request counter and duration histogram of one route and status.
@@ -222,11 +242,10 @@ impl RequestHandles {
     }
 }
 
-type RequestCache = HashMap<Box<str>, Vec<(StatusCode, RequestHandles)>>;
-
 thread_local! {
     /// This thread's request handles by route and status (see [`request_done`]).
-    static REQUEST_HANDLES: RefCell<RequestCache> = RefCell::new(HashMap::new());
+    static REQUEST_HANDLES: HandleCache<(StatusCode, RequestHandles)> =
+        RefCell::new(HashMap::new());
 }
 
 /// True once this module's recorder is the global one, so handles registered now

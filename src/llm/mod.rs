@@ -5,6 +5,7 @@
 mod budget;
 pub mod cache;
 pub mod keys;
+mod lenient;
 pub mod policy;
 pub mod price;
 pub mod sse;

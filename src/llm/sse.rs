@@ -47,43 +47,25 @@ pub struct Splitter {
 }
 
 impl Splitter {
-    /// Adds `data` and returns every event it completed, in order. An incomplete event
-    /// that grew past [`MAX_EVENT_BYTES`] is returned as it is.
-    pub fn push(&mut self, data: &[u8]) -> Vec<Bytes> {
+    /// Adds the frame `data` and returns every event it completed, in order: events
+    /// that lie in `data` whole are slices of it, not copies. An incomplete event that
+    /// grew past [`MAX_EVENT_BYTES`] is returned as it is.
+    pub fn push(&mut self, data: &Bytes) -> Vec<Bytes> {
         let mut events = Vec::new();
         // The common case: a frame that is exactly one or more whole events.
         if self.pending.is_empty() {
-            let mut rest = data;
-            while let Some(end) = event_end(rest) {
-                events.push(Bytes::copy_from_slice(&rest[..end]));
-                rest = &rest[end..];
+            let mut start = 0;
+            while let Some(end) = event_end(&data[start..]) {
+                events.push(data.slice(start..start + end));
+                start += end;
             }
-            self.pending.extend_from_slice(rest);
+            self.pending.extend_from_slice(&data[start..]);
         } else {
             self.pending.extend_from_slice(data);
             while let Some(end) = event_end(&self.pending) {
                 events.push(self.pending.split_to(end).freeze());
             }
         }
-        if self.pending.len() > MAX_EVENT_BYTES {
-            events.push(self.pending.split().freeze());
-        }
-        events
-    }
-
-    /// Like [`Splitter::push`] for a frame the caller owns: events that lie in `data`
-    /// whole are slices of it, not copies.
-    pub fn push_shared(&mut self, data: &Bytes) -> Vec<Bytes> {
-        if !self.pending.is_empty() {
-            return self.push(data);
-        }
-        let mut events = Vec::new();
-        let mut start = 0;
-        while let Some(end) = event_end(&data[start..]) {
-            events.push(data.slice(start..start + end));
-            start += end;
-        }
-        self.pending.extend_from_slice(&data[start..]);
         if self.pending.len() > MAX_EVENT_BYTES {
             events.push(self.pending.split().freeze());
         }
@@ -221,7 +203,7 @@ impl<R: Rewrite> http_body::Body for Rewritten<R> {
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        for event in this.splitter.push_shared(&data) {
+                        for event in this.splitter.push(&data) {
                             this.rewrite.event(event, &mut produced);
                         }
                         false
@@ -274,24 +256,26 @@ mod tests {
     }
 
     #[test]
-    fn shared_pushes_see_the_same_events_as_copies() {
-        let frames: [&[u8]; 3] = [b"data: a\n\ndata: b", b"b\n\n", b"data: c\n\ndata: tail"];
-        let (mut copied, mut shared) = (Splitter::default(), Splitter::default());
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        for f in frames {
-            a.extend(copied.push(f));
-            b.extend(shared.push_shared(&Bytes::copy_from_slice(f)));
+    fn whole_events_are_slices_of_the_frame() {
+        let frame = Bytes::from_static(b"data: a\n\ndata: b\n\ndata: c");
+        let events = Splitter::default().push(&frame);
+        assert_eq!(events.len(), 2);
+        let within = frame.as_ptr_range();
+        for event in &events {
+            assert!(within.contains(&event.as_ptr()), "{event:?} was copied");
         }
-        assert_eq!(a, b);
-        assert_eq!(copied.finish(), shared.finish());
     }
 
     #[test]
     fn splits_across_frames_and_reads_fields() {
         let mut s = Splitter::default();
-        assert!(s.push(b"event: message_start\ndata: {\"a\"").is_empty());
-        let events = s.push(b":1}\n\ndata: x\ndata: y\n\ndata: tail");
+        assert!(
+            s.push(&Bytes::from_static(b"event: message_start\ndata: {\"a\""))
+                .is_empty()
+        );
+        let events = s.push(&Bytes::from_static(
+            b":1}\n\ndata: x\ndata: y\n\ndata: tail",
+        ));
         assert_eq!(events.len(), 2);
         assert_eq!(event_name(&events[0]), Some("message_start"));
         assert_eq!(data(&events[0]).as_deref(), Some("{\"a\":1}"));
@@ -307,7 +291,7 @@ mod tests {
         let mut a = Vec::new();
         let mut b = Vec::new();
         for f in frames {
-            a.extend(pushed.push(f));
+            a.extend(pushed.push(&Bytes::copy_from_slice(f)));
             each.each(f, |e| b.push(Bytes::copy_from_slice(e)));
         }
         assert_eq!(a, b);

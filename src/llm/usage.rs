@@ -87,14 +87,14 @@ impl Meter {
         if data.is_empty() || data == "[DONE]" {
             return;
         }
-        if let Ok(v) = serde_json::from_str::<Parts>(data) {
+        if let Ok(v) = super::lenient::from_slice::<Parts>(data.as_bytes()) {
             self.found |= absorb(&mut self.usage, &v);
         }
     }
 
     /// Reads a whole JSON response body.
     pub fn json(&mut self, body: &[u8]) {
-        if let Ok(v) = serde_json::from_slice::<Parts>(body) {
+        if let Ok(v) = super::lenient::from_slice::<Parts>(body) {
             self.found |= absorb(&mut self.usage, &v);
         }
     }
@@ -125,6 +125,7 @@ pub fn parse(body: &[u8]) -> Option<TokenUsage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn usage(model: &str, prompt: u64, completion: u64, cached: u64, created: u64) -> TokenUsage {
         TokenUsage {
@@ -140,7 +141,7 @@ mod tests {
     fn meter(stream: &[u8]) -> Option<TokenUsage> {
         let mut meter = Meter::default();
         let mut splitter = crate::llm::sse::Splitter::default();
-        for event in splitter.push(stream) {
+        for event in splitter.push(&Bytes::copy_from_slice(stream)) {
             meter.event(&event);
         }
         assert_eq!(splitter.finish(), None);
@@ -196,7 +197,7 @@ mod tests {
         );
         let mut m = Meter::default();
         let mut splitter = crate::llm::sse::Splitter::default();
-        let events = splitter.push(stream.as_bytes());
+        let events = splitter.push(&Bytes::from_static(stream.as_bytes()));
         assert_eq!(events.len(), 4);
         m.event(&events[0]);
         m.event(&events[1]);

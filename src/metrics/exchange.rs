@@ -13,7 +13,7 @@ use super::llm::{
     CACHE_HIT_TOKENS, GEN_AI_OPERATION_DURATION, GEN_AI_TIME_PER_OUTPUT_TOKEN,
     GEN_AI_TIME_TO_FIRST_TOKEN, GEN_AI_TOKEN_USAGE, LLM_COST,
 };
-use super::{LLM_REQUESTS, LLM_TOKENS, installed};
+use super::{HandleCache, LLM_REQUESTS, LLM_TOKENS, with_cached};
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
@@ -51,29 +51,14 @@ pub struct LlmRecord<'a> {
 /// Time per output token is the time after the first token divided by the tokens after
 /// it, so it needs two or more.
 pub fn llm_settled(r: &LlmRecord<'_>) {
-    if !installed() {
-        // A handle taken before the recorder is installed would record nothing forever.
-        Series::new(r).record(r);
-        return;
-    }
-    SERIES.with(|cache| {
-        let Ok(mut cache) = cache.try_borrow_mut() else {
-            Series::new(r).record(r);
-            return;
-        };
-        if let Some(series) = cache.get(r.app).and_then(|v| v.iter().find(|s| s.is(r))) {
-            series.record(r);
-            return;
-        }
-        // Apps and models come from traffic: past the cap the cache starts over rather
-        // than grow without bound (the registry keeps the series either way).
-        if cache.values().map(Vec::len).sum::<usize>() >= MAX_CACHED_SERIES {
-            cache.clear();
-        }
-        let series = Series::new(r);
-        series.record(r);
-        cache.entry(Box::from(r.app)).or_default().push(series);
-    });
+    with_cached(
+        &SERIES,
+        r.app,
+        MAX_CACHED_SERIES,
+        |s: &Series| s.is(r),
+        || Series::new(r),
+        |s| s.record(r),
+    );
 }
 
 /// Series sets one thread keeps.
@@ -81,7 +66,7 @@ const MAX_CACHED_SERIES: usize = 4096;
 
 thread_local! {
     /// This thread's series handles by app (see [`llm_settled`]).
-    static SERIES: RefCell<HashMap<Box<str>, Vec<Series>>> = RefCell::new(HashMap::new());
+    static SERIES: HandleCache<Series> = RefCell::new(HashMap::new());
 }
 
 /// The handles of one provider, model, app and status, each registered on first use.

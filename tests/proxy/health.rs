@@ -50,7 +50,7 @@ async fn wait_for_state(admin: SocketAddr, name: &str, i: usize, wanted: &str) {
 }
 
 /// The value of the metric line starting with `series`.
-async fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
+pub async fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
     let text = get(admin, "/metrics").await.text();
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())

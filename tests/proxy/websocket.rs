@@ -42,13 +42,23 @@ async def main():
 asyncio.run(main())
 "#;
 
-async fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
-    let text = crate::common::get(admin, "/metrics").await.text();
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+/// The value of the metric line starting with `series`, 0 when there is none.
+pub async fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
+    crate::health::metric(admin, series).await.unwrap_or(0.0)
+}
+
+/// The value of `series` once it reaches `want`, or its last value after 5 s. A session's
+/// close counter moves just after its close frame is sent, so a client that saw the
+/// close may read the metrics a moment before the count.
+async fn metric_reaching(admin: std::net::SocketAddr, series: &str, want: f64) -> f64 {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = metric(admin, series).await;
+        if value == want || tokio::time::Instant::now() > until {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,14 +75,7 @@ async fn a_websocket_echoes_text_large_fragmented_and_pings_over_http1() {
     let up = r#"microgateway_upgraded_bytes_total{route="echo",direction="to_upstream"}"#;
     let down = r#"microgateway_upgraded_bytes_total{route="echo",direction="to_client"}"#;
     let closed = r#"microgateway_upgraded_closed_total{route="echo",reason="client_close"}"#;
-    let mut settled = false;
-    for _ in 0..100 {
-        settled = metric(gw.admin_addr, closed).await == 1.0;
-        if settled {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let settled = metric_reaching(gw.admin_addr, closed, 1.0).await == 1.0;
     let all = crate::common::get(gw.admin_addr, "/metrics").await.text();
     assert!(
         settled,
@@ -139,31 +142,8 @@ async fn an_http2_extended_connect_becomes_an_http1_upgrade_upstream() {
     let echo = echo().await;
     let gw = gateway(&echo, "h2", "").start().await;
     let mut h2 = crate::common::client::h2c(gw.proxy_addr).await;
-    let mut req = http::Request::builder()
-        .method(http::Method::CONNECT)
-        .uri(format!("http://{}/chat", gw.proxy_addr))
-        .header("sec-websocket-version", "13")
-        .body(crate::common::client::empty())
-        .unwrap();
-    req.extensions_mut()
-        .insert(hyper::ext::Protocol::from_static("websocket"));
-    let resp = h2.send_request(req).await.unwrap();
-    assert_eq!(
-        resp.status(),
-        200,
-        "extended CONNECT answered {:?}",
-        resp.status()
-    );
-    assert!(resp.headers().get("sec-websocket-accept").is_none());
-    let upgraded = hyper::upgrade::on(resp).await.unwrap();
-    let mut io = hyper_util::rt::TokioIo::new(upgraded);
-    io.write_all(&text_frame("over h2")).await.unwrap();
-    let mut head = [0u8; 2];
-    io.read_exact(&mut head).await.unwrap();
-    assert_eq!(head, [0x81, 7], "an unmasked text frame of 7 bytes");
-    let mut text = [0u8; 7];
-    io.read_exact(&mut text).await.unwrap();
-    assert_eq!(&text, b"over h2");
+    let mut io = h2_websocket(&mut h2, gw.proxy_addr).await;
+    echoes(&mut io, "over h2").await;
 }
 
 const REFUSED: &str = r#"
@@ -177,7 +157,8 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// Opens a WebSocket on an HTTP/2 extended CONNECT stream of `h2`.
+/// Opens a WebSocket on an HTTP/2 extended CONNECT stream of `h2`: answered `200`,
+/// without the HTTP/1.1 handshake's `Sec-WebSocket-Accept`.
 async fn h2_websocket(
     h2: &mut hyper::client::conn::http2::SendRequest<crate::common::client::ReqBody>,
     addr: std::net::SocketAddr,
@@ -191,8 +172,30 @@ async fn h2_websocket(
     req.extensions_mut()
         .insert(hyper::ext::Protocol::from_static("websocket"));
     let resp = h2.send_request(req).await.unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.status(),
+        200,
+        "extended CONNECT answered {:?}",
+        resp.status()
+    );
+    assert!(resp.headers().get("sec-websocket-accept").is_none());
     hyper_util::rt::TokioIo::new(hyper::upgrade::on(resp).await.unwrap())
+}
+
+/// Sends `text` as one text frame on `io` and reads it back from the echo server.
+async fn echoes(io: &mut hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>, text: &str) {
+    io.write_all(&text_frame(text)).await.unwrap();
+    let mut head = [0u8; 2];
+    io.read_exact(&mut head).await.unwrap();
+    assert_eq!(
+        head,
+        [0x81, text.len() as u8],
+        "an unmasked text frame of {} bytes",
+        text.len()
+    );
+    let mut back = vec![0u8; text.len()];
+    io.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, text.as_bytes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,13 +211,7 @@ async fn a_quiet_http2_session_outlives_the_connection_idle_timeout() {
     // Quiet for several connection idle timeouts: before, the connection was closed
     // under the session after two of them.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    io.write_all(&text_frame("still here")).await.unwrap();
-    let mut head = [0u8; 2];
-    io.read_exact(&mut head).await.unwrap();
-    assert_eq!(head, [0x81, 10]);
-    let mut text = [0u8; 10];
-    io.read_exact(&mut text).await.unwrap();
-    assert_eq!(&text, b"still here");
+    echoes(&mut io, "still here").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +337,7 @@ async fn an_idle_session_is_closed_and_the_route_caps_its_sessions() {
     let out = session.finish("wait").await;
     assert_eq!(out["close_code"], 1001, "closed by the idle timeout");
     let idle = r#"microgateway_upgraded_closed_total{route="idle",reason="idle_timeout"}"#;
-    assert_eq!(metric(gw.admin_addr, idle).await, 1.0);
+    assert_eq!(metric_reaching(gw.admin_addr, idle, 1.0).await, 1.0);
     let refused = r#"microgateway_upgrade_refused_total{route="idle",reason="max_connections"}"#;
     assert_eq!(metric(gw.admin_addr, refused).await, 1.0);
     // The slot is free again.

@@ -63,12 +63,8 @@ async fn open_many(addr: std::net::SocketAddr, n: usize, into: &mut Vec<TcpStrea
 }
 
 async fn open_sessions(admin: std::net::SocketAddr) -> f64 {
-    let text = crate::common::get(admin, "/metrics").await.text();
-    text.lines()
-        .find(|l| l.starts_with(r#"microgateway_upgraded_connections{route="idle1k"}"#))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    let series = r#"microgateway_upgraded_connections{route="idle1k"}"#;
+    crate::websocket::metric(admin, series).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 //! non-string `model` is the empty model), as it did through a `Value`. Only a body
 //! that is not JSON at all is an error.
 
+use crate::llm::lenient::{self, Names, Shape, next, next_key};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The fields of a chat, completion or embedding request that the policy uses.
@@ -26,7 +27,7 @@ pub(super) struct Request {
 impl Request {
     /// Reads `body`; an error when it is not JSON.
     pub(super) fn read(body: &[u8]) -> Result<Request, serde_json::Error> {
-        serde_json::from_slice::<Request>(body)
+        lenient::from_slice::<Request>(body)
     }
 
     /// The prompt's size in tokens, estimated as its characters divided by four.
@@ -61,101 +62,23 @@ enum Field {
     Other,
 }
 
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
-        struct Name;
-        impl Visitor<'_> for Name {
-            type Value = Field;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Field, E> {
-                Ok(match v {
-                    "model" => Field::Model,
-                    "stream" => Field::Stream,
-                    "messages" => Field::Messages,
-                    "stream_options" => Field::StreamOptions,
-                    "input" => Field::Prompt(1),
-                    "prompt" => Field::Prompt(2),
-                    "system" => Field::Prompt(3),
-                    _ => Field::Other,
-                })
-            }
+impl Names for Field {
+    fn named(name: &str) -> Field {
+        match name {
+            "model" => Field::Model,
+            "stream" => Field::Stream,
+            "messages" => Field::Messages,
+            "stream_options" => Field::StreamOptions,
+            "input" => Field::Prompt(1),
+            "prompt" => Field::Prompt(2),
+            "system" => Field::Prompt(3),
+            _ => Field::Other,
         }
-        d.deserialize_str(Name)
     }
 }
 
-/// What a JSON value is to the policy: its string if it is one, its `true` if it is
-/// one, and the characters of all the strings in it (object keys not counted).
-#[derive(Default)]
-struct Scan {
-    string: Option<String>,
-    is_true: bool,
-    chars: u64,
-}
-
-impl<'de> Deserialize<'de> for Scan {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scan, D::Error> {
-        d.deserialize_any(ScanVisitor)
-    }
-}
-
-struct ScanVisitor;
-
-impl<'de> Visitor<'de> for ScanVisitor {
-    type Value = Scan;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Scan, E> {
-        Ok(Scan {
-            chars: v.chars().count() as u64,
-            string: Some(v.to_string()),
-            is_true: false,
-        })
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Scan, E> {
-        Ok(Scan {
-            is_true: v,
-            ..Scan::default()
-        })
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Scan, E> {
-        Ok(Scan::default())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Scan, E> {
-        Ok(Scan::default())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Scan, E> {
-        Ok(Scan::default())
-    }
-    fn visit_unit<E>(self) -> Result<Scan, E> {
-        Ok(Scan::default())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scan, A::Error> {
-        let mut chars = 0u64;
-        while let Some(item) = seq.next_element::<Chars>()? {
-            chars = chars.saturating_add(item.0);
-        }
-        Ok(Scan {
-            chars,
-            ..Scan::default()
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scan, A::Error> {
-        let mut chars = 0u64;
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            chars = chars.saturating_add(map.next_value::<Chars>()?.0);
-        }
-        Ok(Scan {
-            chars,
-            ..Scan::default()
-        })
-    }
-}
-
-/// The characters of every string in a value, without keeping any of them.
+/// The characters of every string in a value (object keys not counted), without
+/// keeping any of them.
 struct Chars(u64);
 
 impl<'de> Deserialize<'de> for Chars {
@@ -184,77 +107,51 @@ impl<'de> Deserialize<'de> for Chars {
             fn visit_unit<E>(self) -> Result<Chars, E> {
                 Ok(Chars(0))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Chars, A::Error> {
-                ScanVisitor.visit_seq(seq).map(|s| Chars(s.chars))
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Chars, A::Error> {
+                let mut chars = 0u64;
+                while let Some(item) = seq.next_element::<Chars>()? {
+                    chars = chars.saturating_add(item.0);
+                }
+                Ok(Chars(chars))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Chars, A::Error> {
-                ScanVisitor.visit_map(map).map(|s| Chars(s.chars))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Chars, A::Error> {
+                let mut chars = 0u64;
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    chars = chars.saturating_add(map.next_value::<Chars>()?.0);
+                }
+                Ok(Chars(chars))
             }
         }
         d.deserialize_any(Count)
     }
 }
 
-impl<'de> Deserialize<'de> for Request {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Request, D::Error> {
-        struct Top;
-        impl<'de> Visitor<'de> for Top {
-            type Value = Request;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
-                let mut r = Request::default();
-                // Last wins for a repeated name, as in a `Value`: `messages`, `input`,
-                // `prompt`, `system`.
-                let mut prompt = [0u64; 4];
-                while let Some(field) = map.next_key::<Field>()? {
-                    match field {
-                        Field::Model => {
-                            r.model = map.next_value::<Scan>()?.string.unwrap_or_default();
-                        }
-                        Field::Stream => r.stream = map.next_value::<Scan>()?.is_true,
-                        Field::Messages => {
-                            r.messages = true;
-                            prompt[0] = map.next_value::<Chars>()?.0;
-                        }
-                        Field::StreamOptions => {
-                            r.stream_options = true;
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                        Field::Prompt(i) => prompt[i] = map.next_value::<Chars>()?.0,
-                        Field::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+impl Shape for Request {
+    fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Request>, A::Error> {
+        let mut r = Request::default();
+        // Last wins for a repeated name, as in a `Value`: `messages`, `input`, `prompt`,
+        // `system`.
+        let mut prompt = [0u64; 4];
+        while let Some(field) = next_key::<Field, A>(&mut map)? {
+            match field {
+                Field::Model => r.model = next::<String, A>(&mut map)?.unwrap_or_default(),
+                Field::Stream => r.stream = next::<bool, A>(&mut map)? == Some(true),
+                Field::Messages => {
+                    r.messages = true;
+                    prompt[0] = map.next_value::<Chars>()?.0;
                 }
-                r.prompt_chars = prompt.iter().fold(0, |a, b| a.saturating_add(*b));
-                Ok(r)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Request, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Request::default())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Request, E> {
-                Ok(Request::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Request, E> {
-                Ok(Request::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Request, E> {
-                Ok(Request::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Request, E> {
-                Ok(Request::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Request, E> {
-                Ok(Request::default())
-            }
-            fn visit_unit<E>(self) -> Result<Request, E> {
-                Ok(Request::default())
+                Field::StreamOptions => {
+                    r.stream_options = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Field::Prompt(i) => prompt[i] = map.next_value::<Chars>()?.0,
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        d.deserialize_any(Top)
+        r.prompt_chars = prompt.iter().fold(0, |a, b| a.saturating_add(*b));
+        Ok(Some(r))
     }
 }
 

@@ -8,8 +8,8 @@
 //! leniently: a field of another shape (a string `usage`, a float count) reads as
 //! absent, as it did through a `Value`, and never fails the object.
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::marker::PhantomData;
+use crate::llm::lenient::{Names, Shape, next, next_key};
+use serde::de::{IgnoredAny, MapAccess};
 
 /// What one provider object says about usage.
 #[derive(Debug, Default)]
@@ -61,116 +61,24 @@ enum Field {
     Other,
 }
 
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
-        struct Name;
-        impl Visitor<'_> for Name {
-            type Value = Field;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Field, E> {
-                Ok(match v {
-                    "model" => Field::Model,
-                    "usage" => Field::Usage,
-                    "response" => Field::Response,
-                    "message" => Field::Message,
-                    "prompt_tokens" => Field::PromptTokens,
-                    "completion_tokens" => Field::CompletionTokens,
-                    "input_tokens" => Field::InputTokens,
-                    "output_tokens" => Field::OutputTokens,
-                    "cache_read_input_tokens" => Field::CacheRead,
-                    "cache_creation_input_tokens" => Field::CacheCreation,
-                    "prompt_tokens_details" => Field::PromptDetails,
-                    "input_tokens_details" => Field::InputDetails,
-                    "cached_tokens" => Field::CachedTokens,
-                    _ => Field::Other,
-                })
-            }
+impl Names for Field {
+    fn named(name: &str) -> Field {
+        match name {
+            "model" => Field::Model,
+            "usage" => Field::Usage,
+            "response" => Field::Response,
+            "message" => Field::Message,
+            "prompt_tokens" => Field::PromptTokens,
+            "completion_tokens" => Field::CompletionTokens,
+            "input_tokens" => Field::InputTokens,
+            "output_tokens" => Field::OutputTokens,
+            "cache_read_input_tokens" => Field::CacheRead,
+            "cache_creation_input_tokens" => Field::CacheCreation,
+            "prompt_tokens_details" => Field::PromptDetails,
+            "input_tokens_details" => Field::InputDetails,
+            "cached_tokens" => Field::CachedTokens,
+            _ => Field::Other,
         }
-        d.deserialize_str(Name)
-    }
-}
-
-/// A value read leniently: `Some` when it has the expected shape, `None` for any other
-/// JSON value (which is skipped whole).
-struct Lenient<T>(Option<T>);
-
-/// What [`Lenient`] makes of each JSON shape; only the shapes a type implements are
-/// `Some`.
-trait Shape: Sized {
-    fn object<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        skip_map(map).map(|()| None)
-    }
-    fn string(v: &str) -> Option<Self> {
-        let _ = v;
-        None
-    }
-    fn unsigned(v: u64) -> Option<Self> {
-        let _ = v;
-        None
-    }
-}
-
-fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-impl<'de, T: Shape> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Lenient<T>, D::Error> {
-        d.deserialize_any(Any::<T>(PhantomData)).map(Lenient)
-    }
-}
-
-struct Any<T>(PhantomData<T>);
-
-impl<'de, T: Shape> Visitor<'de> for Any<T> {
-    type Value = Option<T>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
-        T::object(map)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Option<T>, E> {
-        Ok(T::string(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Option<T>, E> {
-        Ok(T::unsigned(v))
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-}
-
-/// Reads the next value of `map` leniently.
-fn next<'de, T: Shape, A: MapAccess<'de>>(map: &mut A) -> Result<Option<T>, A::Error> {
-    map.next_value::<Lenient<T>>().map(|l| l.0)
-}
-
-impl Shape for String {
-    fn string(v: &str) -> Option<String> {
-        Some(v.to_string())
-    }
-}
-
-impl Shape for u64 {
-    fn unsigned(v: u64) -> Option<u64> {
-        Some(v)
     }
 }
 
@@ -180,7 +88,7 @@ struct Cached(Option<u64>);
 impl Shape for Cached {
     fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Cached>, A::Error> {
         let mut cached = None;
-        while let Some(field) = map.next_key::<Field>()? {
+        while let Some(field) = next_key::<Field, A>(&mut map)? {
             match field {
                 Field::CachedTokens => cached = next::<u64, A>(&mut map)?,
                 _ => drop(map.next_value::<IgnoredAny>()?),
@@ -193,7 +101,7 @@ impl Shape for Cached {
 impl Shape for Usage {
     fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Usage>, A::Error> {
         let mut u = Usage::default();
-        while let Some(field) = map.next_key::<Field>()? {
+        while let Some(field) = next_key::<Field, A>(&mut map)? {
             let slot = match field {
                 Field::PromptTokens => &mut u.prompt_tokens,
                 Field::CompletionTokens => &mut u.completion_tokens,
@@ -223,7 +131,7 @@ impl Shape for Usage {
 impl Shape for Level {
     fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Level>, A::Error> {
         let mut level = Level::default();
-        while let Some(field) = map.next_key::<Field>()? {
+        while let Some(field) = next_key::<Field, A>(&mut map)? {
             level.fill(field, &mut map)?;
         }
         Ok(Some(level))
@@ -245,7 +153,7 @@ impl Level {
 impl Shape for Parts {
     fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Parts>, A::Error> {
         let mut parts = Parts::default();
-        while let Some(field) = map.next_key::<Field>()? {
+        while let Some(field) = next_key::<Field, A>(&mut map)? {
             match field {
                 Field::Response => parts.response = next(&mut map)?.unwrap_or_default(),
                 Field::Message => parts.message = next(&mut map)?.unwrap_or_default(),
@@ -256,18 +164,12 @@ impl Shape for Parts {
     }
 }
 
-impl<'de> Deserialize<'de> for Parts {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Parts, D::Error> {
-        Lenient::<Parts>::deserialize(d).map(|l| l.0.unwrap_or_default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn read(json: &str) -> Parts {
-        serde_json::from_str(json).unwrap()
+        crate::llm::lenient::from_slice(json.as_bytes()).unwrap()
     }
 
     #[test]
@@ -306,6 +208,6 @@ mod tests {
         assert_eq!(p.message.usage.unwrap().output_tokens, Some(1));
         // Only one level down is read: `message.response` is skipped.
         assert!(p.response.usage.is_none());
-        assert!(serde_json::from_str::<Parts>("{\"model\":").is_err());
+        assert!(crate::llm::lenient::from_slice::<Parts>(b"{\"model\":").is_err());
     }
 }
