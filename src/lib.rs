@@ -30,6 +30,7 @@
 pub mod admin;
 pub mod body;
 pub mod builtin;
+pub mod cluster;
 pub mod config;
 pub mod deadline;
 pub mod error;

@@ -155,6 +155,7 @@ fn describe() {
     metrics::describe_counter!(CONNECTIONS_TOTAL, "Accepted client connections.");
     llm::describe_llm();
     upgrade::describe_upgrade();
+    cluster::describe_cluster();
 }
 
 /// Records a finished request.
@@ -386,10 +387,12 @@ pub fn collect_dropped() {
     counter!(COLLECT_DROPPED).increment(1);
 }
 
+mod cluster;
 mod exchange;
 mod llm;
 mod upgrade;
 mod upstream;
+pub use cluster::*;
 pub use exchange::{LlmRecord, llm_settled};
 pub use llm::*;
 pub use upgrade::*;

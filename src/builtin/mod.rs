@@ -20,7 +20,8 @@ mod request_guard;
 
 use crate::config::PluginConfig;
 use crate::plugin::{
-    BuiltinFactory, Decision, Hook, ImmediateResponse, Manifest, Plugin, PluginError,
+    BuiltinContext, BuiltinFactory, Decision, Hook, ImmediateResponse, Manifest, Plugin,
+    PluginError,
 };
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
@@ -34,8 +35,8 @@ pub fn factories() -> Vec<(&'static str, BuiltinFactory)> {
         ("api_key", factory(api_key::ApiKey::new)),
         ("headers", factory(headers::Headers::new)),
         ("ip_filter", factory(ip_filter::IpFilter::new)),
-        ("rate_limit", factory(rate_limit::RateLimit::new)),
-        ("llm_policy", factory(crate::llm::policy::LlmPolicy::new)),
+        ("rate_limit", shared(rate_limit::RateLimit::new)),
+        ("llm_policy", shared(crate::llm::policy::LlmPolicy::new)),
         ("request_guard", factory(request_guard::RequestGuard::new)),
     ]
 }
@@ -44,7 +45,14 @@ pub fn factories() -> Vec<(&'static str, BuiltinFactory)> {
 fn factory<P: Plugin + 'static>(
     new: fn(&PluginConfig) -> Result<P, PluginError>,
 ) -> BuiltinFactory {
-    Arc::new(move |c| Ok(Arc::new(new(c)?)))
+    Arc::new(move |c, _| Ok(Arc::new(new(c)?)))
+}
+
+/// The factory of a built-in whose constructor also takes what the process shares.
+fn shared<P: Plugin + 'static>(
+    new: fn(&PluginConfig, &BuiltinContext) -> Result<P, PluginError>,
+) -> BuiltinFactory {
+    Arc::new(move |c, context| Ok(Arc::new(new(c, context)?)))
 }
 
 /// Parses the instance's `config` table into `T`, naming the instance on error.

@@ -4,11 +4,18 @@
 //! app id (`"app"`), or the client IP (`"ip"`); unauthenticated requests fall back to
 //! the IP. Buckets live in a bounded moka cache and expire when idle. Refusals are 429
 //! with `Retry-After`.
+//!
+//! With `[cluster]` the bucket is shared by the fleet (unless `shared = false`): it lives
+//! in Redis, refilled by one atomic script, and each gateway spends leases of it
+//! ([`crate::cluster::lease`]). While Redis is down the instance follows
+//! `cluster.on_unavailable`: its own bucket (`local`), no limit (`allow`) or 503 (`deny`).
 
 use super::{manifest, reject, settings};
-use crate::config::PluginConfig;
+use crate::cluster::lease::{Leases, Take};
+use crate::config::{OnUnavailable, PluginConfig};
 use crate::plugin::{
-    Decision, Hook, HookFuture, HookType, Manifest, Plugin, PluginError, RequestView,
+    BuiltinContext, Decision, Hook, HookFuture, HookType, Manifest, Plugin, PluginError,
+    RequestView,
 };
 use http::{HeaderValue, StatusCode, header};
 use moka::sync::Cache;
@@ -32,6 +39,8 @@ struct Settings {
     burst: f64,
     key: KeyBy,
     max_tracked: u64,
+    /// Share the bucket through `[cluster]` (when configured).
+    shared: bool,
 }
 
 impl Default for Settings {
@@ -41,6 +50,7 @@ impl Default for Settings {
             burst: 20.0,
             key: KeyBy::Identity,
             max_tracked: 100_000,
+            shared: true,
         }
     }
 }
@@ -58,11 +68,13 @@ pub struct RateLimit {
     burst: f64,
     key: KeyBy,
     buckets: Cache<String, Arc<Mutex<Bucket>>>,
+    /// The fleet's bucket leases, with the plugin instance's name for their keys.
+    shared: Option<(Leases, String)>,
 }
 
 impl RateLimit {
     /// Validates the settings and creates the bucket cache.
-    pub fn new(config: &PluginConfig) -> Result<RateLimit, PluginError> {
+    pub fn new(config: &PluginConfig, context: &BuiltinContext) -> Result<RateLimit, PluginError> {
         let s: Settings = settings(config)?;
         if !(s.requests_per_second.is_finite() && s.requests_per_second > 0.0) {
             return Err(PluginError::Load(format!(
@@ -79,7 +91,12 @@ impl RateLimit {
         // A bucket idle long enough to refill completely carries no state worth keeping.
         let refill =
             Duration::from_secs_f64((s.burst / s.requests_per_second).clamp(1.0, 86_400.0));
+        let shared = context.cluster.clone().filter(|_| s.shared).map(|cluster| {
+            let name = format!("rl:{}:", config.name);
+            (Leases::new(cluster, s.max_tracked, refill), name)
+        });
         Ok(RateLimit {
+            shared,
             manifest: manifest("rate_limit", &[Hook::PreAuth, Hook::PostAuth]),
             rate: s.requests_per_second,
             burst: s.burst,
@@ -135,15 +152,80 @@ impl Plugin for RateLimit {
             _ => format!("ip:{}", request.client_ip),
         };
         let key = format!("{}|{caller}", request.route);
-        match self.take(key) {
+        let Some((leases, name)) = &self.shared else {
+            return HookFuture::ok(self.answer(self.take(key), request));
+        };
+        let shared_key = leases.cluster().key(&format!("{name}{key}"));
+        if let Some(take) = leases.local(&shared_key) {
+            return HookFuture::ok(self.answer(self.leased(take), request));
+        }
+        if !leases.cluster().is_up() {
+            return HookFuture::ok(self.degraded(key, request));
+        }
+        let want = crate::cluster::lease::lease_size(
+            self.rate,
+            leases.cluster().sync_interval(),
+            self.burst,
+        );
+        HookFuture::Pending(Box::pin(async move {
+            Ok(
+                match leases
+                    .bucket(&shared_key, self.rate, self.burst, want)
+                    .await
+                {
+                    Ok(take) => self.answer(self.leased(take), request),
+                    Err(_) => self.degraded(key, request),
+                },
+            )
+        }))
+    }
+}
+
+impl RateLimit {
+    /// A lease's answer in the shape of [`RateLimit::take`]'s.
+    fn leased(&self, take: Take) -> Result<(u64, Duration), f64> {
+        match take {
+            Take::Granted { left } => {
+                let missing = (self.burst - left as f64).max(0.0);
+                Ok((
+                    left,
+                    Duration::from_secs_f64((missing / self.rate).clamp(0.0, 86_400.0)),
+                ))
+            }
+            Take::Refused { wait } => Err(wait.as_secs_f64().max(1.0 / self.rate)),
+        }
+    }
+
+    /// The decision while the fleet's Redis is down, by `cluster.on_unavailable`.
+    fn degraded(&self, key: String, request: &RequestView<'_>) -> Decision {
+        let mode = self
+            .shared
+            .as_ref()
+            .map_or(OnUnavailable::Local, |(l, _)| l.cluster().on_unavailable());
+        crate::metrics::cluster_degraded("rate_limit", mode.as_str());
+        match mode {
+            OnUnavailable::Local => self.answer(self.take(key), request),
+            OnUnavailable::Allow => Decision::pass(),
+            OnUnavailable::Deny => reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rate_limit_unavailable",
+                "the shared rate limit cannot be checked; retry later",
+                request.request_id,
+            ),
+        }
+    }
+
+    /// The decision for one taken (or refused) token.
+    fn answer(&self, taken: Result<(u64, Duration), f64>, request: &RequestView<'_>) -> Decision {
+        match taken {
             Ok((left, full)) => {
                 let limit = self.burst.floor() as u64;
                 let values = crate::headers::ratelimit_values("requests", limit, left, full);
                 let context = crate::headers::ratelimit_context(values);
-                HookFuture::ok(Decision::Continue(crate::plugin::Mutations {
+                Decision::Continue(crate::plugin::Mutations {
                     context,
                     ..crate::plugin::Mutations::default()
-                }))
+                })
             }
             Err(wait) => {
                 let mut decision = reject(
@@ -161,7 +243,7 @@ impl Plugin for RateLimit {
                     let values = crate::headers::ratelimit_values("requests", limit, 0, reset);
                     r.headers.extend(crate::headers::ratelimit_headers(values));
                 }
-                HookFuture::ok(decision)
+                decision
             }
         }
     }

@@ -10,6 +10,7 @@
 
 mod allowlist;
 mod balance;
+mod cluster;
 pub mod duration_serde;
 mod llm;
 mod plugins;
@@ -25,6 +26,7 @@ pub use ranges::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_WORKERS};
 
 pub use allowlist::Allowlist;
 pub use balance::{Balance, HashOn, HealthCheckConfig};
+pub use cluster::{ClusterConfig, OnUnavailable, redacted};
 pub use llm::{
     CacheConfig, CacheScope, LlmConfig, LlmUpstreamConfig, ModelTargets, Price, Provider,
     RouteCacheConfig, RouteLlmConfig, split_family,

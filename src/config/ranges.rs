@@ -200,6 +200,9 @@ pub const RANGES: &[Range] = &[
     duration("oci.resolve_timeout", MS, DAY),
     bytes("llm.cache.max_bytes", 0, 64 * GIB),
     bytes("llm.cache.max_entry_bytes", KIB, GIB),
+    duration("cluster.timeout", MS, Duration::from_secs(10)),
+    duration("cluster.sync_interval", MS, Duration::from_secs(10)),
+    duration("cluster.retry_interval", Duration::from_millis(10), HOUR),
 ];
 
 impl Limit {
@@ -249,7 +252,7 @@ impl fmt::Display for Limit {
 /// Bytes in the largest binary unit that divides them exactly (`16 KiB`, `100 B`).
 fn show_bytes(n: u64) -> String {
     for (unit, name) in [(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
-        if n >= unit && n % unit == 0 {
+        if n >= unit && n.is_multiple_of(unit) {
             return format!("{} {name}", n / unit);
         }
     }

@@ -41,6 +41,9 @@ pub struct Config {
     /// Process-wide LLM settings (the price table).
     #[serde(default)]
     pub llm: super::LlmConfig,
+    /// The Redis a fleet of gateways shares limits and budgets through; none by default.
+    #[serde(default)]
+    pub cluster: Option<super::ClusterConfig>,
 }
 
 /// Settings of the proxy listener.

@@ -1,6 +1,7 @@
 //! Semantic validation of a deserialised [`Config`]; every error names the offending key.
 //! The numeric and duration ranges live in [`super::ranges`].
 
+mod cluster;
 mod groups;
 
 use super::{Allowlist, Config, ConfigError, Resolved};
@@ -179,6 +180,9 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
         }
     }
     let allowlist = validate_plugins(config, &route_names)?;
+    if let Some(c) = &config.cluster {
+        cluster::validate_cluster(c)?;
+    }
     Ok(Resolved {
         request_id_header,
         route_upstreams,

@@ -4,6 +4,14 @@
 //! exchange's usage is known (after the response, off the request path). Windows are
 //! fixed (`window` long, aligned to the Unix epoch) and live in moka caches that expire
 //! them after two window lengths.
+//!
+//! With `[cluster]` the windows are the fleet's ([`shared`]): requests are leased from a
+//! counter in Redis, tokens and cost are settled to Redis in batches, and the windows
+//! are keyed by the Unix-epoch window index, so they survive a restart.
+
+mod shared;
+
+pub use shared::{Reserve, Totals};
 
 use moka::sync::Cache;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +36,7 @@ pub struct Window {
 pub struct Budgets {
     window: Duration,
     windows: Cache<(String, u64), Arc<Window>>,
+    shared: Option<shared::Shared>,
 }
 
 fn registry() -> &'static Mutex<Vec<Weak<Budgets>>> {
@@ -36,9 +45,14 @@ fn registry() -> &'static Mutex<Vec<Weak<Budgets>>> {
 }
 
 impl Budgets {
-    /// Creates and registers windows of length `window`.
-    pub fn new(window: Duration) -> Arc<Budgets> {
+    /// Creates and registers windows of length `window`; with `cluster`, the fleet's
+    /// windows of the policy instance `name`.
+    pub fn new(
+        window: Duration,
+        cluster: Option<(Arc<crate::cluster::Cluster>, &str)>,
+    ) -> Arc<Budgets> {
         let budgets = Arc::new(Budgets {
+            shared: cluster.map(|(c, name)| shared::Shared::new(c, name, window)),
             window,
             windows: Cache::builder()
                 .max_capacity(100_000)
@@ -89,5 +103,8 @@ pub fn record_usage(app: &str, tokens: u64, usd: f64) {
         let window = budgets.current(app);
         window.tokens.fetch_add(tokens, Ordering::Relaxed);
         window.micro_usd.fetch_add(micro, Ordering::Relaxed);
+        if let Some(shared) = &budgets.shared {
+            shared.settle_usage(app, budgets.index(), tokens, micro);
+        }
     }
 }

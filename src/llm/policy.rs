@@ -13,16 +13,16 @@
 mod body;
 
 use super::Budgets;
+use super::budget::{Reserve, Totals};
 use crate::config::PluginConfig;
 use crate::plugin::{
-    Decision, Hook, HookFuture, HookType, ImmediateResponse, Manifest, Mutations, Plugin,
-    PluginError, RequestView,
+    BuiltinContext, Decision, Hook, HookFuture, HookType, ImmediateResponse, Manifest, Mutations,
+    Plugin, PluginError, RequestView,
 };
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -99,7 +99,7 @@ fn openai_error(
 
 impl LlmPolicy {
     /// Parses the settings.
-    pub fn new(config: &PluginConfig) -> Result<LlmPolicy, PluginError> {
+    pub fn new(config: &PluginConfig, context: &BuiltinContext) -> Result<LlmPolicy, PluginError> {
         let settings: Settings = if config.config.is_null() {
             Settings::default()
         } else {
@@ -138,12 +138,20 @@ impl LlmPolicy {
                 request_body: true,
                 ..Manifest::default()
             },
-            budgets: Budgets::new(settings.window),
+            budgets: Budgets::new(
+                settings.window,
+                context.cluster.clone().map(|c| (c, config.name.as_str())),
+            ),
             settings,
         })
     }
 
-    fn decide(&self, request: &RequestView<'_>) -> Decision {
+    /// The checks that need no budget: the body, the model allowlist and the request
+    /// size. `Err` is the answer; `Ok(None)` passes a request without a body.
+    fn check<'a>(
+        &'a self,
+        request: &'a RequestView<'a>,
+    ) -> Result<Option<Checked<'a>>, Box<Decision>> {
         let app = request
             .context
             .auth
@@ -160,101 +168,163 @@ impl LlmPolicy {
         let body = match raw.map(|b| body::Request::read(b)) {
             Some(Ok(v)) => v,
             Some(Err(_)) => {
-                return openai_error(
+                return Err(Box::new(openai_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request_error",
                     "invalid_json",
                     None,
                     "request body is not valid JSON",
-                );
+                )));
             }
-            None => return Decision::pass(),
+            None => return Ok(None),
         };
-        let no_rules = AppRules::default();
-        let rules = self.settings.apps.get(&app).unwrap_or(&no_rules);
-        let model = body.model.clone();
+        let rules = self.settings.apps.get(&app).unwrap_or(&NO_RULES);
         let allowed = if rules.models.is_empty() {
             &self.settings.models
         } else {
             &rules.models
         };
-        if !allowed.is_empty() && !allowed.contains(&model) {
-            let message = format!("model {model:?} is not allowed for app {app:?}");
-            return openai_error(
+        if !allowed.is_empty() && !allowed.contains(&body.model) {
+            let message = format!("model {:?} is not allowed for app {app:?}", body.model);
+            return Err(Box::new(openai_error(
                 StatusCode::FORBIDDEN,
                 "permission_error",
                 "model_not_allowed",
                 Some("model"),
                 &message,
-            );
+            )));
         }
         let estimate = body.estimated_tokens();
         if let Some(max) = self.settings.max_request_tokens
             && estimate > max
         {
             let message = format!("request is about {estimate} tokens; the limit is {max}");
-            return openai_error(
+            return Err(Box::new(openai_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "request_too_large",
                 Some("messages"),
                 &message,
-            );
+            )));
         }
-        let window = self.budgets.current(&app);
-        let requests_limit = rules
-            .requests_per_window
-            .or(self.settings.requests_per_window);
-        let tokens_limit = rules.tokens_per_window.or(self.settings.tokens_per_window);
-        let cost_limit = rules.cost_per_window.or(self.settings.cost_per_window);
-        let spent = window.micro_usd.load(Ordering::Relaxed) as f64 / 1e6;
-        // What an OpenAI client reads back for its back-off: x-ratelimit-* on every answer.
-        let reset = Duration::from_secs(self.budgets.seconds_left());
-        let used_requests = window.requests.load(Ordering::Relaxed);
-        let used_tokens = window.tokens.load(Ordering::Relaxed);
-        let mut ratelimit = Vec::new();
-        if let Some(l) = requests_limit {
-            let left = l.saturating_sub(used_requests + 1);
-            ratelimit.extend(crate::headers::ratelimit_values("requests", l, left, reset));
-        }
-        if let Some(l) = tokens_limit {
-            let left = l.saturating_sub(used_tokens);
-            ratelimit.extend(crate::headers::ratelimit_values("tokens", l, left, reset));
-        }
-        let over = if requests_limit.is_some_and(|l| window.requests.load(Ordering::Relaxed) >= l) {
-            Some(("requests_budget_exceeded", "request budget"))
-        } else if tokens_limit.is_some_and(|l| window.tokens.load(Ordering::Relaxed) >= l) {
+        Ok(Some(Checked {
+            requests_limit: rules
+                .requests_per_window
+                .or(self.settings.requests_per_window),
+            tokens_limit: rules.tokens_per_window.or(self.settings.tokens_per_window),
+            cost_limit: rules.cost_per_window.or(self.settings.cost_per_window),
+            app,
+            body,
+            estimate,
+            raw,
+        }))
+    }
+
+    /// The token or cost budget `checked`'s app has used up, by the window's totals.
+    fn over(&self, checked: &Checked<'_>, totals: Totals) -> Option<(&'static str, &'static str)> {
+        let spent = totals.micro_usd as f64 / 1e6;
+        if checked.tokens_limit.is_some_and(|l| totals.tokens >= l) {
             Some(("token_budget_exceeded", "token budget"))
-        } else if cost_limit.is_some_and(|l| spent >= l) {
+        } else if checked.cost_limit.is_some_and(|l| spent >= l) {
             Some(("cost_budget_exceeded", "cost budget"))
         } else {
             None
-        };
-        if let Some((code, what)) = over {
-            let message = format!("app {app:?} has used its {what} for this window; retry later");
-            let mut decision = openai_error(
+        }
+    }
+
+    /// `x-ratelimit-*` values for an answer: what an OpenAI client reads for back-off.
+    fn ratelimit(
+        &self,
+        checked: &Checked<'_>,
+        totals: Totals,
+        requests_left: Option<u64>,
+    ) -> Vec<(String, String)> {
+        let reset = Duration::from_secs(self.budgets.seconds_left());
+        let mut values = Vec::new();
+        if let (Some(l), Some(left)) = (checked.requests_limit, requests_left) {
+            values.extend(crate::headers::ratelimit_values(
+                "requests",
+                l,
+                left.min(l),
+                reset,
+            ));
+        }
+        if let Some(l) = checked.tokens_limit {
+            let left = l.saturating_sub(totals.tokens);
+            values.extend(crate::headers::ratelimit_values("tokens", l, left, reset));
+        }
+        values
+    }
+
+    /// A `429` for a used-up budget (or `503` when the fleet's Redis is down under
+    /// `on_unavailable = "deny"`).
+    fn refuse(
+        &self,
+        checked: &Checked<'_>,
+        code: &str,
+        what: &str,
+        ratelimit: Vec<(String, String)>,
+    ) -> Decision {
+        let (status, kind, message) = if code == "budget_unavailable" {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "the shared budget cannot be checked; retry later".to_string(),
+            )
+        } else {
+            (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",
-                code,
-                None,
-                &message,
-            );
-            if let Decision::Respond(r) = &mut decision {
-                r.headers.push((
-                    header::RETRY_AFTER,
-                    HeaderValue::from(self.budgets.seconds_left()),
-                ));
-                r.headers
-                    .extend(crate::headers::ratelimit_headers(ratelimit));
-            }
-            return decision;
+                format!(
+                    "app {:?} has used its {what} for this window; retry later",
+                    checked.app
+                ),
+            )
+        };
+        let mut decision = openai_error(status, kind, code, None, &message);
+        if let Decision::Respond(r) = &mut decision {
+            r.headers.push((
+                header::RETRY_AFTER,
+                HeaderValue::from(self.budgets.seconds_left()),
+            ));
+            r.headers
+                .extend(crate::headers::ratelimit_headers(ratelimit));
         }
-        window.requests.fetch_add(1, Ordering::Relaxed);
+        decision
+    }
+
+    /// The answer once the budgets are known: a refusal, or the request admitted with
+    /// its context (and, for a stream, `stream_options.include_usage`).
+    fn finish(&self, checked: Checked<'_>, totals: Totals, reserve: Option<Reserve>) -> Decision {
+        let left = match reserve {
+            Some(Reserve::Admitted { left }) => Some(left),
+            Some(Reserve::Over) => {
+                let ratelimit = self.ratelimit(&checked, totals, Some(0));
+                return self.refuse(
+                    &checked,
+                    "requests_budget_exceeded",
+                    "request budget",
+                    ratelimit,
+                );
+            }
+            Some(Reserve::Denied) => {
+                return self.refuse(&checked, "budget_unavailable", "", Vec::new());
+            }
+            None => None,
+        };
+        let ratelimit = self.ratelimit(&checked, totals, left);
+        if let Some((code, what)) = self.over(&checked, totals) {
+            return self.refuse(&checked, code, what, ratelimit);
+        }
+        let body = &checked.body;
         let mut mutations = Mutations {
             context: vec![
-                ("llm.app".into(), app),
-                ("llm.model".into(), model),
-                ("llm.estimated_prompt_tokens".into(), estimate.to_string()),
+                ("llm.app".into(), checked.app.clone()),
+                ("llm.model".into(), body.model.clone()),
+                (
+                    "llm.estimated_prompt_tokens".into(),
+                    checked.estimate.to_string(),
+                ),
             ],
             ..Mutations::default()
         };
@@ -263,7 +333,7 @@ impl LlmPolicy {
             .extend(crate::headers::ratelimit_context(ratelimit));
         let with_usage =
             (self.settings.stream_usage && body.stream && body.messages && !body.stream_options)
-                .then(|| raw.and_then(|b| body::with_stream_usage(b)))
+                .then(|| checked.raw.and_then(|b| body::with_stream_usage(b)))
                 .flatten();
         if let Some(changed) = with_usage {
             mutations.body = Some(Bytes::from(changed));
@@ -274,7 +344,54 @@ impl LlmPolicy {
         }
         Decision::Continue(mutations)
     }
+
+    /// The whole decision: checks, then the budgets (the request is counted only when
+    /// the token and cost budgets admit it). Without `[cluster]`, or with leases and
+    /// totals at hand, it needs no future.
+    fn decide<'a>(&'a self, request: &'a RequestView<'a>) -> HookFuture<'a, Decision> {
+        let checked = match self.check(request) {
+            Ok(Some(c)) => c,
+            Ok(None) => return HookFuture::ok(Decision::pass()),
+            Err(refusal) => return HookFuture::ok(*refusal),
+        };
+        let budgets = &self.budgets;
+        if let Some(totals) = budgets.totals_now(&checked.app) {
+            if self.over(&checked, totals).is_some() {
+                return HookFuture::ok(self.finish(checked, totals, None));
+            }
+            if let Some(reserve) = budgets.reserve_now(&checked.app, checked.requests_limit) {
+                return HookFuture::ok(self.finish(checked, totals, Some(reserve)));
+            }
+        }
+        HookFuture::Pending(Box::pin(async move {
+            let totals = budgets.totals(&checked.app).await;
+            if self.over(&checked, totals).is_some() {
+                return Ok(self.finish(checked, totals, None));
+            }
+            let reserve = budgets.reserve(&checked.app, checked.requests_limit).await;
+            Ok(self.finish(checked, totals, Some(reserve)))
+        }))
+    }
 }
+
+/// What [`LlmPolicy::check`] found of a request that may go on.
+struct Checked<'a> {
+    app: String,
+    body: body::Request,
+    estimate: u64,
+    raw: Option<&'a Bytes>,
+    requests_limit: Option<u64>,
+    tokens_limit: Option<u64>,
+    cost_limit: Option<f64>,
+}
+
+/// The rules of an app without its own.
+static NO_RULES: AppRules = AppRules {
+    models: Vec::new(),
+    tokens_per_window: None,
+    requests_per_window: None,
+    cost_per_window: None,
+};
 
 impl Plugin for LlmPolicy {
     fn manifest(&self) -> &Manifest {
@@ -286,6 +403,6 @@ impl Plugin for LlmPolicy {
         _stage: HookType,
         request: &'a RequestView<'a>,
     ) -> HookFuture<'a, Decision> {
-        HookFuture::ok(self.decide(request))
+        self.decide(request)
     }
 }

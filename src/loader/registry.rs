@@ -16,6 +16,7 @@ pub struct Registry {
     runtime: crate::config::PluginRuntimeConfig,
     oci: crate::config::OciConfig,
     oci_store: Arc<std::sync::OnceLock<Arc<crate::oci::OciStore>>>,
+    context: crate::plugin::BuiltinContext,
 }
 
 impl std::fmt::Debug for Registry {
@@ -44,7 +45,18 @@ impl Registry {
         name: &str,
         factory: impl Fn(&PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> + Send + Sync + 'static,
     ) {
-        self.builtins.insert(name.to_string(), Arc::new(factory));
+        self.builtins
+            .insert(name.to_string(), Arc::new(move |c, _: &_| factory(c)));
+    }
+
+    /// Sets the fleet's Redis that built-ins with shared limits use.
+    pub fn set_cluster(&mut self, cluster: Option<Arc<crate::cluster::Cluster>>) {
+        self.context.cluster = cluster;
+    }
+
+    /// The fleet's Redis, when `[cluster]` is configured.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.context.cluster.as_ref()
     }
 
     /// Sets how out-of-process plugins are started and restricted, and where `oci://`
@@ -99,7 +111,7 @@ impl Registry {
                 self.builtin_names().join(", ")
             ))
         })?;
-        factory(config)
+        factory(config, &self.context)
     }
 
     /// Creates and initialises the instance described by `config`.

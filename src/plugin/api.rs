@@ -19,9 +19,18 @@ use std::sync::Arc;
 /// Result of one hook call.
 pub type HookResult<T> = Result<T, PluginError>;
 
-/// Builds an in-process plugin from its configuration entry.
-pub type BuiltinFactory =
-    Arc<dyn Fn(&PluginConfig) -> Result<Arc<dyn Plugin>, PluginError> + Send + Sync>;
+/// Builds an in-process plugin from its configuration entry and what the process
+/// shares with it.
+pub type BuiltinFactory = Arc<
+    dyn Fn(&PluginConfig, &BuiltinContext) -> Result<Arc<dyn Plugin>, PluginError> + Send + Sync,
+>;
+
+/// What the process shares with in-process plugins when it builds them.
+#[derive(Debug, Clone, Default)]
+pub struct BuiltinContext {
+    /// The fleet's Redis (`[cluster]`), when configured: shared limits use it.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
 
 /// A hook's answer: immediate (in-process) or a future (remote).
 pub enum HookFuture<'a, T> {

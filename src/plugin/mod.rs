@@ -9,7 +9,7 @@ pub mod proto;
 mod rules;
 mod types;
 
-pub use api::{BuiltinFactory, HookFuture, HookResult, Plugin};
+pub use api::{BuiltinContext, BuiltinFactory, HookFuture, HookResult, Plugin};
 pub use health::{HealthState, PluginHealth};
 pub use rules::check_header;
 pub use types::*;

@@ -57,6 +57,10 @@ pub enum ProxyBuildError {
     /// `[llm.prices]` is invalid.
     #[error(transparent)]
     Prices(#[from] crate::llm::price::PriceError),
+    /// `[cluster]` could not be set up (a bad URL or CA file; an unreachable Redis is
+    /// no error).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Request limits enforced before and while forwarding.
@@ -128,6 +132,12 @@ impl Proxy {
         let mismatch =
             |key: String| ConfigError::invalid(key, "does not match the validated configuration");
         registry.set_runtime(config.plugin_runtime.clone(), config.oci.clone());
+        // One connection to the fleet's Redis per process, kept across plugin reloads.
+        if let Some(cluster) = &config.cluster
+            && registry.cluster().is_none()
+        {
+            registry.set_cluster(Some(crate::cluster::Cluster::start(cluster).await?));
+        }
         // The price table is process-wide: the configuration built last sets it.
         crate::llm::price::install(crate::llm::price::Prices::new(&config.llm)?);
         // Without worker threads every request runs on the shared runtime (index 0).

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod golang;
 pub mod pki;
 pub mod process;
+pub mod redis;
 pub mod serve;
 pub mod upstream;
 pub mod websocket;

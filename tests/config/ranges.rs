@@ -168,6 +168,13 @@ fn document(key: &str, literal: &Literal, upstream: &str, with_process: bool) ->
             doc.push_str(&format!("\n[{name}]\n{line}"));
         }
     }
+    // `[cluster]` needs its Redis URL: nothing listens on port 9, so the gateway
+    // starts degraded, which is what it does when Redis is down.
+    if section == "cluster" {
+        doc.push_str(&format!(
+            "\n[cluster]\nredis_url = \"redis://127.0.0.1:9\"\n{line}"
+        ));
+    }
     // `llm.cache.max_bytes` and its siblings live in a subtable of `[llm]`.
     if let Some(table) = key.strip_prefix("llm.").and_then(|k| k.rsplit_once('.')) {
         doc.push_str(&format!("\n[llm.{}]\n{line}", table.0));

@@ -171,10 +171,10 @@ impl Tree {
                 };
                 let mut glob = self.absolute(&module, file, &r)?;
                 glob.1.extend(segs[len..].iter().cloned());
-                if let Some(found) = self.target(&glob, hops - 1) {
-                    if found.1.len() > module.1.len() {
-                        return Some(found);
-                    }
+                if let Some(found) = self.target(&glob, hops - 1)
+                    && found.1.len() > module.1.len()
+                {
+                    return Some(found);
                 }
             }
         }

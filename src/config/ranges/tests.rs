@@ -11,6 +11,7 @@ fn full() -> Config {
         "balance = \"weighted\"\nweights = [2]\nmax_requests = 10\n",
         "max_connections = 10\nmax_pending = 5\n",
         "health_check = { expected_statuses = [200] }\n",
+        "[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\n",
     ))
     .unwrap();
     // An LLM upstream, so the `upstreams[].llm.*` keys have values too.

@@ -177,5 +177,12 @@ pub fn values(config: &Config) -> Vec<(String, Value)> {
             u(config.llm.cache.max_entry_bytes),
         ),
     ]));
+    if let Some(c) = &config.cluster {
+        out.extend(named(&[
+            ("cluster.timeout", d(c.timeout)),
+            ("cluster.sync_interval", d(c.sync_interval)),
+            ("cluster.retry_interval", d(c.retry_interval)),
+        ]));
+    }
     out
 }
