@@ -94,7 +94,10 @@ pub async fn handle(
         ),
         (Method::GET, ["plugins"]) => json(
             StatusCode::OK,
-            &serde_json::json!({ "plugins": manager.records() }),
+            &serde_json::json!({
+                "plugins": manager.records(),
+                "fleet": manager.fleet().map(|f| f.status()),
+            }),
         ),
         (Method::POST, ["plugins"]) => match read_json(body).await {
             Err(r) => r,

@@ -47,6 +47,7 @@ pub struct PluginManager {
     state_path: PathBuf,
     api: Mutex<Vec<PluginRecord>>,
     serial: tokio::sync::Mutex<()>,
+    fleet: Option<super::fleet::Fleet>,
 }
 
 impl PluginManager {
@@ -59,12 +60,13 @@ impl PluginManager {
         let state_path = records::state_path(&config.admin.data_dir);
         let api = records::load_state(&state_path)?;
         Ok(PluginManager {
-            proxy,
             config: Mutex::new(config),
             config_path,
             state_path,
             api: Mutex::new(api),
             serial: tokio::sync::Mutex::new(()),
+            fleet: super::fleet::Fleet::new(proxy.registry().cluster()),
+            proxy,
         })
     }
 
@@ -75,8 +77,30 @@ impl PluginManager {
             .clone()
     }
 
-    fn api(&self) -> Vec<PluginRecord> {
+    pub(super) fn api(&self) -> Vec<PluginRecord> {
         self.api.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The fleet's plugin records, with `cluster.plugins = true`.
+    pub fn fleet(&self) -> Option<&super::fleet::Fleet> {
+        self.fleet.as_ref()
+    }
+
+    /// Applies API plugins published by another gateway of the fleet (an unchanged
+    /// list is not rebuilt).
+    pub(super) async fn apply_fleet(&self, api: Vec<PluginRecord>) -> Result<(), ManagerError> {
+        let _serial = self.serial.lock().await;
+        if api == self.api() {
+            return Ok(());
+        }
+        self.apply(api, None).await
+    }
+
+    /// After a change through this gateway's API: the fleet's next version.
+    async fn publish(&self) {
+        if let Some(fleet) = &self.fleet {
+            fleet.publish(&self.api()).await;
+        }
     }
 
     /// The health and balancing state of every upstream group.
@@ -258,6 +282,7 @@ impl PluginManager {
         let mut api = self.api();
         api.push(record.clone());
         self.apply(api, Some(&record.id)).await?;
+        self.publish().await;
         Ok(record)
     }
 
@@ -298,6 +323,7 @@ impl PluginManager {
             .map(|r| if r.id == id { record.clone() } else { r })
             .collect();
         self.apply(api, Some(&record.id)).await?;
+        self.publish().await;
         Ok(record)
     }
 
@@ -311,7 +337,9 @@ impl PluginManager {
             )));
         }
         let api: Vec<PluginRecord> = self.api().into_iter().filter(|r| r.id != id).collect();
-        self.apply(api, None).await
+        self.apply(api, None).await?;
+        self.publish().await;
+        Ok(())
     }
 
     /// `POST /api/v1/plugins/validate`: checks a definition without loading anything.

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 mod commands;
+pub mod fleet;
 pub mod guard;
 pub mod manager;
 mod readiness;

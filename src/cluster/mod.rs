@@ -13,6 +13,7 @@
 //! them locally ([`lease`]). See the README's "Running a fleet" for the consistency
 //! model and how far a fleet can overshoot.
 
+pub mod document;
 pub mod lease;
 mod scripts;
 pub mod settle;
@@ -61,6 +62,7 @@ const TIMEOUTS_DOWN: u32 = 3;
 
 /// The process's connection to the fleet's Redis.
 pub struct Cluster {
+    client: redis::Client,
     conn: redis::aio::ConnectionManager,
     url: String,
     prefix: String,
@@ -68,6 +70,8 @@ pub struct Cluster {
     on_unavailable: OnUnavailable,
     sync_interval: Duration,
     retry_interval: Duration,
+    /// Whether admin API plugin records are the fleet's (`cluster.plugins`).
+    plugins: bool,
     up: AtomicBool,
     /// Commands timed out in a row; [`TIMEOUTS_DOWN`] of them mark Redis down.
     timeouts: AtomicU32,
@@ -119,9 +123,10 @@ impl Cluster {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(config.retry_interval);
-        let conn =
-            redis::aio::ConnectionManager::new_lazy_with_config(client, manager).map_err(setup)?;
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), manager)
+            .map_err(setup)?;
         let cluster = Arc::new(Cluster {
+            client,
             conn,
             url,
             prefix: config.key_prefix.clone(),
@@ -129,6 +134,7 @@ impl Cluster {
             on_unavailable: config.on_unavailable,
             sync_interval: config.sync_interval,
             retry_interval: config.retry_interval,
+            plugins: config.plugins,
             up: AtomicBool::new(false),
             timeouts: AtomicU32::new(0),
             settle: settle::Settle::default(),
@@ -163,6 +169,11 @@ impl Cluster {
         self.sync_interval
     }
 
+    /// True when admin API plugin records are shared by the fleet (`cluster.plugins`).
+    pub fn shares_plugins(&self) -> bool {
+        self.plugins
+    }
+
     /// The key `name` under this fleet's prefix.
     pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
@@ -173,9 +184,11 @@ impl Cluster {
         &self.settle
     }
 
-    /// Stops the background task (the last settlement is attempted first).
-    pub fn stop(&self) {
-        self.stop.cancel();
+    /// Adds every queued usage delta now (at shutdown), when Redis answers.
+    pub async fn flush(&self) {
+        if self.is_up() {
+            self.settle.round(self).await;
+        }
     }
 
     /// Runs one command of `op` under the timeout, with its metrics; a failure marks

@@ -115,7 +115,7 @@ impl Settle {
 
     /// One round: adds every queued delta and reads back the watched counters. On
     /// failure the deltas are queued again.
-    async fn round(&self, cluster: &Cluster) {
+    pub(super) async fn round(&self, cluster: &Cluster) {
         let (sending, watched) = {
             let mut s = self.state();
             let now = Instant::now();

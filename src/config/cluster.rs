@@ -67,6 +67,10 @@ pub struct ClusterConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub sync_interval: Duration,
+    /// Keep the admin API's plugin records in Redis, versioned: a change made through
+    /// any gateway is announced and applied by every gateway of the fleet.
+    #[serde(default)]
+    pub plugins: bool,
     /// How often an unreachable Redis is tried again.
     #[serde(
         default = "default_retry_interval",
@@ -85,6 +89,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("on_unavailable", &self.on_unavailable)
             .field("sync_interval", &self.sync_interval)
             .field("retry_interval", &self.retry_interval)
+            .field("plugins", &self.plugins)
             .finish()
     }
 }

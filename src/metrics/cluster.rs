@@ -10,6 +10,7 @@ const LATENCY: &str = "microgateway_cluster_command_duration_seconds";
 const DEGRADED: &str = "microgateway_cluster_degraded_total";
 const PENDING: &str = "microgateway_cluster_pending_keys";
 const DROPPED: &str = "microgateway_cluster_dropped_total";
+const PLUGIN_SYNCS: &str = "microgateway_cluster_plugin_syncs_total";
 
 /// Describes the metrics of this file.
 pub(super) fn describe_cluster() {
@@ -38,6 +39,15 @@ pub(super) fn describe_cluster() {
         DROPPED,
         "Usage not added to Redis because too many counters were waiting (Redis down for long)."
     );
+    metrics::describe_counter!(
+        PLUGIN_SYNCS,
+        "Fleet plugin-record changes, by outcome (published, deferred, applied, failed)."
+    );
+}
+
+/// One fleet plugin-record change of `outcome`.
+pub fn cluster_plugin_sync(outcome: &'static str) {
+    counter!(PLUGIN_SYNCS, "outcome" => outcome).increment(1);
 }
 
 /// Whether the cluster's Redis answers.

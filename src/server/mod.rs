@@ -207,6 +207,11 @@ pub async fn start_full(
         manager: manager.clone(),
     });
     let admin_task = crate::task::spawn(admin::serve(admin_listener, admin, admin_stop.clone()));
+    // With `cluster.plugins`, API plugin records follow the fleet's.
+    crate::task::detach(
+        "fleet-plugins",
+        admin::fleet::run(manager.clone(), admin_stop.clone()),
+    );
     if let Some(path) = config_path.filter(|_| config.admin.watch_config) {
         admin::triggers::watch_config(manager.clone(), path, admin_stop.clone());
     }
@@ -281,6 +286,10 @@ pub async fn start_full(
             tracing::warn!(
                 "data collection queue not empty at shutdown; remaining records dropped"
             );
+        }
+        // Usage metered since the last settlement goes to the fleet's counters.
+        if let Some(cluster) = shared.proxy().registry().cluster() {
+            cluster.flush().await;
         }
         // Plugin processes are stopped (Shutdown, then the process group is killed and reaped).
         shared.proxy().plugins().shutdown().await;

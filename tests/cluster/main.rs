@@ -15,3 +15,4 @@ pub mod common;
 
 mod fleet;
 mod outage;
+mod plugins;
