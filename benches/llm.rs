@@ -443,8 +443,9 @@ fn in_process(c: &mut Criterion) {
     });
     g.finish();
     let mut g = c.benchmark_group("cache");
-    let store = microgateway::llm::cache::Store::new(&microgateway::config::CacheConfig::default())
-        .unwrap();
+    let store =
+        microgateway::llm::cache::Store::new(&microgateway::config::CacheConfig::default(), None)
+            .unwrap();
     let route_cache = microgateway::config::RouteCacheConfig {
         ttl: Duration::from_secs(3600),
         scope: microgateway::config::CacheScope::Global,

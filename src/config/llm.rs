@@ -215,6 +215,21 @@ pub struct CacheConfig {
     /// The largest one answer stored (a larger one is passed on, not kept).
     #[serde(default = "default_cache_entry_bytes")]
     pub max_entry_bytes: u64,
+    /// `memory` (this process only) or `redis`: the fleet's Redis (`[cluster]`) as a
+    /// second tier behind memory, with the same keys and scoping.
+    #[serde(default)]
+    pub backend: CacheBackend,
+}
+
+/// Where cached LLM answers are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    /// In this process's memory only.
+    #[default]
+    Memory,
+    /// In memory, and in the fleet's Redis for every gateway sharing it.
+    Redis,
 }
 
 impl Default for CacheConfig {
@@ -222,6 +237,7 @@ impl Default for CacheConfig {
         CacheConfig {
             max_bytes: default_cache_bytes(),
             max_entry_bytes: default_cache_entry_bytes(),
+            backend: CacheBackend::Memory,
         }
     }
 }

@@ -28,8 +28,8 @@ pub use allowlist::Allowlist;
 pub use balance::{Balance, HashOn, HealthCheckConfig};
 pub use cluster::{ClusterConfig, OnUnavailable, redacted};
 pub use llm::{
-    CacheConfig, CacheScope, LlmConfig, LlmUpstreamConfig, ModelTargets, Price, Provider,
-    RouteCacheConfig, RouteLlmConfig, split_family,
+    CacheBackend, CacheConfig, CacheScope, LlmConfig, LlmUpstreamConfig, ModelTargets, Price,
+    Provider, RouteCacheConfig, RouteLlmConfig, split_family,
 };
 pub use plugins::{
     AutoMtls, GrpcTlsConfig, OciConfig, OnError, PipelineConfig, PluginConfig, PluginContract,

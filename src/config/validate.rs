@@ -183,6 +183,7 @@ pub(super) fn validate(config: &Config) -> Result<Resolved, ConfigError> {
     if let Some(c) = &config.cluster {
         cluster::validate_cluster(c)?;
     }
+    cluster::validate_cache_backend(config)?;
     Ok(Resolved {
         request_id_header,
         route_upstreams,

@@ -100,6 +100,7 @@ pub struct Store {
     cache: moka::sync::Cache<Key, Arc<Entry>>,
     max_entry: u64,
     held: Arc<Held>,
+    remote: Option<remote::Remote>,
 }
 
 impl std::fmt::Debug for Store {
@@ -143,8 +144,12 @@ impl moka::Expiry<Key, Arc<Entry>> for PerEntryTtl {
 }
 
 impl Store {
-    /// A store of at most `config.max_bytes`; `None` when that is 0 (caching off).
-    pub fn new(config: &CacheConfig) -> Option<Arc<Store>> {
+    /// A store of at most `config.max_bytes`; `None` when that is 0 (caching off). With
+    /// `backend = "redis"`, `cluster`'s Redis is its second tier.
+    pub fn new(
+        config: &CacheConfig,
+        cluster: Option<&Arc<crate::cluster::Cluster>>,
+    ) -> Option<Arc<Store>> {
         if config.max_bytes == 0 {
             return None;
         }
@@ -172,6 +177,9 @@ impl Store {
             cache,
             max_entry: config.max_entry_bytes.min(config.max_bytes),
             held,
+            remote: cluster
+                .filter(|_| config.backend == crate::config::CacheBackend::Redis)
+                .map(|c| remote::Remote::new(c.clone())),
         }))
     }
 
@@ -230,10 +238,25 @@ impl Store {
         response.map(|inner| http_body_util::BodyExt::boxed_unsync(Capture { inner, pending }))
     }
 
+    /// After a miss in memory: the answer another gateway stored in the Redis tier, kept
+    /// in memory from now on; `None` without a Redis tier or when it has none.
+    pub async fn fill(&self, key: &Key) -> Option<Arc<Entry>> {
+        let entry = Arc::new(self.remote.as_ref()?.get(key).await?);
+        self.keep(*key, entry.clone());
+        Some(entry)
+    }
+
     fn insert(&self, key: Key, entry: Entry) {
+        if let Some(remote) = &self.remote {
+            remote.put(&key, &entry);
+        }
+        self.keep(key, Arc::new(entry));
+    }
+
+    fn keep(&self, key: Key, entry: Arc<Entry>) {
         self.held.bytes.fetch_add(entry.bytes, Ordering::Relaxed);
         self.held.entries.fetch_add(1, Ordering::Relaxed);
-        self.cache.insert(key, Arc::new(entry));
+        self.cache.insert(key, entry);
         self.held.publish();
     }
 }
@@ -308,6 +331,7 @@ fn has_tool_results(body: &Value) -> bool {
 }
 
 mod capture;
+mod remote;
 use capture::{Capture, Pending};
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ const DEGRADED: &str = "microgateway_cluster_degraded_total";
 const PENDING: &str = "microgateway_cluster_pending_keys";
 const DROPPED: &str = "microgateway_cluster_dropped_total";
 const PLUGIN_SYNCS: &str = "microgateway_cluster_plugin_syncs_total";
+const CACHE: &str = "microgateway_cluster_cache_total";
 
 /// Describes the metrics of this file.
 pub(super) fn describe_cluster() {
@@ -40,9 +41,18 @@ pub(super) fn describe_cluster() {
         "Usage not added to Redis because too many counters were waiting (Redis down for long)."
     );
     metrics::describe_counter!(
+        CACHE,
+        "The Redis tier of the LLM cache, by outcome (hit, miss, error, corrupt, stored)."
+    );
+    metrics::describe_counter!(
         PLUGIN_SYNCS,
         "Fleet plugin-record changes, by outcome (published, deferred, applied, failed)."
     );
+}
+
+/// One lookup or write of the Redis tier of the LLM cache, by `outcome`.
+pub fn cluster_cache(outcome: &'static str) {
+    counter!(CACHE, "outcome" => outcome).increment(1);
 }
 
 /// One fleet plugin-record change of `outcome`.

@@ -58,7 +58,9 @@ impl Proxy {
         if super::front::lists_models(route, &parts) {
             return Ok(super::front::models(route, upstream));
         }
-        let cache = self.cache_lookup(route, &mut parts, buffered.as_deref(), ctx);
+        let cache = self
+            .cache_lookup(route, &mut parts, buffered.as_deref(), ctx)
+            .await;
         let sent = match &cache {
             Some((Lookup::Hit(entry), _)) => {
                 ctx.cache_hit = true;

@@ -32,7 +32,7 @@ impl Proxy {
 
     /// The cache's decision for a request whose stages have run (so its app is known),
     /// with the TTL of what it stores; `None` when the route caches nothing.
-    pub(super) fn cache_lookup(
+    pub(super) async fn cache_lookup(
         &self,
         route: &Route,
         parts: &mut http::request::Parts,
@@ -43,7 +43,13 @@ impl Proxy {
         let store = self.cache.as_ref()?;
         let body = body.filter(|_| parts.method == Method::POST)?;
         let app = crate::llm::app_in(&ctx.hook_state);
-        let lookup = store.lookup(route.index, config, &parts.headers, body, app);
+        let mut lookup = store.lookup(route.index, config, &parts.headers, body, app);
+        // A miss here may be another gateway's hit (`llm.cache.backend = "redis"`).
+        if let Lookup::Miss(key) = &lookup
+            && let Some(entry) = store.fill(key).await
+        {
+            lookup = Lookup::Hit(entry);
+        }
         crate::metrics::llm_cache_lookup(&route.name, lookup.label());
         Some((lookup, config.ttl))
     }
@@ -70,7 +76,10 @@ impl Proxy {
 
 /// The store of a configuration: one when a route caches and `llm.cache.max_bytes`
 /// leaves room.
-pub(super) fn store_for(config: &crate::Config) -> Option<std::sync::Arc<Store>> {
+pub(super) fn store_for(
+    config: &crate::Config,
+    cluster: Option<&std::sync::Arc<crate::cluster::Cluster>>,
+) -> Option<std::sync::Arc<Store>> {
     let cached = config
         .routes
         .iter()
@@ -78,7 +87,7 @@ pub(super) fn store_for(config: &crate::Config) -> Option<std::sync::Arc<Store>>
     if !cached {
         return None;
     }
-    Store::new(&config.llm.cache)
+    Store::new(&config.llm.cache, cluster)
 }
 
 /// Reads a whole `200` JSON answer for its usage: records the usage in `ctx` and sets

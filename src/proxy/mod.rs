@@ -172,6 +172,7 @@ impl Proxy {
         let tolerate = |c: &PluginConfig| !c.required() || persisted.contains(&c.name);
         let set =
             PluginSet::build_tolerant(&config.plugins, &route_names, &registry, &tolerate).await?;
+        let cache = llm::store_for(config, registry.cluster());
         Ok(Proxy {
             router: Router::new(routes),
             upstreams,
@@ -189,7 +190,7 @@ impl Proxy {
             pipeline: config.pipeline.clone(),
             route_states,
             answered,
-            cache: llm::store_for(config),
+            cache,
             upgrades: crate::upgrade::Upgrades::default(),
         })
     }

@@ -13,6 +13,7 @@
 #[path = "../common/mod.rs"]
 pub mod common;
 
+mod cache;
 mod fleet;
 mod outage;
 mod plugins;

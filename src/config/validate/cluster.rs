@@ -6,6 +6,17 @@ use crate::config::{ClusterConfig, ConfigError};
 /// The URL schemes the Redis client accepts.
 const SCHEMES: &[&str] = &["redis://", "rediss://", "unix://", "redis+unix://"];
 
+/// Refuses `llm.cache.backend = "redis"` without a `[cluster]` to keep it in.
+pub(super) fn validate_cache_backend(config: &crate::config::Config) -> Result<(), ConfigError> {
+    if config.llm.cache.backend == crate::config::CacheBackend::Redis && config.cluster.is_none() {
+        return Err(ConfigError::invalid(
+            "llm.cache.backend",
+            "\"redis\" needs a [cluster] section with the Redis to use",
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a `[cluster]` the gateway could not connect with.
 pub(super) fn validate_cluster(c: &ClusterConfig) -> Result<(), ConfigError> {
     if !SCHEMES.iter().any(|s| c.redis_url.starts_with(s)) {
@@ -34,4 +45,31 @@ pub(super) fn validate_cluster(c: &ClusterConfig) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn refusal(toml: &str) -> String {
+        match Config::from_toml(toml) {
+            Ok(_) => panic!("accepted: {toml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_cluster_settings_name_their_key() {
+        let e = refusal("[llm.cache]\nbackend = \"redis\"\n");
+        assert!(e.contains("llm.cache.backend"), "{e}");
+        let e = refusal("[cluster]\nredis_url = \"http://user:secret@h:1\"\n");
+        assert!(e.contains("cluster.redis_url") && !e.contains("secret"), "{e}");
+        let e = refusal("[cluster]\nredis_url = \"redis://h:1\"\nca_file = \"/etc/hosts\"\n");
+        assert!(e.contains("cluster.ca_file"), "{e}");
+        let e = refusal("[cluster]\nredis_url = \"redis://h:1\"\nkey_prefix = \"\"\n");
+        assert!(e.contains("cluster.key_prefix"), "{e}");
+        let e = refusal("[cluster]\nredis_url = \"redis://h:1\"\non_unavailable = \"maybe\"\n");
+        assert!(e.contains("on_unavailable"), "{e}");
+        assert!(Config::from_toml("[cluster]\nredis_url = \"unix:///run/redis.sock\"\n").is_ok());
+    }
 }

@@ -12,10 +12,14 @@ fn config(scope: CacheScope, tool_results: bool) -> RouteCacheConfig {
 }
 
 fn store(max_bytes: u64, max_entry_bytes: u64) -> Arc<Store> {
-    Store::new(&CacheConfig {
-        max_bytes,
-        max_entry_bytes,
-    })
+    Store::new(
+        &CacheConfig {
+            max_bytes,
+            max_entry_bytes,
+            backend: crate::config::CacheBackend::Memory,
+        },
+        None,
+    )
     .unwrap()
 }
 
