@@ -131,6 +131,28 @@ def goal6(size):
              f"{stripped / MB:.1f} MB stripped ({raw / MB:.1f} MB as built, {linkage}: {path})")]
 
 
+FLEET = "(#20)"  # issue #20: Redis-backed limits cost < 10 % req/s against in process
+FLEET_RPS = 0.9
+
+
+def goal_fleet(by, burst):
+    local, redis = by.get("mg-rate-limit"), by.get("mg-rate-limit-redis")
+    if not (local and redis):
+        rows = [(FLEET, "Redis-backed rate limit req/s >= 0.9x in process", "SKIP",
+                 "needs scenarios mg-rate-limit and mg-rate-limit-redis (and redis-server)")]
+    else:
+        ratio = redis.rps / local.rps
+        value = f"{ratio:.2f}x ({redis.rps:.0f} vs {local.rps:.0f} req/s)"
+        if redis.cpu_us and local.cpu_us:
+            value += f"; CPU/req {redis.cpu_us:.1f} us vs {local.cpu_us:.1f} us"
+        rows = [(FLEET, "Redis-backed rate limit req/s >= 0.9x in process", status(ratio >= FLEET_RPS), value)]
+    for name, (admitted, size, sent) in (burst or {}).items():
+        rows.append((FLEET, f"3-gateway burst, shared {name} (info)", "INFO",
+                     f"admitted {admitted} of {sent} against a limit of {size} "
+                     f"(overshoot {admitted - size:+d})"))
+    return rows
+
+
 FAILOVER = "0 (#17)"  # issue #17's goal: no failed request while one of two targets dies
 
 
@@ -150,16 +172,16 @@ def goal_failover(by):
     ]
 
 
-def checks(scenarios, c1, estimates, criterion_source, size):
+def checks(scenarios, c1, estimates, criterion_source, size, burst=None):
     by = {s.name: s for s in scenarios}
     return (goal1(by, c1) + goal2(by) + goal3(by, c1) + goal4(estimates, criterion_source)
-            + goal5(by) + goal6(size) + goal_failover(by))
+            + goal5(by) + goal6(size) + goal_failover(by) + goal_fleet(by, burst))
 
 
 def summary(rows):
     """Each goal's state: MISS when a check missed, else SKIP when one was not measured."""
     out = {}
-    for goal in [*range(1, 7), FAILOVER]:
+    for goal in [*range(1, 7), FAILOVER, FLEET]:
         states = [r[2] for r in rows if r[0] == goal]
         out[goal] = "MISS" if "MISS" in states else ("SKIP" if "SKIP" in states else "PASS")
     return out

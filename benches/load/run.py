@@ -24,6 +24,11 @@ Goals (issue #16), each from this one run:
      else earlier estimates are read if present, else SKIP)
   5  plain route RSS under load <= nginx's (master + workers); idle RSS < 15 MB
   6  the stripped microgateway binary <= 20 MB (a copy is stripped with strip(1))
+Issue #20 (scenarios mg-rate-limit and mg-rate-limit-redis, benches/load/fleet.py; needs
+Debian's redis-server): the api_key + rate_limit route with its bucket in Redis serves
+>= 0.9x the req/s of the same route in process; then a burst of 200 requests on each of
+three gateways sharing one Redis reports what a shared bucket and a shared llm_policy
+request budget of 300 admitted (--no-burst skips it).
 Goal 0 of issue #17 (scenario mg-failover, benches/load/failover.py: one upstream group of
 two targets, the second SIGKILLed one third into a -c64 run and restarted after it):
   0  failed requests (non-2xx + socket errors) with one of two targets killed = 0; the p99
@@ -54,6 +59,7 @@ import time
 import urllib.request
 
 import failover
+import fleet
 import goals
 from helpers import (
     Children,
@@ -72,7 +78,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 API_KEY = "sk-load-test-1"
 BODY = json.dumps({"id": "load-test", "object": "fixture", "padding": "x" * 70})
 NAMES = ["direct", "hyper", "microgateway", "mg-baseline", "mg-api-key", "mg-file-plugin",
-         "mg-grpc-plugin", "nginx", "envoy", failover.NAME]
+         "mg-grpc-plugin", "nginx", "envoy", failover.NAME, *fleet.NAMES]
 
 
 def log(msg):
@@ -201,6 +207,8 @@ timeout = "2s"
 
     if failover.NAME in wanted:
         scenarios.append(failover.start(work, args, children, upstream, BODY, Scenario))
+    args.redis = fleet.start(gateway, work, children, wanted, log)
+    args.upstream = upstream
 
     if "nginx" in wanted:
         port = free_port()
@@ -308,7 +316,7 @@ def report(scenarios, args, estimates, criterion_source, size, rtt):
     path, raw, stripped, linkage = size
     print(f"binary: {path}: {raw / goals.MB:.1f} MB as built"
           + (f", {stripped / goals.MB:.1f} MB stripped" if stripped else "") + f" ({linkage})\n")
-    rows = goals.checks(scenarios, c1, estimates, criterion_source, size)
+    rows = goals.checks(scenarios, c1, estimates, criterion_source, size, args.burst)
     goals.print_checks(rows)
     fo = next((s for s in scenarios if s.victim), None)
     if fo and fo.kill_runs:
@@ -383,12 +391,15 @@ def parse_args():
     parser.add_argument("--criterion-dir", default=os.path.join(
                         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "criterion"),
                         help="where criterion writes GROUP/ID/new/estimates.json (default target/criterion)")
+    parser.add_argument("--no-burst", action="store_true",
+                        help="skip the 3-gateway burst against shared limits (issue #20's overshoot)")
     parser.add_argument("--json", help="also write the results and every check as JSON to this file")
     parser.add_argument("--pid-log", help="append `PID PGID LABEL` of every process started (and their "
                         "descendants) to this file, for checking that an interrupted run leaves none "
                         "(benches/load/interrupt_test.py)")
     args = parser.parse_args()
     args.c1_duration = args.c1_duration or args.duration
+    args.redis, args.upstream, args.burst = None, None, None
     args.release_dir = os.path.abspath(args.release_dir)
     return args
 
@@ -463,6 +474,9 @@ def main():
         try:
             scenarios = start_all(work, args, children, wanted)
             measure(scenarios, args, children)
+            if args.redis and not args.no_burst:
+                log(f"== fleet burst: 3 gateways on one Redis, {fleet.BURST_EACH} requests each at once")
+                args.burst = fleet.burst(args.release_dir, work, children, args.redis, args.upstream)
         finally:
             children.stop()
     ok = report(scenarios, args, estimates, source, size, rtt)

@@ -9,13 +9,11 @@
 //! converges the same way. The fleet's last writer wins: a change made while Redis was
 //! down is published when it answers again, replacing what others published meanwhile.
 
-use super::manager::PluginManager;
 use super::records::PluginRecord;
 use crate::cluster::Cluster;
 use crate::cluster::document::Document;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// How often a gateway compares its version with the fleet's, besides announcements.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -116,91 +114,98 @@ impl Fleet {
     }
 }
 
-/// Keeps `manager`'s API plugins in step with the fleet until `stop`.
-pub async fn run(manager: Arc<PluginManager>, stop: CancellationToken) {
-    let Some(fleet) = manager.fleet() else {
-        return;
-    };
-    let changed = fleet.doc.watch(&fleet.cluster, CHECK_EVERY);
-    loop {
-        sync(&manager).await;
-        tokio::select! {
-            () = changed.notified() => {}
-            () = stop.cancelled() => return,
-        }
-    }
+/// A document of the fleet this gateway should apply.
+pub(super) struct Next {
+    /// Its version.
+    pub version: u64,
+    hash: Option<[u8; 32]>,
+    /// Its API plugin records.
+    pub records: Vec<PluginRecord>,
 }
 
-/// One comparison with the fleet: publish a waiting local change, seed an empty fleet,
-/// or apply a document other than the one this gateway runs.
-async fn sync(manager: &PluginManager) {
-    let Some(fleet) = manager.fleet() else {
-        return;
-    };
-    if !fleet.cluster.is_up() {
-        return;
+impl Fleet {
+    /// Woken on every announcement and at least every second.
+    pub(super) fn watch(&self) -> Arc<tokio::sync::Notify> {
+        self.doc.watch(&self.cluster, CHECK_EVERY)
     }
-    let status = fleet.status();
-    if status.unpublished {
-        fleet.publish(&manager.api()).await;
-        return;
+
+    /// One comparison with the fleet, given this gateway's API records `api`: publishes
+    /// a waiting local change, seeds an empty fleet, or returns a document other than
+    /// the one this gateway runs.
+    pub(super) async fn next(&self, api: &[PluginRecord]) -> Option<Next> {
+        if !self.cluster.is_up() {
+            return None;
+        }
+        let status = self.status();
+        if status.unpublished {
+            self.publish(api).await;
+            return None;
+        }
+        let (version, text) = match self.doc.fetch(&self.cluster).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "fleet: cannot read plugin records");
+                return None;
+            }
+        };
+        if version == 0 {
+            // The first gateway of a fleet brings what it has.
+            if !api.is_empty() {
+                self.publish(api).await;
+            }
+            return None;
+        }
+        let hash = text.as_deref().map(digest);
+        if hash.is_some() && hash == status.applied {
+            self.status_mut().version = version;
+            return None;
+        }
+        if hash.is_some() && hash == status.failed {
+            return None;
+        }
+        match text.as_deref().map(serde_json::from_str::<Shared>) {
+            Some(Ok(shared)) => Some(Next {
+                version,
+                hash,
+                records: shared.plugins,
+            }),
+            other => {
+                let error = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "the document is missing".to_string(),
+                };
+                self.failed(
+                    &Next {
+                        version,
+                        hash,
+                        records: Vec::new(),
+                    },
+                    error,
+                );
+                None
+            }
+        }
     }
-    let (version, text) = match fleet.doc.fetch(&fleet.cluster).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::debug!(error = %e, "fleet: cannot read plugin records");
-            return;
-        }
-    };
-    if version == 0 {
-        // The first gateway of a fleet brings what it has.
-        let api = manager.api();
-        if !api.is_empty() {
-            fleet.publish(&api).await;
-        }
-        return;
+
+    /// `next` now runs here.
+    pub(super) fn applied(&self, next: &Next) {
+        crate::metrics::cluster_plugin_sync("applied");
+        tracing::info!(version = next.version, "fleet: plugin records applied");
+        let mut s = self.status_mut();
+        s.version = next.version;
+        s.applied = next.hash;
+        s.failed_version = None;
+        s.failed = None;
+        s.error = None;
     }
-    let hash = text.as_deref().map(digest);
-    if hash.is_some() && hash == status.applied {
-        fleet.status_mut().version = version;
-        return;
-    }
-    if hash.is_some() && hash == status.failed {
-        return;
-    }
-    let records = match text.as_deref().map(serde_json::from_str::<Shared>) {
-        Some(Ok(shared)) => shared.plugins,
-        other => {
-            let error = match other {
-                Some(Err(e)) => e.to_string(),
-                _ => "the document is missing".to_string(),
-            };
-            tracing::error!(version, error = %error, "fleet: cannot read plugin records");
-            let mut s = fleet.status_mut();
-            s.failed_version = Some(version);
-            s.failed = hash;
-            s.error = Some(error);
-            return;
-        }
-    };
-    match manager.apply_fleet(records).await {
-        Ok(()) => {
-            let mut s = fleet.status_mut();
-            s.version = version;
-            s.applied = hash;
-            s.failed_version = None;
-            s.failed = None;
-            s.error = None;
-            crate::metrics::cluster_plugin_sync("applied");
-            tracing::info!(version, "fleet: plugin records applied");
-        }
-        Err(e) => {
-            tracing::error!(version, error = %e, "fleet: plugin records not applied; running plugins unchanged");
-            crate::metrics::cluster_plugin_sync("failed");
-            let mut s = fleet.status_mut();
-            s.failed_version = Some(version);
-            s.failed = hash;
-            s.error = Some(e.to_string());
-        }
+
+    /// `next` could not be applied; it is not tried again until the fleet changes.
+    pub(super) fn failed(&self, next: &Next, error: String) {
+        crate::metrics::cluster_plugin_sync("failed");
+        tracing::error!(version = next.version, error = %error, "fleet: plugin records not applied; running plugins unchanged");
+        let mut s = self.status_mut();
+        s.failed_version = Some(next.version);
+        s.failed = next.hash;
+        s.error = Some(error);
     }
 }

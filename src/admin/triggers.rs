@@ -1,5 +1,5 @@
-//! Reload triggers besides the API: configuration-file changes (notify) and periodic
-//! health checks. SIGHUP is handled by the binary, which calls
+//! Reload triggers besides the API: configuration-file changes (notify), periodic
+//! health checks, and the fleet's plugin records (`cluster.plugins`). SIGHUP is handled by the binary, which calls
 //! [`PluginManager::reload_config_file`](super::manager::PluginManager::reload_config_file).
 
 use super::manager::PluginManager;
@@ -87,4 +87,26 @@ pub fn watch_health(manager: Arc<PluginManager>, every: Duration, stop: Cancella
             manager.retry_stand_ins().await;
         }
     });
+}
+
+/// With `cluster.plugins`: keeps `manager`'s API plugins in step with the fleet's until
+/// `stop` (see `admin::fleet`).
+pub async fn watch_fleet(manager: Arc<PluginManager>, stop: CancellationToken) {
+    let Some(changed) = manager.fleet().map(|f| f.watch()) else {
+        return;
+    };
+    loop {
+        if let Some(fleet) = manager.fleet()
+            && let Some(next) = fleet.next(&manager.api()).await
+        {
+            match manager.apply_fleet(next.records.clone()).await {
+                Ok(()) => fleet.applied(&next),
+                Err(e) => fleet.failed(&next, e.to_string()),
+            }
+        }
+        tokio::select! {
+            () = changed.notified() => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }

@@ -210,7 +210,7 @@ pub async fn start_full(
     // With `cluster.plugins`, API plugin records follow the fleet's.
     crate::task::detach(
         "fleet-plugins",
-        admin::fleet::run(manager.clone(), admin_stop.clone()),
+        admin::triggers::watch_fleet(manager.clone(), admin_stop.clone()),
     );
     if let Some(path) = config_path.filter(|_| config.admin.watch_config) {
         admin::triggers::watch_config(manager.clone(), path, admin_stop.clone());

@@ -63,7 +63,10 @@ mod tests {
         let e = refusal("[llm.cache]\nbackend = \"redis\"\n");
         assert!(e.contains("llm.cache.backend"), "{e}");
         let e = refusal("[cluster]\nredis_url = \"http://user:secret@h:1\"\n");
-        assert!(e.contains("cluster.redis_url") && !e.contains("secret"), "{e}");
+        assert!(
+            e.contains("cluster.redis_url") && !e.contains("secret"),
+            "{e}"
+        );
         let e = refusal("[cluster]\nredis_url = \"redis://h:1\"\nca_file = \"/etc/hosts\"\n");
         assert!(e.contains("cluster.ca_file"), "{e}");
         let e = refusal("[cluster]\nredis_url = \"redis://h:1\"\nkey_prefix = \"\"\n");
