@@ -11,13 +11,16 @@
 //! receives (`llm::strip`).
 
 mod body;
+mod errors;
+
+use errors::openai_error;
 
 use super::Budgets;
 use super::budget::{Reserve, Totals};
 use crate::config::PluginConfig;
 use crate::plugin::{
-    BuiltinContext, Decision, Hook, HookFuture, HookType, ImmediateResponse, Manifest, Mutations,
-    Plugin, PluginError, RequestView,
+    BuiltinContext, Decision, Hook, HookFuture, HookType, Manifest, Mutations, Plugin, PluginError,
+    RequestView,
 };
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
@@ -76,25 +79,6 @@ pub struct LlmPolicy {
     manifest: Manifest,
     settings: Settings,
     budgets: Arc<Budgets>,
-}
-
-/// An OpenAI-style error response.
-fn openai_error(
-    status: StatusCode,
-    kind: &str,
-    code: &str,
-    param: Option<&str>,
-    message: &str,
-) -> Decision {
-    let body = serde_json::json!({ "error": { "message": message, "type": kind, "param": param, "code": code } });
-    Decision::Respond(ImmediateResponse {
-        status,
-        headers: vec![(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body: Bytes::from(body.to_string()),
-    })
 }
 
 impl LlmPolicy {
