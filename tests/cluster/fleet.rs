@@ -228,3 +228,23 @@ async fn rediss_with_a_test_ca() {
     let keys = redis.cli(&["--scan", "--pattern", &format!("{prefix}*requests")]);
     assert_eq!(redis.cli(&["GET", keys.trim()]), "3", "{keys}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_on_a_unix_socket() {
+    let redis = Redis::start_unix();
+    let (provider, prefix) = (provider().await, prefix());
+    let config = config(provider, &cluster_lines(&redis, &prefix, ""), POLICY);
+    let a = GatewayProcess::spawn(&config).await;
+    let b = GatewayProcess::spawn(&config).await;
+    for gw in [&a, &b, &b] {
+        let reply = chat(gw.proxy_addr, "/v1/chat/completions", "k-s").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let reply = chat(a.proxy_addr, "/v1/chat/completions", "k-s").await;
+    assert_eq!(
+        reply.status,
+        429,
+        "shared over the socket: {}",
+        reply.text()
+    );
+}

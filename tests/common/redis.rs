@@ -17,12 +17,13 @@ pub struct RedisTls {
     pub ca: PathBuf,
 }
 
-/// One running `redis-server`.
+/// One running `redis-server` (TCP, TLS or a unix socket).
 pub struct Redis {
     child: Option<Child>,
     /// The TCP (or TLS) port it listens on.
     pub port: u16,
     tls: Option<RedisTls>,
+    unix: bool,
     dir: tempfile::TempDir,
 }
 
@@ -43,11 +44,29 @@ impl Redis {
         Self::start_with(Some(tls))
     }
 
+    /// Starts a server listening on a unix socket only (`unix://`).
+    pub fn start_unix() -> Redis {
+        let mut redis = Redis {
+            child: None,
+            port: 0,
+            tls: None,
+            unix: true,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
     fn start_with(tls: Option<RedisTls>) -> Redis {
         let mut redis = Redis {
             child: None,
             port: free_port(),
             tls,
+            unix: false,
             dir: tempfile::tempdir().unwrap(),
         };
         redis.spawn();
@@ -63,6 +82,9 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         match &self.tls {
+            None if self.unix => {
+                cmd.args(["--port", "0", "--unixsocket"]).arg(self.socket());
+            }
             None => {
                 cmd.args(["--port", &self.port.to_string()]);
             }
@@ -82,11 +104,15 @@ impl Redis {
         });
         self.child = Some(child);
         let until = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let listening = || match self.unix {
+            true => std::os::unix::net::UnixStream::connect(self.socket()).is_ok(),
+            false => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+        };
+        while !listening() {
             assert!(
                 Instant::now() < until,
-                "redis-server did not listen on {}",
-                self.port
+                "redis-server did not listen ({})",
+                self.url()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -95,6 +121,9 @@ impl Redis {
     /// `redis://127.0.0.1:PORT`, or `rediss://localhost:PORT` for a TLS server (the
     /// test certificate names `localhost`).
     pub fn url(&self) -> String {
+        if self.unix {
+            return format!("unix://{}", self.socket().display());
+        }
         match self.tls {
             None => format!("redis://127.0.0.1:{}", self.port),
             Some(_) => format!("rediss://localhost:{}", self.port),
@@ -118,7 +147,11 @@ impl Redis {
     /// Runs `redis-cli` with `args` against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("redis-cli");
-        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.unix {
+            cmd.arg("-s").arg(self.socket());
+        } else {
+            cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        }
         if let Some(t) = &self.tls {
             cmd.arg("--tls").arg("--cacert").arg(&t.ca);
         }
