@@ -100,10 +100,13 @@ async fn poll(cluster: Weak<Cluster>, interval: Duration, notify: Arc<Notify>) {
 /// connection it subscribes again (and wakes `notify`, since it may have missed some).
 async fn subscribe(cluster: Weak<Cluster>, channel: String, notify: Arc<Notify>) {
     loop {
-        let Some((client, stop, retry)) = cluster
-            .upgrade()
-            .map(|c| (c.client.clone(), c.stop.clone(), c.retry_interval))
-        else {
+        let Some((client, stop, retry)) = cluster.upgrade().map(|c| {
+            (
+                redis::Client::clone(&c.client.load()),
+                c.stop.clone(),
+                c.retry_interval,
+            )
+        }) else {
             return;
         };
         let subscribed = async {

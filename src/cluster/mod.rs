@@ -16,6 +16,7 @@
 pub mod document;
 pub mod lease;
 mod scripts;
+mod sentinel;
 pub mod settle;
 
 use crate::config::{ClusterConfig, OnUnavailable};
@@ -62,8 +63,11 @@ const TIMEOUTS_DOWN: u32 = 3;
 
 /// The process's connection to the fleet's Redis.
 pub struct Cluster {
-    client: redis::Client,
-    conn: redis::aio::ConnectionManager,
+    /// The client of the node in use (the master the Sentinels named, with Sentinel).
+    client: arc_swap::ArcSwap<redis::Client>,
+    conn: arc_swap::ArcSwap<redis::aio::ConnectionManager>,
+    manager: redis::aio::ConnectionManagerConfig,
+    sentinel: Option<sentinel::Sentinel>,
     url: String,
     prefix: String,
     timeout: Duration,
@@ -123,11 +127,14 @@ impl Cluster {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(config.retry_interval);
-        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), manager)
-            .map_err(setup)?;
+        let conn =
+            redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), manager.clone())
+                .map_err(setup)?;
         let cluster = Arc::new(Cluster {
-            client,
-            conn,
+            client: arc_swap::ArcSwap::from_pointee(client),
+            conn: arc_swap::ArcSwap::from_pointee(conn),
+            manager,
+            sentinel: sentinel::Sentinel::new(config)?,
             url,
             prefix: config.key_prefix.clone(),
             timeout: config.timeout,
@@ -216,7 +223,8 @@ impl Cluster {
         F: Future<Output = redis::RedisResult<T>>,
     {
         let start = tokio::time::Instant::now();
-        let result = tokio::time::timeout(self.timeout, command(self.conn.clone())).await;
+        let conn = redis::aio::ConnectionManager::clone(&self.conn.load());
+        let result = tokio::time::timeout(self.timeout, command(conn)).await;
         let seconds = start.elapsed().as_secs_f64();
         match result {
             Ok(Ok(value)) => {
@@ -247,8 +255,23 @@ impl Cluster {
         }
     }
 
-    /// One `PING`, whether or not Redis is marked down.
+    /// One `PING`, whether or not Redis is marked down; with Sentinel, the master is
+    /// asked for first and the connection moves to it when it changed.
     async fn probe(&self) -> Result<(), ClusterError> {
+        if let Some(sentinel) = &self.sentinel {
+            let master = sentinel.master(self.timeout).await?;
+            let moved = master.get_connection_info().addr()
+                != self.client.load().get_connection_info().addr();
+            if moved {
+                let conn = redis::aio::ConnectionManager::new_lazy_with_config(
+                    master.clone(),
+                    self.manager.clone(),
+                )?;
+                tracing::info!(master = %master.get_connection_info().addr(), "cluster: the sentinels name a new master");
+                self.conn.store(Arc::new(conn));
+                self.client.store(Arc::new(master));
+            }
+        }
         self.run_anyway("ping", |mut c| async move {
             redis::cmd("PING").query_async::<()>(&mut c).await
         })

@@ -42,6 +42,14 @@ pub struct ClusterConfig {
     /// `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS) or
     /// `unix:///path/to/redis.sock`. It may carry a password, so it is never logged.
     pub redis_url: String,
+    /// With Redis Sentinel: the monitored master's name. `redis_url` and `sentinels` are
+    /// then the Sentinels' addresses, and the gateway asks them for the master again
+    /// whenever the master stops answering (after a failover).
+    #[serde(default)]
+    pub sentinel_master: Option<String>,
+    /// More Sentinel addresses besides `redis_url` (with `sentinel_master`).
+    #[serde(default)]
+    pub sentinels: Vec<String>,
     /// PEM file of the CA that signed the Redis server's certificate (`rediss://`);
     /// without it the system roots are used.
     #[serde(default)]
@@ -83,6 +91,15 @@ impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterConfig")
             .field("redis_url", &redacted(&self.redis_url))
+            .field("sentinel_master", &self.sentinel_master)
+            .field(
+                "sentinels",
+                &self
+                    .sentinels
+                    .iter()
+                    .map(|u| redacted(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("ca_file", &self.ca_file)
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)

@@ -17,3 +17,4 @@ mod cache;
 mod fleet;
 mod outage;
 mod plugins;
+mod sentinel;

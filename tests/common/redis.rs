@@ -24,6 +24,7 @@ pub struct Redis {
     pub port: u16,
     tls: Option<RedisTls>,
     unix: bool,
+    extra: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -51,6 +52,7 @@ impl Redis {
             port: 0,
             tls: None,
             unix: true,
+            extra: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
         };
         redis.spawn();
@@ -67,7 +69,54 @@ impl Redis {
             port: free_port(),
             tls,
             unix: false,
+            extra: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
+        };
+        redis.spawn();
+        redis
+    }
+
+    /// Starts a plain-TCP replica of `master`.
+    pub fn start_replica_of(master: &Redis) -> Redis {
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            tls: None,
+            unix: false,
+            extra: vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                master.port.to_string(),
+            ],
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.spawn();
+        redis
+    }
+
+    /// Starts a Sentinel (`redis-server --sentinel`) monitoring `master` as `name`,
+    /// which it declares down after 500 ms.
+    pub fn start_sentinel(master: &Redis, name: &str) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds {name} 500\n\
+                 sentinel failover-timeout {name} 5000\n",
+                master.port
+            ),
+        )
+        .unwrap();
+        let mut redis = Redis {
+            child: None,
+            port,
+            tls: None,
+            unix: false,
+            extra: vec![conf.display().to_string(), "--sentinel".into()],
+            dir,
         };
         redis.spawn();
         redis
@@ -75,6 +124,17 @@ impl Redis {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
+        if self.extra.last().is_some_and(|a| a == "--sentinel") {
+            // A Sentinel takes its configuration file first and nothing else.
+            cmd.args(&self.extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            self.child = Some(cmd.spawn().unwrap());
+            self.wait_listening();
+            return;
+        }
+        cmd.args(&self.extra);
         cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -103,6 +163,10 @@ impl Redis {
             panic!("cannot start redis-server ({e}): install Debian's redis-server (.ci/run does)")
         });
         self.child = Some(child);
+        self.wait_listening();
+    }
+
+    fn wait_listening(&self) {
         let until = Instant::now() + Duration::from_secs(10);
         let listening = || match self.unix {
             true => std::os::unix::net::UnixStream::connect(self.socket()).is_ok(),

@@ -29,6 +29,38 @@ pub(super) fn validate_cluster(c: &ClusterConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    for (i, url) in c.sentinels.iter().enumerate() {
+        if !url.starts_with("redis://") {
+            return Err(ConfigError::invalid(
+                format!("cluster.sentinels[{i}]"),
+                format!(
+                    "{:?}: a Sentinel address is redis://host:port",
+                    crate::config::redacted(url)
+                ),
+            ));
+        }
+    }
+    match &c.sentinel_master {
+        Some(name) if name.is_empty() => {
+            return Err(ConfigError::invalid(
+                "cluster.sentinel_master",
+                "must not be empty",
+            ));
+        }
+        Some(_) if !c.redis_url.starts_with("redis://") || c.ca_file.is_some() => {
+            return Err(ConfigError::invalid(
+                "cluster.redis_url",
+                "with sentinel_master it is a Sentinel address, redis://host:port (Sentinel over TLS is not supported)",
+            ));
+        }
+        None if !c.sentinels.is_empty() => {
+            return Err(ConfigError::invalid(
+                "cluster.sentinels",
+                "only used with sentinel_master",
+            ));
+        }
+        _ => {}
+    }
     if let Some(ca) = &c.ca_file {
         if !c.redis_url.starts_with("rediss://") {
             return Err(ConfigError::invalid(
@@ -74,5 +106,11 @@ mod tests {
         let e = refusal("[cluster]\nredis_url = \"redis://h:1\"\non_unavailable = \"maybe\"\n");
         assert!(e.contains("on_unavailable"), "{e}");
         assert!(Config::from_toml("[cluster]\nredis_url = \"unix:///run/redis.sock\"\n").is_ok());
+        let e = refusal("[cluster]\nredis_url = \"redis://h:1\"\nsentinels = [\"redis://h:2\"]\n");
+        assert!(e.contains("cluster.sentinels"), "{e}");
+        let e = refusal("[cluster]\nredis_url = \"rediss://h:1\"\nsentinel_master = \"m\"\n");
+        assert!(e.contains("cluster.redis_url"), "{e}");
+        let sentinel = "[cluster]\nredis_url = \"redis://h:1\"\nsentinel_master = \"m\"\nsentinels = [\"redis://h:2\"]\n";
+        assert!(Config::from_toml(sentinel).is_ok());
     }
 }
